@@ -1,0 +1,258 @@
+"""The experiment config: one typed schema, its defaults, and how YAML and --set overrides become it.
+
+Merge order (documented in the README, the same for every command):
+
+    schema defaults → `extends:` base file(s) → the YAML file → each `--set a.b=value` in order → validate
+
+The result is a frozen `Config`; every run folder stores it resolved, so a run can always be repeated.
+This module must stay torch-free: `dropcli --help` and config errors should be instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+
+
+class ConfigError(Exception):
+    """A user's config or override is wrong. `problems` holds one line per problem, each naming the field."""
+
+    def __init__(self, problems: list[str] | str):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# Names users write in YAML. Each is also a key of the matching registry (data.DATASETS, models.MODELS);
+# they are spelled here so that validating a config never needs to import torch. A test checks the two agree.
+DatasetName = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10"]
+ModelName = Literal["mlp", "cnn", "gru"]
+OptimizerName = Literal["adam", "sgd"]
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class Section(BaseModel):
+    # extra="forbid": a typo is an error naming the key, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(Section):
+    name: DatasetName = "mnist1d"
+    root: str = "data"  # where datasets are cached / downloaded; relative paths are from the working directory
+    train_size: Annotated[int, Field(gt=0)] | None = None  # None: the whole training pool left after validation
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2  # of the training pool; the test split is separate
+    label_noise: Fraction = 0.0  # fraction of training labels replaced by a different, random class
+    download: bool = True  # torchvision datasets only; mnist1d is always generated offline
+
+
+class ModelConfig(Section):
+    name: ModelName = "mlp"
+    hidden_sizes: list[Annotated[int, Field(gt=0)]] = [256, 256]  # mlp: width of each hidden layer
+    channels: list[Annotated[int, Field(gt=0)]] = [32, 64]  # cnn: output channels of each conv block
+    spatial_dropout: bool = False  # cnn: drop whole feature maps instead of single activations
+    hidden_size: Annotated[int, Field(gt=0)] = 64  # gru (and cnn's dense layer): hidden units
+    num_layers: Annotated[int, Field(gt=0)] = 1  # gru: stacked recurrent layers
+
+    @field_validator("hidden_sizes", "channels")
+    @classmethod
+    def _not_empty(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("needs at least one size")
+        return value
+
+
+class EarlyStoppingConfig(Section):
+    patience: Annotated[int, Field(gt=0)] = 10  # epochs without improvement before stopping
+    min_delta: NonNegative = 0.0  # an improvement smaller than this does not count
+    metric: Literal["val_loss", "val_acc"] = "val_loss"
+
+
+class RegularizerConfig(Section):
+    """Every regularizer is off by default; `regularizer: none` in YAML means exactly this."""
+
+    dropout: Fraction = 0.0  # rate p: each hidden activation is zeroed with probability p while training
+    l2: NonNegative = 0.0  # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
+    l1: NonNegative = 0.0  # penalty l1 * sum(|w|) over weights (not biases)
+    max_norm: Annotated[float, Field(gt=0.0)] | None = None  # each unit's incoming weight vector clipped to this norm
+    early_stopping: EarlyStoppingConfig | None = None  # None: train for all epochs
+
+    @model_validator(mode="before")
+    @classmethod
+    def _none_means_off(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.lower() == "none"):
+            return {}
+        return value
+
+
+class OptimizerConfig(Section):
+    name: OptimizerName = "adam"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9  # sgd only
+    batch_size: Annotated[int, Field(gt=0)] = 64
+    schedule: Literal["constant", "cosine"] = "constant"  # cosine decays lr to 0 over `epochs`
+
+
+class Config(Section):
+    name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
+    epochs: Annotated[int, Field(gt=0)] = 60
+    seed: StrictInt = 0  # seeds weights, data split, label noise, batch order and dropout masks
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    regularizer: RegularizerConfig = RegularizerConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError("allowed values: auto, cpu, cuda, cuda:N")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _folder_safe_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+            raise ValueError("use letters, digits, '.', '_' and '-' only (it names the run folder)")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regularizer_none(cls, value: Any) -> Any:
+        # `regularizer: none` parses as the string "none" or as null; both mean "everything off".
+        if isinstance(value, dict) and value.get("regularizer") is None and "regularizer" in value:
+            value = {**value, "regularizer": {}}
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading: YAML files (with `extends:`), --set overrides, validation errors as one line per field.
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults → YAML file (and the files it extends) → overrides → validated, frozen Config."""
+    raw: dict[str, Any] = read_yaml_with_bases(Path(path)) if path is not None else {}
+    for override in overrides or []:
+        key, value = parse_override(override)
+        set_dotted(raw, key, value)
+    return validate_config(raw)
+
+
+def validate_config(raw: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError([describe_error(e) for e in error.errors()]) from None
+
+
+def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config; a top-level `extends: other.yaml` (relative to this file) is merged in first."""
+    resolved = path.resolve()
+    if resolved in _seen:
+        raise ConfigError(f"{path}: `extends` forms a cycle through {' -> '.join(p.name for p in _seen)}")
+    data = read_yaml_mapping(path)
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: extends: expected a file name, got {base_name!r}")
+    base = read_yaml_with_bases(path.parent / base_name, (*_seen, resolved))
+    return deep_merge(base, data)
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}:{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (dataset:, model:, ...), "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=value` → ("a.b", parsed value). Values are read as YAML: 0.5, true, [128, 64], null."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set regularizer.dropout=0.5")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key, value
+
+
+def set_dotted(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    node = raw
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}  # e.g. `regularizer: none` followed by --set regularizer.dropout=0.5
+        node = node[part]
+    node[leaf] = value
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """One line per problem: the dotted field, what is wrong, and the allowed values or closest key."""
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{location}: unknown key{suggest_key(error['loc'])}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{location}: {message} (got {error['input']!r})"
+
+
+def suggest_key(loc: tuple[Any, ...]) -> str:
+    section = section_model_at(loc[:-1])
+    if section is None:
+        return ""
+    valid = list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} valid keys: {', '.join(valid)}"
+
+
+def section_model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [t for t in getattr(field.annotation, "__args__", (field.annotation,))
+                      if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not candidates:
+            return None
+        model = candidates[0]
+    return model
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

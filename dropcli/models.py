@@ -1,0 +1,143 @@
+"""Models by name: mlp, cnn, gru. Each builder takes its dropout rate from the regularizers.
+
+Dropout follows each family's convention: after the activation of every hidden layer, never on the
+output layer; in the GRU on the non-recurrent connections only (between layers and before the classifier,
+Zaremba et al. 2014), so the recurrent state is not disturbed at every step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from dropcli.config import ModelConfig
+
+Builder = Callable[[ModelConfig, tuple[int, ...], int, float], nn.Module]
+MODELS: dict[str, Builder] = {}
+
+
+def register_model(name: str) -> Callable[[Builder], Builder]:
+    def add(builder: Builder) -> Builder:
+        if name in MODELS:
+            raise KeyError(f"model {name!r} is registered twice")
+        MODELS[name] = builder
+        return builder
+
+    return add
+
+
+def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> nn.Module:
+    if config.name not in MODELS:
+        raise KeyError(f"model.name: unknown model {config.name!r}; allowed: {', '.join(MODELS)}")
+    return MODELS[config.name](config, input_shape, num_classes, dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+@register_model("mlp")
+def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = math.prod(input_shape)
+    for hidden in config.hidden_sizes:
+        layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes))  # the output layer: no dropout
+    return nn.Sequential(*layers)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+@register_model("cnn")
+def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
+    """Conv blocks (conv → ReLU → dropout → max-pool), then one dense hidden layer and the output layer.
+    A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
+    `spatial_dropout`, the conv blocks drop whole feature maps (Tompson et al. 2015)."""
+    one_d = len(input_shape) == 1
+    conv, pool = (nn.Conv1d, nn.MaxPool1d) if one_d else (nn.Conv2d, nn.MaxPool2d)
+    channel_dropout = nn.Dropout1d if one_d else nn.Dropout2d
+    layers: list[nn.Module] = [nn.Unflatten(1, (1, input_shape[0]))] if one_d else []
+    in_channels = 1 if one_d else input_shape[0]
+    for out_channels in config.channels:
+        block_dropout = channel_dropout(dropout) if config.spatial_dropout else nn.Dropout(dropout)
+        layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), block_dropout, pool(2)]
+        in_channels = out_channels
+    layers.append(nn.Flatten())
+    features = nn.Sequential(*layers)
+    with torch.no_grad():
+        flat = features(torch.zeros(1, *input_shape)).shape[1]
+    head = [nn.Linear(flat, config.hidden_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(config.hidden_size, num_classes)]
+    return nn.Sequential(features, *head)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+class GRULayer(nn.Module):
+    """One GRU layer written with plain matmuls (same equations as nn.GRU), so that it can later be stacked
+    and vmapped for batched sweeps; nn.GRU has no batching rule."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.input_weight = nn.Parameter(torch.empty(3 * hidden_size, input_size))
+        self.hidden_weight = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
+        self.input_bias = nn.Parameter(torch.empty(3 * hidden_size))
+        self.hidden_bias = nn.Parameter(torch.empty(3 * hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)  # nn.GRU's initialisation
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -bound, bound)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        """[N, T, input_size] → [N, T, hidden_size]."""
+        # the input projections of all time steps at once; only the recurrent part is sequential
+        input_gates = sequence @ self.input_weight.T + self.input_bias
+        h = sequence.new_zeros(sequence.shape[0], self.hidden_size)
+        outputs = []
+        for step in range(sequence.shape[1]):
+            hidden_gates = h @ self.hidden_weight.T + self.hidden_bias
+            in_r, in_z, in_n = input_gates[:, step].chunk(3, dim=1)
+            hid_r, hid_z, hid_n = hidden_gates.chunk(3, dim=1)
+            reset = torch.sigmoid(in_r + hid_r)
+            update = torch.sigmoid(in_z + hid_z)
+            candidate = torch.tanh(in_n + reset * hid_n)
+            h = (1 - update) * candidate + update * h
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+
+class GRUClassifier(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float):
+        super().__init__()
+        sizes = [input_size] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(GRULayer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.dropouts = nn.ModuleList(nn.Dropout(dropout) for _ in range(num_layers))
+        self.output = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sequence = as_sequence(x)
+        for layer, dropout in zip(self.layers, self.dropouts):
+            sequence = dropout(layer(sequence))  # non-recurrent connections only
+        return self.output(sequence[:, -1])
+
+
+def as_sequence(x: torch.Tensor) -> torch.Tensor:
+    """MNIST-1D [N, L] → L steps of 1 feature; images [N, C, H, W] → H steps (rows) of C*W features."""
+    if x.ndim == 2:
+        return x.unsqueeze(-1)
+    n, c, h, w = x.shape
+    return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
+
+
+@register_model("gru")
+def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
+    input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
+    return GRUClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout)

@@ -1,0 +1,162 @@
+"""Regularizers behind one small interface, so the training loop never branches on a regularizer's name.
+
+A regularizer may do any of four things, each a hook the loop calls at a fixed stage:
+  model_options()     shape the model before it is built (dropout's rate)
+  penalty(model)      add a term to the training loss (L2, L1)
+  after_step(model)   constrain the weights after each optimizer step (max-norm)
+  end_of_epoch(...)   decide to stop (early stopping); finish(model) runs before the test evaluation
+
+They are registered under the keys users write in the `regularizer:` section; a key whose value is 0 or
+null is off. "Weights" means parameters with two or more dimensions: biases are never penalized or clipped.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from dropcli.config import EarlyStoppingConfig, RegularizerConfig
+
+
+class Regularizer:
+    def describe(self) -> str:
+        """A few words for titles and logs, e.g. "dropout p=0.5"."""
+        raise NotImplementedError
+
+    def model_options(self) -> dict[str, Any]:
+        return {}
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        pass
+
+    def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
+        """Return a reason to stop training now, or None to go on."""
+        return None
+
+    def finish(self, model: nn.Module) -> dict[str, Any]:
+        """Called once after the last epoch, before the test evaluation; returns facts for summary.json."""
+        return {}
+
+
+REGULARIZERS: dict[str, Callable[[Any], Regularizer]] = {}
+
+
+def register_regularizer(key: str) -> Callable[[type], type]:
+    def add(cls: type) -> type:
+        if key in REGULARIZERS:
+            raise KeyError(f"regularizer {key!r} is registered twice")
+        REGULARIZERS[key] = cls
+        return cls
+
+    return add
+
+
+def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
+    """One object per active key of the `regularizer:` section, in the section's order."""
+    active = []
+    for key, value in config:
+        if value is None or value == 0:
+            continue
+        active.append(REGULARIZERS[key](value))
+    return active
+
+
+def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.ndim >= 2]
+
+
+@register_regularizer("dropout")
+class Dropout(Regularizer):
+    """Inverted dropout: the models' dropout layers zero each activation with probability p in training
+    and scale the survivors by 1/(1-p), so evaluation is the identity."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def describe(self) -> str:
+        return f"dropout p={self.p:g}"
+
+    def model_options(self) -> dict[str, Any]:
+        return {"dropout": self.p}
+
+
+@register_regularizer("l2")
+class L2(Regularizer):
+    def __init__(self, coefficient: float):
+        self.coefficient = coefficient
+
+    def describe(self) -> str:
+        return f"L2 {self.coefficient:g}"
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        # l2/2 * ||w||^2 has gradient l2 * w: the same number means the same thing as SGD's weight_decay
+        return 0.5 * self.coefficient * sum(w.pow(2).sum() for w in weight_parameters(model))
+
+
+@register_regularizer("l1")
+class L1(Regularizer):
+    def __init__(self, coefficient: float):
+        self.coefficient = coefficient
+
+    def describe(self) -> str:
+        return f"L1 {self.coefficient:g}"
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        return self.coefficient * sum(w.abs().sum() for w in weight_parameters(model))
+
+
+@register_regularizer("max_norm")
+class MaxNorm(Regularizer):
+    """After every step, rescale each unit's incoming weight vector (a row of a Linear weight, an output
+    channel's filter bank of a conv) so its L2 norm is at most `max_norm` (Srivastava et al. 2014)."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = max_norm
+
+    def describe(self) -> str:
+        return f"max-norm {self.max_norm:g}"
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        for w in weight_parameters(model):
+            w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=self.max_norm))
+
+
+@register_regularizer("early_stopping")
+class EarlyStopping(Regularizer):
+    """Stop when the monitored validation metric has not improved by `min_delta` for `patience` epochs,
+    and restore the best epoch's weights before the test evaluation."""
+
+    def __init__(self, config: EarlyStoppingConfig):
+        self.config = config
+        self.sign = 1.0 if config.metric == "val_loss" else -1.0  # compare as "lower is better"
+        self.best_score = float("inf")
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped_epoch: int | None = None
+
+    def describe(self) -> str:
+        return f"early stopping ({self.config.metric}, patience {self.config.patience})"
+
+    def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
+        score = self.sign * metrics[self.config.metric]
+        if score < self.best_score - self.config.min_delta:
+            self.best_score, self.best_epoch = score, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+            return None
+        if epoch - self.best_epoch >= self.config.patience:
+            self.stopped_epoch = epoch
+            return (f"early_stopping: {self.config.metric} did not improve by more than {self.config.min_delta} "
+                    f"for {self.config.patience} epochs")
+        return None
+
+    def finish(self, model: nn.Module) -> dict[str, Any]:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        return {"restored_epoch": self.best_epoch, "early_stopping_epoch": self.stopped_epoch}

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dropcli.cli import app
+
+
+def test_help_explains_every_option(runner):
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "train" in result.output
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0
+    for option in ("--set", "--runs-dir", "--quiet", "CONFIG"):
+        assert option in result.output
+
+
+def test_train_writes_a_completed_run(runner, tiny_raw, write_config, tmp_path):
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(runs),
+                                 "--set", "regularizer.dropout=0.25"])
+    assert result.exit_code == 0, result.output
+    [run] = list(runs.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert "dropout: 0.25" in (run / "config.yaml").read_text()
+    assert "test acc" in result.output
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--set", "regularizer.dropout=1"], "regularizer.dropout: Input should be less than 1"),
+    (["--set", "model.name=transformer"], "model.name: Input should be 'mlp', 'cnn' or 'gru'"),
+    (["--set", "regularizer.dropuot=0.5"], "did you mean 'dropout'"),
+    (["--set", "epochs"], "expected KEY=VALUE"),
+    (["--set", "device=cuda:7"], "device: "),
+])
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(runner, tiny_raw, write_config, tmp_path,
+                                                             overrides, message):
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(runs), *overrides])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not runs.exists()
+
+
+def test_malformed_yaml_exits_2_and_names_the_line(runner, write_config, tmp_path):
+    path = write_config("epochs: 3\nmodel: [unclosed\n")
+    result = runner.invoke(app, ["train", str(path), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "line 3" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_config_file_exits_2(runner, tmp_path):
+    result = runner.invoke(app, ["train", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_missing_dataset_files_exit_2_before_any_run_folder(runner, tiny_raw, write_config, tmp_path):
+    raw = {**tiny_raw, "dataset": {"name": "mnist", "root": str(tmp_path / "empty"), "download": False}}
+    result = runner.invoke(app, ["train", str(write_config(raw)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "MNIST: not found" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failing_run_exits_1_and_is_marked_failed(runner, tiny_raw, write_config, tmp_path, monkeypatch):
+    from dropcli import train as training
+
+    def explode(exp):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(training, "train_one_epoch", explode)
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "run failed" in result.output
+    [run] = list((tmp_path / "runs").iterdir())
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"

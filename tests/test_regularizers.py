@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
+from dropcli.models import build_model
+from dropcli.regularizers import EarlyStopping, L1, L2, MaxNorm, build_regularizers, weight_parameters
+from dropcli.runs import RunFolder
+from dropcli.train import prepare, train
+
+
+def trained_weights(raw: dict, tmp_path, **regularizer) -> tuple[list[torch.Tensor], dict]:
+    """Train the tiny config for real with the given regularizer; return its weights and summary."""
+    config = validate_config({**raw, "regularizer": regularizer})
+    exp = prepare(config)
+    summary = train(exp, RunFolder.create(tmp_path / "runs", config))
+    return [w.detach().clone() for w in weight_parameters(exp.model)], summary
+
+
+def total_norm(weights: list[torch.Tensor], p: int = 2) -> float:
+    return sum(w.norm(p=p).item() ** p for w in weights) ** (1 / p)
+
+
+def test_none_builds_no_regularizer():
+    assert build_regularizers(RegularizerConfig()) == []
+
+
+def test_dropout_masks_in_training_with_inverted_scaling_and_is_identity_in_eval():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_sizes=[8]), (40,), 10, dropout=0.4)
+    [dropout] = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    x = torch.ones(200_000)
+    dropout.train()
+    out = dropout(x)
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.6))  # survivors scaled by 1/(1-p)
+    assert abs((out == 0).float().mean().item() - 0.4) < 0.01  # each unit dropped with probability p
+    assert abs(out.mean().item() - 1.0) < 0.01  # expected activation unchanged
+    dropout.eval()
+    assert torch.equal(dropout(x), x)
+
+
+def test_dropout_makes_training_passes_random_and_eval_passes_deterministic():
+    model = build_model(ModelConfig(hidden_sizes=[64]), (40,), 10, dropout=0.5)
+    x = torch.randn(16, 40)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_dropout_regularizer_hands_its_rate_to_the_model():
+    [dropout] = build_regularizers(RegularizerConfig(dropout=0.3))
+    assert dropout.model_options() == {"dropout": 0.3}
+
+
+def test_l2_and_l1_penalise_weights_not_biases():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+        model.bias.fill_(100.0)
+    assert L2(0.1).penalty(model).item() == pytest.approx(0.5 * 0.1 * 6 * 4.0)
+    assert L1(0.1).penalty(model).item() == pytest.approx(0.1 * 6 * 2.0)
+
+
+def test_l2_shrinks_weights_against_no_regularizer(tiny_raw, tmp_path):
+    plain, _ = trained_weights(tiny_raw, tmp_path)
+    decayed, _ = trained_weights(tiny_raw, tmp_path, l2=0.1)
+    assert total_norm(decayed) < 0.9 * total_norm(plain)
+
+
+def test_l1_shrinks_the_l1_norm_against_no_regularizer(tiny_raw, tmp_path):
+    plain, _ = trained_weights(tiny_raw, tmp_path)
+    sparse, _ = trained_weights(tiny_raw, tmp_path, l1=0.01)
+    assert total_norm(sparse, p=1) < 0.9 * total_norm(plain, p=1)
+
+
+def test_max_norm_clips_every_unit_after_training(tiny_raw, tmp_path):
+    weights, _ = trained_weights(tiny_raw, tmp_path, max_norm=0.5)
+    for w in weights:
+        assert w.flatten(1).norm(dim=1).max().item() <= 0.5 + 1e-5
+
+
+def test_max_norm_leaves_small_units_alone():
+    layer = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 4.0], [0.3, 0.4]]))
+    MaxNorm(1.0).after_step(layer)
+    torch.testing.assert_close(layer.weight, torch.tensor([[0.6, 0.8], [0.3, 0.4]]))
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    model = nn.Linear(1, 1)
+    stopper = EarlyStopping(EarlyStoppingConfig(patience=2, metric="val_loss"))
+    reasons = []
+    for epoch, val_loss in enumerate([1.0, 0.5, 0.6, 0.7, 0.4], start=1):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        reasons.append(stopper.end_of_epoch(epoch, {"val_loss": val_loss}, model))
+        if reasons[-1]:
+            break
+    assert reasons == [None, None, None, reasons[-1]] and "did not improve" in reasons[-1]
+    facts = stopper.finish(model)
+    assert facts == {"restored_epoch": 2, "early_stopping_epoch": 4}
+    assert model.weight.item() == 2.0
+
+
+def test_early_stopping_on_accuracy_treats_higher_as_better():
+    stopper = EarlyStopping(EarlyStoppingConfig(patience=1, metric="val_acc", min_delta=0.05))
+    model = nn.Linear(1, 1)
+    assert stopper.end_of_epoch(1, {"val_acc": 0.5}, model) is None
+    assert stopper.end_of_epoch(2, {"val_acc": 0.52}, model) is not None  # below min_delta: no improvement
+    assert stopper.best_epoch == 1
+
+
+def test_early_stopping_ends_real_training_early(tiny_raw, tmp_path):
+    raw = {**tiny_raw, "epochs": 40, "optimizer": {"lr": 0.01, "batch_size": 32}}
+    _, summary = trained_weights(raw, tmp_path, early_stopping={"patience": 2})
+    assert summary["epochs_run"] < 40
+    assert summary["stop_reason"].startswith("early_stopping")
+    assert summary["best_epoch"] == summary["restored_epoch"] == summary["epochs_run"] - 2
