@@ -75,7 +75,7 @@ def _train(config_path: Path, overrides: list[str], runs_dir: Path, quiet: bool)
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
     from dropcli import train as training  # torch: only now
     from dropcli.data import DatasetError
-    from dropcli.progress import epoch_progress
+    from dropcli.display import epoch_progress
     from dropcli.runs import RunFolder
 
     experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
@@ -97,6 +97,80 @@ def _train(config_path: Path, overrides: list[str], runs_dir: Path, quiet: bool)
         f"acc {summary['final_gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
         f"     {run.path}/  (metrics.csv, summary.json, curves.png)"
     )
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="CONFIG",
+                                           help="Base YAML config that every trial starts from.")] = Path("configs/quickstart.yaml"),
+    rates: Annotated[Optional[str], typer.Option("--p", metavar="A..B[:STEP] | a,b,c",
+                                                 help="Dropout rates: an inclusive range with step (default 0.1), "
+                                                      "e.g. 0.1..0.7 or 0.1..0.7:0.2, or a comma list. The p = 0 "
+                                                      "baseline is always added.")] = None,
+    l2: Annotated[Optional[str], typer.Option("--l2", metavar="a,b,c",
+                                              help="L2 coefficients, a comma list, e.g. 0,1e-4,1e-3.")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2",
+                                                      help="Any other config key as an axis, e.g. "
+                                                           "--grid dataset.train_size=250,500,1000. Repeatable.")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Run seeds 0..N-1 for every setting (default: 3).")] = None,
+    seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="0,1,7",
+                                                     help="Exactly these seeds (instead of --seeds).")] = None,
+    overrides: SetOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+                                                help="The sweep folder (default: RUNS_DIR/<name>-sweep-<fingerprint>, "
+                                                     "the same for the same command, so rerunning resumes).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
+) -> None:
+    """Train the same model across dropout rates, L2 coefficients or any config key, times seeds.
+
+    Every trial is an ordinary run folder inside one sweep folder with a sweep.json (axes, seeds, trials).
+    Running the same command again trains only what is missing, failed or interrupted. At the end a table
+    gives, per setting, validation accuracy and the final generalization gap as mean ± std over seeds.
+    Exit code 1 if any trial failed.
+    """
+    _sweep(config, rates, l2, grid or [], seeds, seed_list, overrides or [], runs_dir, out, quiet)
+
+
+def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
+           seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, quiet: bool) -> None:
+    import shlex
+    import sys
+
+    from dropcli import sweep as sweeps
+
+    def plan():
+        base = load_config(config_path, overrides)
+        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list))
+        return spec, spec.trials()
+
+    spec, trials = with_bad_input_handled(plan)
+    from dropcli.data import DatasetError  # torch: only from here on
+    from dropcli.display import SweepProgress, sweep_table
+
+    with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+    sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
+    command = shlex.join(["dropcli", *sys.argv[1:]])
+    with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
+    axes = list(spec.axes)
+    console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
+                  f"({' × '.join(f'{len(v)} {k}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
+    try:
+        with SweepProgress(console, enabled=not quiet) as progress:
+            outcome = sweeps.run_sweep(trials, sweep_dir, progress)
+    except KeyboardInterrupt:
+        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}. "
+                     f"Resume with the same command: {command}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    summary = sweeps.summarize(trials, sweep_dir, axes)
+    if not summary.empty:
+        console.print(sweep_table(summary, axes, f"{sweep_dir.name}: mean ± std over seeds"))
+    console.print(f"trained {len(outcome.trained)}, already completed {len(outcome.skipped)}, "
+                  f"failed {len(outcome.failed)}; run folders in {sweep_dir}/")
+    if outcome.failed:
+        for name, error in outcome.failed.items():
+            errors.print(f"[red]failed[/red] {name}: {error}")
+        raise typer.Exit(EXIT_FAILED)
 
 
 def with_bad_input_handled(action, *extra_errors: type[Exception]):

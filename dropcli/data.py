@@ -9,6 +9,7 @@ validation is carved out of the training pool, so nothing is ever chosen on test
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,7 +75,7 @@ def load_splits(config: DatasetConfig, seed: int) -> Splits:
     on `seed`, so two runs with the same seed see exactly the same examples and the same flipped labels."""
     if config.name not in DATASETS:
         raise DatasetError(f"dataset.name: unknown dataset {config.name!r}; allowed: {', '.join(DATASETS)}")
-    raw = DATASETS[config.name](Path(config.root), config.download)
+    raw = load_raw(config.name, Path(config.root).resolve(), config.download)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(raw.y_pool), generator=generator)
     n_val = max(1, round(len(order) * config.val_fraction))
@@ -87,6 +88,12 @@ def load_splits(config: DatasetConfig, seed: int) -> Splits:
     y_train = flip_labels(raw.y_pool[train_idx], config.label_noise, raw.num_classes, generator)
     return Splits(raw.x_pool[train_idx], y_train, raw.x_pool[val_idx], raw.y_pool[val_idx],
                   raw.x_test, raw.y_test, raw.num_classes)
+
+
+@functools.lru_cache(maxsize=2)
+def load_raw(name: str, root: Path, download: bool) -> RawDataset:
+    """Read a dataset once per process: a sweep's trials share it (the tensors are never modified)."""
+    return DATASETS[name](root, download)
 
 
 def flip_labels(labels: torch.Tensor, fraction: float, num_classes: int, generator: torch.Generator) -> torch.Tensor:

@@ -40,14 +40,18 @@ class RunFolder:
     path: Path
 
     @classmethod
-    def create(cls, runs_dir: Path, config: Config) -> RunFolder:
+    def create(cls, runs_dir: Path, config: Config, folder_name: str | None = None) -> RunFolder:
+        """A new run folder: `<name>-<timestamp>`, or `folder_name` (a sweep's trial) when given."""
         runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = runs_dir / f"{config.name}-{stamp}"
-        suffix = 1
-        while path.exists():  # two runs started within the same second
-            suffix += 1
-            path = runs_dir / f"{config.name}-{stamp}-{suffix}"
+        if folder_name is not None:
+            path = runs_dir / folder_name
+        else:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = runs_dir / f"{config.name}-{stamp}"
+            suffix = 1
+            while path.exists():  # two runs started within the same second
+                suffix += 1
+                path = runs_dir / f"{config.name}-{stamp}-{suffix}"
         path.mkdir()
         run = cls(path)
         write_atomically(run.config_path, dump_yaml(config))

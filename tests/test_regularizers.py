@@ -121,3 +121,6 @@ def test_early_stopping_ends_real_training_early(tiny_raw, tmp_path):
     assert summary["epochs_run"] < 40
     assert summary["stop_reason"].startswith("early_stopping")
     assert summary["best_epoch"] == summary["restored_epoch"] == summary["epochs_run"] - 2
+    # the reported val metrics are those of the restored weights, not of the last epoch
+    rows = RunFolder(next((tmp_path / "runs").iterdir())).read_metrics()
+    assert summary["val_loss"] == pytest.approx(rows[summary["restored_epoch"] - 1]["val_loss"])

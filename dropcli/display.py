@@ -1,0 +1,89 @@
+"""What the terminal shows: rich progress bars for epochs and sweeps, and the sweep's results table."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from dropcli.sweep import AXIS_LABELS, SweepObserver, Trial
+
+
+def format_epoch(row: dict[str, float]) -> str:
+    return (f"train loss {row['train_loss']:.3f}  val loss {row['val_loss']:.3f}  "
+            f"val acc {row['val_acc']:.3f}  [bold]gap {row['gap_loss']:+.3f}[/bold]")
+
+
+def progress_columns() -> tuple:
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
+
+
+@contextmanager
+def epoch_progress(console: Console, description: str, epochs: int,
+                   enabled: bool = True) -> Iterator[Callable[[dict[str, float]], None]]:
+    """Yield a callback to call with each epoch's metrics row; it advances the bar and shows the gap."""
+    if not enabled:
+        yield lambda row: None
+        return
+    with Progress(*progress_columns(), console=console) as progress:
+        task = progress.add_task(description, total=epochs, unit="epochs", stats="")
+        yield lambda row: progress.update(task, advance=1, stats=format_epoch(row))
+
+
+class SweepProgress(SweepObserver):
+    """Two bars: trials done of the total (with the sweep's ETA) and the current trial's epochs."""
+
+    def __init__(self, console: Console, enabled: bool = True):
+        self.console, self.enabled = console, enabled
+        self.progress = Progress(*progress_columns(), console=console, disable=not enabled)
+        self.trials_task = self.epochs_task = None
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def start(self, total: int, already_done: int) -> None:
+        self.trials_task = self.progress.add_task("sweep", total=total, completed=already_done, unit="trials",
+                                                  stats=f"{already_done} already completed" if already_done else "")
+
+    def trial_started(self, trial: Trial) -> None:
+        if self.epochs_task is not None:
+            self.progress.remove_task(self.epochs_task)
+        self.epochs_task = self.progress.add_task(trial.name, total=trial.config.epochs, unit="epochs", stats="")
+
+    def epoch(self, row: dict[str, float]) -> None:
+        self.progress.update(self.epochs_task, advance=1, stats=format_epoch(row))
+
+    def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None:
+        self.progress.update(self.trials_task, advance=1, stats=f"last: {trial.name} {status}")
+        if error:
+            self.progress.console.print(f"[red]trial {trial.name} failed[/red]: {error}")
+
+
+def mean_std(mean: float, std: float) -> str:
+    return f"{mean:.3f}" if std != std else f"{mean:.3f} ± {std:.3f}"  # std is NaN with one seed
+
+
+def sweep_table(summary, axes: list[str], title: str) -> Table:
+    """settings × (val acc, test acc, final gaps) as mean ± std over seeds; the best setting in bold green."""
+    table = Table(title=title, title_justify="left")
+    setting_columns = axes or ["all"]
+    for column in setting_columns:
+        table.add_column(AXIS_LABELS.get(column, column), justify="right")
+    table.add_column("seeds", justify="right")
+    for header in ("val acc", "test acc", "final gap (loss)", "final gap (acc)"):
+        table.add_column(header, justify="right")
+    for _, row in summary.iterrows():
+        cells = [f"{row[c]:g}" if isinstance(row[c], float) else str(row[c]) for c in setting_columns]
+        cells += [str(row["n"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"])
+                                    for m in ("val_acc", "test_acc", "gap_loss", "gap_acc")]
+        table.add_row(*cells, style="bold green" if row["best"] else None, end_section=False)
+    table.caption = "best setting (bold green) chosen by mean validation accuracy; test accuracy is shown, never used to choose"
+    return table

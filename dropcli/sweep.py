@@ -1,0 +1,299 @@
+"""Sweeps: expand axes (dropout rates, L2, any config key) and seeds into trials, run them, resume.
+
+A sweep folder holds `sweep.json` (the base config, the axes, the seeds, the trial list and a fingerprint
+of all of it) and one ordinary run folder per trial, named after the trial's settings:
+
+    runs/quickstart-sweep-<fingerprint>/
+      sweep.json
+      p-0_seed-0/   p-0_seed-1/   p-0.1_seed-0/ ...      (each: config.yaml, metrics.csv, summary.json, ...)
+
+The default folder name comes from the fingerprint, so running the same command again finds the same
+folder and trains only what is missing, failed or interrupted; a different command never mixes in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from dropcli.config import Config, ConfigError, set_dotted, validate_config
+from dropcli.runs import RunFolder, write_atomically
+
+RATE_FORM = "A..B[:STEP] (e.g. 0.1..0.7 or 0.1..0.7:0.2) or a comma list (e.g. 0,0.2,0.5), rates in [0, 1)"
+AXIS_LABELS = {"regularizer.dropout": "p", "regularizer.l2": "l2", "regularizer.l1": "l1"}
+
+
+class SweepError(ConfigError):
+    """A sweep's options are wrong, or its folder belongs to another sweep (exit code 2)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing the axis options. Decimal arithmetic: 0.1..0.7 gives 0.1, 0.2, 0.3 ... never 0.30000000000000004.
+
+
+def parse_decimal(text: str, option: str, form: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise SweepError(f"{option} {text.strip()!r}: not a number; expected {form}") from None
+    if not value.is_finite():
+        raise SweepError(f"{option} {text.strip()!r}: not a finite number; expected {form}")
+    return value
+
+
+def parse_rates(text: str, option: str = "--p") -> list[float]:
+    """Dropout rates: `A..B[:STEP]` (inclusive, default step 0.1) or `a,b,c`; the p = 0 baseline is added."""
+    if ".." in text:
+        start_text, _, rest = text.partition("..")
+        end_text, _, step_text = rest.partition(":")
+        start, end = parse_decimal(start_text, option, RATE_FORM), parse_decimal(end_text, option, RATE_FORM)
+        step = parse_decimal(step_text, option, RATE_FORM) if step_text else Decimal("0.1")
+        if step <= 0:
+            raise SweepError(f"{option} {text!r}: the step must be > 0; expected {RATE_FORM}")
+        if start > end:
+            raise SweepError(f"{option} {text!r}: the range runs backwards ({start} > {end}); expected {RATE_FORM}")
+        count = int((end - start) / step) + 1
+        values = [start + i * step for i in range(count)]
+    else:
+        values = [parse_decimal(part, option, RATE_FORM) for part in text.split(",")]
+    out_of_range = [str(v) for v in values if not Decimal(0) <= v < Decimal(1)]
+    if out_of_range:
+        raise SweepError(f"{option} {text!r}: {', '.join(out_of_range)} outside [0, 1); expected {RATE_FORM}")
+    return [float(v) for v in sorted(set(values) | {Decimal(0)})]
+
+
+def parse_non_negative_list(text: str, option: str) -> list[float]:
+    form = "a comma list of numbers >= 0, e.g. 0,1e-4,1e-3"
+    values = [parse_decimal(part, option, form) for part in text.split(",")]
+    negative = [str(v) for v in values if v < 0]
+    if negative:
+        raise SweepError(f"{option} {text!r}: {', '.join(negative)} is negative; expected {form}")
+    return [float(v) for v in sorted(set(values))]
+
+
+def parse_grid(text: str) -> tuple[str, list[Any]]:
+    """`--grid dataset.train_size=250,500,1000`: any config key, each value read as YAML."""
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid dataset.train_size=250,500")
+    return key.strip(), [yaml.safe_load(part) for part in values.split(",")]
+
+
+def parse_seeds(seeds: int | None, seed_list: str | None) -> list[int]:
+    if seed_list is not None:
+        try:
+            chosen = [int(part) for part in seed_list.split(",")]
+        except ValueError:
+            raise SweepError(f"--seed-list {seed_list!r}: expected integers separated by commas, e.g. 0,1,2") from None
+        return sorted(set(chosen))
+    if seeds is None:
+        return [0, 1, 2]
+    if seeds < 1:
+        raise SweepError(f"--seeds {seeds}: expected a count >= 1 (seeds 0..N-1 are run)")
+    return list(range(seeds))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trials
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    settings: dict[str, Any]  # dotted config key → value, the seed included
+    config: Config
+
+
+@dataclass
+class SweepSpec:
+    base: dict[str, Any]  # the resolved base config (defaults + YAML + --set)
+    axes: dict[str, list[Any]] = field(default_factory=dict)  # dotted key → values
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base, "axes": self.axes, "seeds": self.seeds}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+
+    def trials(self) -> list[Trial]:
+        """Every combination of axis values × seeds, validated; any invalid value is a SweepError."""
+        trials, problems = [], []
+        keys = list(self.axes)
+        for combination in itertools.product(*(self.axes[k] for k in keys), self.seeds):
+            settings = dict(zip([*keys, "seed"], combination))
+            raw = json.loads(json.dumps(self.base))
+            for key, value in settings.items():
+                set_dotted(raw, key, value)
+            try:
+                trials.append(Trial(trial_name(settings), settings, validate_config(raw)))
+            except ConfigError as error:
+                problems += [p for p in error.problems if p not in problems]
+        if problems:
+            raise SweepError([f"axis value rejected: {p}" for p in problems])
+        return trials
+
+
+def trial_name(settings: dict[str, Any]) -> str:
+    parts = []
+    for key, value in settings.items():
+        label = AXIS_LABELS.get(key, key.rsplit(".", 1)[-1])
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{label}-{re.sub(r'[^A-Za-z0-9.+-]', '-', text)}")
+    return "_".join(parts)
+
+
+def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str], seeds: list[int]) -> SweepSpec:
+    axes: dict[str, list[Any]] = {}
+    if rates is not None:
+        axes["regularizer.dropout"] = parse_rates(rates)
+    if l2 is not None:
+        axes["regularizer.l2"] = parse_non_negative_list(l2, "--l2")
+    for text in grid:
+        key, values = parse_grid(text)
+        if key in axes or key == "seed":
+            raise SweepError(f"--grid {text!r}: {key} is already an axis (use --seeds / --seed-list for seeds)")
+        axes[key] = values
+    return SweepSpec(base=base.to_dict(), axes=axes, seeds=seeds)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The sweep folder
+
+
+def default_sweep_dir(runs_dir: Path, spec: SweepSpec) -> Path:
+    return runs_dir / f"{spec.base['name']}-sweep-{spec.fingerprint()}"
+
+
+def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: str) -> None:
+    """Create the sweep folder, or check that an existing one was made by this very sweep."""
+    record = path / "sweep.json"
+    if record.is_file():
+        try:
+            existing = json.loads(record.read_text()).get("fingerprint")
+        except json.JSONDecodeError:
+            existing = None
+        if existing != spec.fingerprint():
+            raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
+                             f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")
+        return
+    if path.exists() and any(path.iterdir()):
+        raise SweepError(f"{path}: exists and is not a sweep folder (no sweep.json); choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    content = {"fingerprint": spec.fingerprint(), "created_at": datetime.now().isoformat(timespec="seconds"),
+               "command": command, **spec.to_dict(),
+               "trials": [{"name": t.name, "settings": t.settings} for t in trials]}
+    write_atomically(record, json.dumps(content, indent=2) + "\n")
+
+
+def trial_status(sweep_dir: Path, trial: Trial) -> str:
+    """completed | failed | interrupted | running (a run that died without saying so) | pending."""
+    summary = sweep_dir / trial.name / "summary.json"
+    if not summary.is_file():
+        return "pending"
+    try:
+        return json.loads(summary.read_text()).get("status", "unknown")
+    except json.JSONDecodeError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+
+
+class SweepObserver:
+    """What a sweep tells the outside world; the CLI's progress view implements it."""
+
+    def start(self, total: int, already_done: int) -> None: ...
+    def trial_started(self, trial: Trial) -> None: ...
+    def epoch(self, row: dict[str, float]) -> None: ...
+    def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None: ...
+
+
+@dataclass
+class SweepOutcome:
+    trained: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # trial name → error
+
+
+def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None) -> SweepOutcome:
+    """Train every trial not yet completed, one after another; a failing trial is recorded and skipped."""
+    from dropcli import train as training  # torch: only when something is trained
+
+    observer = observer or SweepObserver()
+    outcome = SweepOutcome()
+    pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
+    outcome.skipped = [t.name for t in trials if t not in pending]
+    observer.start(len(trials), len(outcome.skipped))
+    for trial in pending:
+        # an unfinished folder is started afresh: its epochs cannot be continued without a checkpoint
+        shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
+        observer.trial_started(trial)
+        run = RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
+        try:
+            training.run_experiment(training.prepare(trial.config), run, observer.epoch)
+        except training.TrainingFailed as failure:
+            outcome.failed[trial.name] = str(failure)
+            observer.trial_ended(trial, "failed", str(failure))
+            continue
+        outcome.trained.append(trial.name)
+        observer.trial_ended(trial, "completed")
+    return outcome
+
+
+def check_resources(trials: list[Trial]) -> None:
+    """Fail fast, before anything is written, on a device or dataset that the trials cannot use."""
+    from dropcli import train as training
+    from dropcli.data import load_splits
+
+    for device, dataset in {(t.config.device, t.config.dataset) for t in trials}:
+        training.resolve_device(device)
+        load_splits(dataset, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Results: settings × seeds → mean ± std
+
+
+def collect_results(trials: list[Trial], sweep_dir: Path):
+    """One row per trial that completed: its settings and the numbers of its summary.json."""
+    import pandas as pd
+
+    rows = []
+    for trial in trials:
+        path = sweep_dir / trial.name / "summary.json"
+        if trial_status(sweep_dir, trial) != "completed":
+            continue
+        summary = json.loads(path.read_text())
+        rows.append({**trial.settings, **{k: summary[k] for k in ("val_acc", "test_acc", "final_gap_loss", "final_gap_acc")}})
+    return pd.DataFrame(rows)
+
+
+def summarize(trials: list[Trial], sweep_dir: Path, axes: list[str]):
+    """Mean and std over seeds for each setting; `best` marks the highest mean validation accuracy."""
+    results = collect_results(trials, sweep_dir)
+    if results.empty:
+        return results
+    group_keys = axes or ["all"]
+    if not axes:
+        results = results.assign(all="base config")
+    table = results.groupby(group_keys, sort=True).agg(
+        n=("seed", "size"),
+        val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
+        test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+        gap_loss_mean=("final_gap_loss", "mean"), gap_loss_std=("final_gap_loss", "std"),
+        gap_acc_mean=("final_gap_acc", "mean"), gap_acc_std=("final_gap_acc", "std"),
+    ).reset_index()
+    table["best"] = table["val_acc_mean"] == table["val_acc_mean"].max()  # chosen on validation, never test
+    return table

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dropcli.cli import app
+from dropcli.config import validate_config
+from dropcli.sweep import SweepError, SweepSpec, parse_non_negative_list, parse_rates, parse_seeds
+
+
+# --- the range parser ---------------------------------------------------------------------------------------
+
+def test_a_range_gives_exact_decimal_rates_and_the_baseline():
+    assert parse_rates("0.1..0.7") == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert parse_rates("0.1..0.7:0.2") == [0.0, 0.1, 0.3, 0.5, 0.7]
+    assert parse_rates("0.05..0.15:0.05") == [0.0, 0.05, 0.1, 0.15]
+    assert 0.30000000000000004 not in parse_rates("0..0.9")
+
+
+def test_a_comma_list_is_sorted_deduplicated_and_gets_the_baseline():
+    assert parse_rates("0.5,0.2,0.5") == [0.0, 0.2, 0.5]
+    assert parse_rates("0,0.2") == [0.0, 0.2]
+
+
+@pytest.mark.parametrize("text, why", [
+    ("1.2..1.5", "outside [0, 1)"),
+    ("abc", "not a number"),
+    ("0.5..0.1", "runs backwards"),
+    ("0.1..0.5:0", "step must be > 0"),
+    ("0.1..0.5:-0.1", "step must be > 0"),
+    ("0.2,1", "outside [0, 1)"),
+    ("nan", "not a finite number"),
+])
+def test_bad_rates_name_the_option_and_the_allowed_form(text, why):
+    with pytest.raises(SweepError) as caught:
+        parse_rates(text)
+    [problem] = caught.value.problems
+    assert problem.startswith("--p ") and why in problem and "A..B[:STEP]" in problem
+
+
+def test_l2_list_and_seeds():
+    assert parse_non_negative_list("1e-3,0,1e-4", "--l2") == [0.0, 1e-4, 1e-3]
+    with pytest.raises(SweepError, match="--l2"):
+        parse_non_negative_list("-1", "--l2")
+    assert parse_seeds(3, None) == [0, 1, 2] and parse_seeds(None, "7,2") == [2, 7]
+    with pytest.raises(SweepError, match="--seeds 0"):
+        parse_seeds(0, None)
+
+
+# --- trial expansion ---------------------------------------------------------------------------------------
+
+def test_trials_are_the_product_of_axes_and_seeds():
+    spec = SweepSpec(base=validate_config({}).to_dict(),
+                     axes={"regularizer.dropout": [0.0, 0.5], "regularizer.l2": [0.0, 1e-4]}, seeds=[0, 1])
+    trials = spec.trials()
+    assert len(trials) == 8 and len({t.name for t in trials}) == 8
+    trial = next(t for t in trials if t.name == "p-0.5_l2-0.0001_seed-1")
+    assert trial.config.regularizer.dropout == 0.5 and trial.config.regularizer.l2 == 1e-4 and trial.config.seed == 1
+
+
+def test_an_invalid_axis_value_is_rejected_before_anything_runs():
+    spec = SweepSpec(base=validate_config({}).to_dict(), axes={"model.name": ["mlp", "resnet"]}, seeds=[0])
+    with pytest.raises(SweepError, match="model.name"):
+        spec.trials()
+
+
+# --- the command, end to end ---------------------------------------------------------------------------------
+
+def sweep_args(config_path, out, *extra):
+    return ["sweep", str(config_path), "--out", str(out), "--quiet", *extra]
+
+
+def statuses(sweep_dir) -> dict[str, str]:
+    return {p.name: json.loads((p / "summary.json").read_text())["status"]
+            for p in sweep_dir.iterdir() if p.is_dir()}
+
+
+def test_sweep_trains_every_trial_then_resumes_with_nothing_to_do(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    args = sweep_args(write_config(tiny_raw), out, "--p", "0.2,0.5", "--seeds", "2")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert statuses(out) == {f"p-{p}_seed-{s}": "completed" for p in ("0", "0.2", "0.5") for s in (0, 1)}
+    rates = sorted(yaml.safe_load((run / "config.yaml").read_text())["regularizer"]["dropout"]
+                   for run in out.iterdir() if run.is_dir())
+    assert rates == [0.0, 0.0, 0.2, 0.2, 0.5, 0.5]
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["axes"] == {"regularizer.dropout": [0.0, 0.2, 0.5]} and len(record["trials"]) == 6
+    assert "± " in result.output  # the mean ± std table
+
+    # a trial that died half-way is trained again; completed ones are not
+    (out / "p-0.2_seed-1" / "summary.json").write_text(json.dumps({"status": "running"}))
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "trained 1, already completed 5" in again.output
+    again = runner.invoke(app, args)
+    assert "trained 0, already completed 6" in again.output
+
+
+def test_a_different_command_into_the_same_folder_is_refused(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    config = write_config(tiny_raw)
+    assert runner.invoke(app, sweep_args(config, out, "--p", "0.5", "--seeds", "1")).exit_code == 0
+    result = runner.invoke(app, sweep_args(config, out, "--p", "0.3", "--seeds", "1"))
+    assert result.exit_code == 2 and "different sweep" in result.output
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, write_config, tmp_path, monkeypatch):
+    from dropcli import train as training
+
+    real_prepare = training.prepare
+
+    def prepare_failing_for_half(config):
+        experiment = real_prepare(config)
+        if config.regularizer.dropout == 0.5:
+            def explode(*args, **kwargs):
+                raise RuntimeError("simulated crash")
+            monkeypatch.setattr(experiment.optimizer, "step", explode)
+        return experiment
+
+    monkeypatch.setattr(training, "prepare", prepare_failing_for_half)
+    out = tmp_path / "sweep"
+    args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "simulated crash" in result.output
+    assert statuses(out) == {"p-0_seed-0": "completed", "p-0.5_seed-0": "failed"}
+
+    monkeypatch.setattr(training, "prepare", real_prepare)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "trained 1, already completed 1" in result.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--p", "1.2..1.5"], "--p '1.2..1.5'"),
+    (["--p", "abc"], "--p 'abc': not a number"),
+    (["--p", "0.5..0.1"], "runs backwards"),
+    (["--p", "0.1..0.5:0"], "step must be > 0"),
+    (["--seeds", "0"], "--seeds 0"),
+    (["--grid", "model.name=mlp,resnet"], "model.name"),
+    (["--grid", "train_size"], "expected KEY=V1,V2"),
+])
+def test_bad_sweep_input_exits_2_and_writes_nothing(runner, tiny_raw, write_config, tmp_path, extra, message):
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path / "runs"), *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
