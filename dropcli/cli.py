@@ -6,6 +6,7 @@ torch is imported inside the commands that train, never at module level, so `dro
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -146,13 +147,12 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     spec, trials = with_bad_input_handled(plan)
     from dropcli.data import DatasetError  # torch: only from here on
-    from dropcli.display import SweepProgress, sweep_table
+    from dropcli.display import SweepProgress, summary_table
 
     with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     command = shlex.join(["dropcli", *sys.argv[1:]])
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
-    axes = list(spec.axes)
     console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
                   f"({' × '.join(f'{len(v)} {k}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
     try:
@@ -162,15 +162,49 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}. "
                      f"Resume with the same command: {command}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    summary = sweeps.summarize(trials, sweep_dir, axes)
+    summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
-        console.print(sweep_table(summary, axes, f"{sweep_dir.name}: mean ± std over seeds"))
+        console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
     console.print(f"trained {len(outcome.trained)}, already completed {len(outcome.skipped)}, "
                   f"failed {len(outcome.failed)}; run folders in {sweep_dir}/")
     if outcome.failed:
         for name, error in outcome.failed.items():
             errors.print(f"[red]failed[/red] {name}: {error}")
         raise typer.Exit(EXIT_FAILED)
+
+
+class FigureFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+@app.command()
+def report(
+    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="DIR",
+                                             help="A folder of run folders: a sweep, several sweeps, lone runs.")],
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+                                                help="Where the report goes (default: DIR/report).")] = None,
+    figure_format: Annotated[FigureFormat, typer.Option("--format", help="File format of the figures.")] = FigureFormat.png,
+) -> None:
+    """Tables and overfitting curves for every run folder under DIR. Reads run folders only; never trains.
+
+    Writes runs.csv (one row per run), summary.csv (mean ± std over seeds per setting, best by validation
+    accuracy), figures (overfitting curves, gap per epoch, gap and accuracy against dropout rate,
+    regularizers compared) and report.md, which embeds them and says in words which setting generalized
+    best. Failed, interrupted or broken runs are listed with their reason and never stop the report.
+    """
+    from dropcli.report import ReportError, build_report
+    from dropcli.display import summary_table
+
+    target = out or runs_dir / "report"
+    result = with_bad_input_handled(lambda: build_report(runs_dir, target, figure_format.value), ReportError)
+    if not result.summary.empty:
+        console.print(summary_table(result.summary, f"{runs_dir}: mean ± std over seeds"))
+    for row in result.problems.itertuples():
+        errors.print(f"[yellow]left out[/yellow] {row.run}: {row.status} ({row.reason})", highlight=False)
+    console.print(f"report: {target / 'report.md'}  ({len(result.table)} runs, {len(result.figures)} figures, "
+                  f"runs.csv, summary.csv)")
 
 
 def with_bad_input_handled(action, *extra_errors: type[Exception]):

@@ -35,6 +35,15 @@ ModelName = Literal["mlp", "cnn", "gru"]
 OptimizerName = Literal["adam", "sgd"]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
+# Short names for config keys in folder names, table headers and figure labels.
+SHORT_NAMES = {"regularizer.dropout": "p"}
+
+
+def short_name(dotted_key: str) -> str:
+    """"regularizer.dropout" → "p", "dataset.train_size" → "train_size"."""
+    return SHORT_NAMES.get(dotted_key, dotted_key.rsplit(".", 1)[-1])
+
+
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
 

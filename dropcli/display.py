@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from dropcli.sweep import AXIS_LABELS, SweepObserver, Trial
+from dropcli.sweep import SweepObserver, Trial
 
 
 def format_epoch(row: dict[str, float]) -> str:
@@ -67,23 +67,16 @@ class SweepProgress(SweepObserver):
             self.progress.console.print(f"[red]trial {trial.name} failed[/red]: {error}")
 
 
-def mean_std(mean: float, std: float) -> str:
-    return f"{mean:.3f}" if std != std else f"{mean:.3f} ± {std:.3f}"  # std is NaN with one seed
+def summary_table(summary, title: str) -> Table:
+    """One row per setting: mean ± std over seeds; the best setting (by validation accuracy) in bold green."""
+    from dropcli.report import mean_std
 
-
-def sweep_table(summary, axes: list[str], title: str) -> Table:
-    """settings × (val acc, test acc, final gaps) as mean ± std over seeds; the best setting in bold green."""
     table = Table(title=title, title_justify="left")
-    setting_columns = axes or ["all"]
-    for column in setting_columns:
-        table.add_column(AXIS_LABELS.get(column, column), justify="right")
-    table.add_column("seeds", justify="right")
-    for header in ("val acc", "test acc", "final gap (loss)", "final gap (acc)"):
-        table.add_column(header, justify="right")
+    for header in ("setting", "seeds", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):
+        table.add_column(header, justify="left" if header == "setting" else "right")
     for _, row in summary.iterrows():
-        cells = [f"{row[c]:g}" if isinstance(row[c], float) else str(row[c]) for c in setting_columns]
-        cells += [str(row["n"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"])
-                                    for m in ("val_acc", "test_acc", "gap_loss", "gap_acc")]
-        table.add_row(*cells, style="bold green" if row["best"] else None, end_section=False)
-    table.caption = "best setting (bold green) chosen by mean validation accuracy; test accuracy is shown, never used to choose"
+        cells = [row["setting"], str(row["seeds"])]
+        cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in ("val_acc", "test_acc", "final_gap_loss", "final_gap_acc")]
+        table.add_row(*cells, style="bold green" if row["best"] else None)
+    table.caption = "best (bold green): highest mean validation accuracy; test accuracy is shown, never used to choose"
     return table

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")  # files only: no display is needed, none is assumed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,3 +38,151 @@ def plot_run_curves(rows: Sequence[dict[str, float]], path: Path, title: str,
     figure.suptitle(title)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Report figures. Each takes the report's tables (pandas) and returns the path it wrote.
+
+LINESTYLES = ["-", "--", "-.", ":"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+HATCHES = ["", "//", "..", "xx", "\\\\", "--", "++", "oo"]
+
+
+def setting_styles(settings: Sequence[str]) -> dict[str, dict]:
+    """A colour from viridis (its lightness changes monotonically, so order survives grayscale), plus a
+    line style and a marker, for each setting."""
+    colormap = plt.get_cmap("viridis")
+    count = max(len(settings) - 1, 1)
+    return {setting: {"color": colormap(0.9 * i / count), "linestyle": LINESTYLES[i % len(LINESTYLES)],
+                      "marker": MARKERS[i % len(MARKERS)]} for i, setting in enumerate(settings)}
+
+
+def mean_and_std_by_epoch(curves, setting: str, column: str):
+    per_epoch = curves[curves["setting"] == setting].groupby("epoch")[column]
+    mean, std = per_epoch.mean(), per_epoch.std().fillna(0.0)
+    return mean.index.to_numpy(), mean.to_numpy(), std.to_numpy()
+
+
+def save(figure, out: Path, stem: str, figure_format: str) -> Path:
+    path = out / f"{stem}.{figure_format}"
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
+def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
+    """Small multiples, one panel per setting: train vs val loss, mean line and ±std band over seeds."""
+    columns = min(4, len(settings))
+    rows = -(-len(settings) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.8), sharex=True,
+                                sharey=True, squeeze=False, constrained_layout=True)
+    for axis, setting in zip(axes.flat, settings):
+        for column, style, label in (("train_loss", TRAIN_STYLE, "train"), ("val_loss", VAL_STYLE, "validation")):
+            epochs, mean, std = mean_and_std_by_epoch(curves, setting, column)
+            axis.plot(epochs, mean, label=label, **style)
+            axis.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2, linewidth=0)
+        axis.set_title(setting, fontsize=9)
+        axis.grid(alpha=0.3)
+    for axis in axes.flat[len(settings):]:
+        axis.set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel("epoch")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("cross-entropy loss")
+    axes.flat[0].legend(fontsize=8)
+    figure.suptitle("Overfitting curves: train vs validation loss (mean ± std over seeds)")
+    return save(figure, out, "overfitting_curves", figure_format)
+
+
+def plot_gap_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
+    figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
+    styles = setting_styles(settings)
+    for setting in settings:
+        epochs, mean, _ = mean_and_std_by_epoch(curves, setting, "gap_loss")
+        axis.plot(epochs, mean, label=setting, linewidth=1.6, markevery=max(len(epochs) // 8, 1), markersize=4,
+                  **styles[setting])
+    axis.axhline(0, color="0.5", linewidth=0.8)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("generalization gap: val loss − train loss")
+    axis.set_title("Generalization gap per epoch (mean over seeds)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, ncol=2 if len(settings) > 6 else 1)
+    return save(figure, out, "gap_curves", figure_format)
+
+
+def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: str) -> Path:
+    """The "best p" curve: final gap and accuracy against dropout rate, one line per other setting that was
+    run at two or more rates (lone runs at one rate are in the other figures)."""
+    from dropcli.report import setting_label
+
+    others = [k for k in keys if k != "regularizer.dropout"]
+    groups = [group for _, group in summary.groupby(others, sort=False)] if others else [summary]
+    curves = [g.sort_values("regularizer.dropout") for g in groups if g["regularizer.dropout"].nunique() > 1]
+    # several curves are told apart by their other settings; "no regularizer" there means "dropout only"
+    labels = [setting_label(g.iloc[0], others).replace("no regularizer", "dropout only") if len(curves) > 1 else ""
+              for g in curves]
+    styles = setting_styles(labels)
+    figure, (gap_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    for group, label in zip(curves, labels):
+        p, style = group["regularizer.dropout"].astype(float), styles[label]
+        suffix = f" ({label})" if label else ""
+        gap_axis.errorbar(p, group["final_gap_loss_mean"], yerr=group["final_gap_loss_std"].fillna(0), capsize=3,
+                          label=label or "final gap", **style)
+        acc_axis.errorbar(p, group["val_acc_mean"], yerr=group["val_acc_std"].fillna(0), capsize=3,
+                          label=f"validation{suffix}", **style)
+        acc_axis.errorbar(p, group["test_acc_mean"], yerr=group["test_acc_std"].fillna(0), capsize=3, alpha=0.7,
+                          label=f"test{suffix}", **{**style, "linestyle": ":", "marker": "x"})
+    plotted = pd.concat(curves)
+    best = plotted.loc[plotted["val_acc_mean"].idxmax()]
+    acc_axis.axvline(float(best["regularizer.dropout"]), color="0.4", linestyle=":", linewidth=1,
+                     label=f"best p by validation ({float(best['regularizer.dropout']):g})")
+    gap_axis.set_ylabel("final gap: val loss − train loss")
+    acc_axis.set_ylabel("accuracy")
+    gap_axis.set_title("Gap against dropout rate")
+    acc_axis.set_title("Accuracy against dropout rate")
+    for axis in (gap_axis, acc_axis):
+        axis.set_xlabel("dropout rate p")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("Which p? mean ± std over seeds")
+    return save(figure, out, "dropout_rate", figure_format)
+
+
+def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
+    """One bar per kind of regularizer (its best setting by validation accuracy), with error bars."""
+    best_of_kind = summary.loc[summary.groupby("regularizers", sort=False)["val_acc_mean"].idxmax()]
+    order = sorted(best_of_kind["regularizers"], key=lambda kind: (kind != "none", kind.count("+"), kind))
+    best_of_kind = best_of_kind.set_index("regularizers").loc[order]
+    labels = [bar_label(kind, row["setting"]) for kind, row in best_of_kind.iterrows()]
+    positions = range(len(labels))
+    figure, (acc_axis, gap_axis) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(labels) + 2), 4.6), constrained_layout=True)
+    for axis, metric, title in ((acc_axis, "test_acc", "test accuracy"), (gap_axis, "final_gap_loss", "final gap: val − train loss")):
+        bars = axis.bar(positions, best_of_kind[f"{metric}_mean"], yerr=best_of_kind[f"{metric}_std"].fillna(0),
+                        capsize=4, color="0.75", edgecolor="black")
+        for bar, hatch in zip(bars, HATCHES):
+            bar.set_hatch(hatch)
+        axis.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
+        axis.set_xticks(list(positions), labels, fontsize=8)
+        axis.set_title(title)
+        axis.grid(axis="y", alpha=0.3)
+    low = (best_of_kind["test_acc_mean"] - best_of_kind["test_acc_std"].fillna(0)).min()
+    acc_axis.set_ylim(max(0.0, low - 0.1), None)
+    acc_axis.set_ylabel("accuracy (axis does not start at 0)" if low > 0.1 else "accuracy")
+    figure.suptitle("Regularizers compared (each at its best setting by validation accuracy; mean ± std over seeds)")
+    return save(figure, out, "regularizer_comparison", figure_format)
+
+
+def bar_label(kind: str, setting: str) -> str:
+    text = setting if kind == "none" or setting.startswith(kind) else f"{kind}: {setting}"
+    return textwrap.fill(text, width=18)
+
+
+def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str = "png") -> list[Path]:
+    settings = list(summary["setting"])
+    figures = [plot_overfitting_curves(curves, settings, out, figure_format),
+               plot_gap_curves(curves, settings, out, figure_format)]
+    if "regularizer.dropout" in keys:
+        figures.append(plot_dropout_rate(summary, keys, out, figure_format))
+    if summary["regularizers"].nunique() > 1:
+        figures.append(plot_regularizer_comparison(summary, out, figure_format))
+    return figures

@@ -94,3 +94,83 @@ class RunFolder:
     def read_metrics(self) -> list[dict[str, float]]:
         with open(self.metrics_path, newline="") as handle:
             return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading run folders back, for reports: tolerant of anything a crash or a kill can leave behind.
+
+RUN_MARKERS = ("config.yaml", "metrics.csv", "summary.json")
+
+
+@dataclass
+class LoadedRun:
+    path: Path
+    status: str  # completed | failed | interrupted | running | broken
+    reason: str  # why it is not completed ("" when it is)
+    config: dict[str, Any] | None
+    summary: dict[str, Any]
+    metrics: list[dict[str, float]]
+
+
+def discover_run_folders(root: Path, skip: Path | None = None) -> list[Path]:
+    """Every folder under `root` (itself included) that holds any of a run folder's files."""
+    found = []
+    for candidate in sorted([root, *root.rglob("*")]):
+        if not candidate.is_dir() or (skip is not None and skip in (candidate, *candidate.parents)):
+            continue
+        if any((candidate / marker).is_file() for marker in RUN_MARKERS):
+            found.append(candidate)
+    return found
+
+
+def load_run(path: Path) -> LoadedRun:
+    """Read what there is; never raise. Anything missing or unreadable becomes a status and a reason."""
+    import yaml
+
+    problems: list[str] = []
+    config = summary = None
+    try:
+        config = yaml.safe_load((path / "config.yaml").read_text())
+        if not isinstance(config, dict):
+            problems.append("config.yaml is not a mapping")
+            config = None
+    except FileNotFoundError:
+        problems.append("config.yaml is missing")
+    except (yaml.YAMLError, UnicodeDecodeError):
+        problems.append("config.yaml is unreadable")
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        if not isinstance(summary, dict):
+            raise ValueError
+    except FileNotFoundError:
+        problems.append("summary.json is missing (killed before its first epoch?)")
+    except (ValueError, UnicodeDecodeError):
+        problems.append("summary.json is corrupted")
+        summary = None
+    metrics = read_metrics_tolerantly(path / "metrics.csv")
+    summary = summary or {}
+    status = summary.get("status", "broken")
+    if status == "completed" and (config is None or not metrics):
+        status = "broken"
+        problems.append("completed, but its metrics.csv is empty or missing")
+    if status == "running":
+        problems.append("never finished: still running, or killed")
+    if status in ("failed", "interrupted") and summary.get("error"):
+        problems.append(str(summary["error"]))
+    if status != "completed" and not problems:
+        problems.append(f"status {status!r}")
+    return LoadedRun(path, status, "; ".join(problems) if status != "completed" else "", config, summary, metrics)
+
+
+def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
+    """Rows of metrics.csv that are complete numbers; a truncated last line (a kill mid-write) is dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="", errors="replace") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                rows.append({column: float(row[column]) for column in METRIC_COLUMNS})
+            except (TypeError, ValueError, KeyError):
+                continue
+    return rows

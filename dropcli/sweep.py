@@ -26,11 +26,10 @@ from typing import Any, Callable
 
 import yaml
 
-from dropcli.config import Config, ConfigError, set_dotted, validate_config
-from dropcli.runs import RunFolder, write_atomically
+from dropcli.config import Config, ConfigError, set_dotted, short_name, validate_config
+from dropcli.runs import RunFolder, load_run, write_atomically
 
 RATE_FORM = "A..B[:STEP] (e.g. 0.1..0.7 or 0.1..0.7:0.2) or a comma list (e.g. 0,0.2,0.5), rates in [0, 1)"
-AXIS_LABELS = {"regularizer.dropout": "p", "regularizer.l2": "l2", "regularizer.l1": "l1"}
 
 
 class SweepError(ConfigError):
@@ -147,7 +146,7 @@ class SweepSpec:
 def trial_name(settings: dict[str, Any]) -> str:
     parts = []
     for key, value in settings.items():
-        label = AXIS_LABELS.get(key, key.rsplit(".", 1)[-1])
+        label = short_name(key)
         text = f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{label}-{re.sub(r'[^A-Za-z0-9.+-]', '-', text)}")
     return "_".join(parts)
@@ -263,37 +262,16 @@ def check_resources(trials: list[Trial]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Results: settings × seeds → mean ± std
+# Results
 
 
-def collect_results(trials: list[Trial], sweep_dir: Path):
-    """One row per trial that completed: its settings and the numbers of its summary.json."""
+def summarize(trials: list[Trial], sweep_dir: Path):
+    """The report's per-setting table (mean ± std over seeds, best by validation accuracy) for this sweep."""
     import pandas as pd
 
-    rows = []
-    for trial in trials:
-        path = sweep_dir / trial.name / "summary.json"
-        if trial_status(sweep_dir, trial) != "completed":
-            continue
-        summary = json.loads(path.read_text())
-        rows.append({**trial.settings, **{k: summary[k] for k in ("val_acc", "test_acc", "final_gap_loss", "final_gap_acc")}})
-    return pd.DataFrame(rows)
+    from dropcli.report import runs_table, settings_summary, varying_settings
 
-
-def summarize(trials: list[Trial], sweep_dir: Path, axes: list[str]):
-    """Mean and std over seeds for each setting; `best` marks the highest mean validation accuracy."""
-    results = collect_results(trials, sweep_dir)
-    if results.empty:
-        return results
-    group_keys = axes or ["all"]
-    if not axes:
-        results = results.assign(all="base config")
-    table = results.groupby(group_keys, sort=True).agg(
-        n=("seed", "size"),
-        val_acc_mean=("val_acc", "mean"), val_acc_std=("val_acc", "std"),
-        test_acc_mean=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
-        gap_loss_mean=("final_gap_loss", "mean"), gap_loss_std=("final_gap_loss", "std"),
-        gap_acc_mean=("final_gap_acc", "mean"), gap_acc_std=("final_gap_acc", "std"),
-    ).reset_index()
-    table["best"] = table["val_acc_mean"] == table["val_acc_mean"].max()  # chosen on validation, never test
-    return table
+    table = runs_table([load_run(sweep_dir / t.name) for t in trials], sweep_dir)
+    if not (table["status"] == "completed").any():
+        return pd.DataFrame()
+    return settings_summary(table, varying_settings(table))

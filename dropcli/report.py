@@ -1,0 +1,232 @@
+"""Reports: run folders → pandas tables → figures → report.md. A report reads run folders only; it never trains.
+
+    runs.csv      one row per run folder: its settings, status, best epoch, final metrics, gaps
+    summary.csv   one row per setting (all settings but the seed): mean and std over seeds, best marked
+    report.md     the table, the figures, and what the numbers say in plain words
+    *.png         overfitting curves, gap curves, the "best p" curve, the regularizer comparison
+
+The best setting is always the one with the highest mean *validation* accuracy; test accuracy is reported,
+never used to choose.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dropcli.config import short_name
+from dropcli.runs import LoadedRun, discover_run_folders, load_run
+
+IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
+RESULT_COLUMNS = ["best_epoch", "epochs_run", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                  "test_acc", "final_gap_loss", "final_gap_acc", "max_gap_loss", "max_gap_acc", "stop_reason"]
+SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "final_gap_loss": "final gap (loss)",
+                   "final_gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
+REGULARIZER_NAMES = {"regularizer.dropout": "dropout", "regularizer.l2": "L2", "regularizer.l1": "L1",
+                     "regularizer.max_norm": "max-norm", "regularizer.early_stopping": "early stopping"}
+
+
+class ReportError(Exception):
+    """Nothing to report on (exit code 2)."""
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """{"regularizer": {"dropout": 0.5}} → {"regularizer.dropout": 0.5}; lists and sub-sections become
+    compact text and null becomes "off", so that every setting is one comparable cell."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub_key, sub_value in items:
+            name = key if sub_key is None else f"{key}.{sub_key}"
+            if sub_value is None:
+                sub_value = "off"
+            elif isinstance(sub_value, (list, dict)):
+                sub_value = json.dumps(sub_value, separators=(",", ":"))
+            flat[name] = sub_value
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables
+
+
+def runs_table(runs: list[LoadedRun], root: Path) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"run": str(run.path.relative_to(root)) if run.path != root else run.path.name,
+                               "status": run.status, "reason": run.reason}
+        if run.config is not None:
+            row.update(flatten_config(run.config))
+        row.update({key: run.summary.get(key) for key in RESULT_COLUMNS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def varying_settings(table: pd.DataFrame) -> list[str]:
+    """The config keys whose value differs between completed runs (the seed aside): what was compared."""
+    completed = table[table["status"] == "completed"]
+    keys = [c for c in completed.columns if "." in c or c == "epochs"]
+    return [k for k in keys if k not in IGNORED_SETTINGS and completed[k].astype(str).nunique() > 1]
+
+
+def setting_label(row: pd.Series | dict, keys: list[str]) -> str:
+    """Words for one setting, from the keys that vary: "p=0.3, l2=0.0001", "train_size=250, no regularizer".
+    Regularizers that are off are left out of the label rather than spelled "=0"."""
+    if not keys:
+        return "all runs"
+    parts = [format_setting(key, row[key]) for key in keys]
+    parts = [part for part in parts if part]
+    if not any(key in REGULARIZER_NAMES and format_setting(key, row[key]) for key in keys) and \
+            any(key in REGULARIZER_NAMES for key in keys):
+        parts.append("no regularizer")
+    return ", ".join(parts)
+
+
+def format_setting(key: str, value: Any) -> str:
+    if key in REGULARIZER_NAMES and value in (0, 0.0, "off", None):
+        return ""
+    if key == "regularizer.early_stopping":
+        options = json.loads(value) if isinstance(value, str) else value
+        return f"early stopping (patience {options['patience']}, {options['metric']})"
+    return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
+
+
+def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Completed runs grouped by setting: mean and std of each metric over seeds; `best` by val acc."""
+    completed = table[table["status"] == "completed"].copy()
+    completed["setting"] = completed.apply(lambda row: setting_label(row, keys), axis=1)
+    aggregations = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
+    for metric in SUMMARY_METRICS:
+        aggregations[f"{metric}_mean"] = (metric, "mean")
+        aggregations[f"{metric}_std"] = (metric, "std")
+    summary = completed.groupby(["setting", *keys], sort=False, dropna=False).agg(**aggregations).reset_index()
+    if keys:
+        summary = summary.sort_values(keys, kind="stable").reset_index(drop=True)
+    summary["best"] = summary["val_acc_mean"] == summary["val_acc_mean"].max()  # never chosen by test accuracy
+    summary["regularizers"] = summary.apply(lambda row: active_regularizers(row, completed, keys), axis=1)
+    return summary
+
+
+def active_regularizers(summary_row: pd.Series, completed: pd.DataFrame, keys: list[str]) -> str:
+    """"none", "dropout", "dropout + L2", ... for one setting (read from any of its runs)."""
+    run = completed[completed["setting"] == summary_row["setting"]].iloc[0]
+    active = [label for key, label in REGULARIZER_NAMES.items() if key in run and run[key] not in (0, 0.0, "off", None)]
+    return " + ".join(active) or "none"
+
+
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def per_epoch_curves(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Long table: setting, seed, epoch and the per-epoch metrics of every completed run."""
+    frames = []
+    for run, (_, row) in zip(runs, table.iterrows()):  # runs_table keeps the order of `runs`
+        if row["status"] == "completed":
+            frames.append(pd.DataFrame(run.metrics).assign(setting=setting_label(row, keys), seed=row["seed"]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole report
+
+
+@dataclass
+class Report:
+    out: Path
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    keys: list[str]
+    figures: list[Path] = field(default_factory=list)
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
+    from dropcli import plots
+
+    runs = [load_run(path) for path in discover_run_folders(root, skip=out)]
+    if not runs:
+        raise ReportError(f"{root}: no run folders found (a run folder holds config.yaml, metrics.csv and "
+                          f"summary.json; make some with `dropcli train` or `dropcli sweep`)")
+    table = runs_table(runs, root)
+    keys = varying_settings(table)
+    problems = table[table["status"] != "completed"][["run", "status", "reason"]]
+    out.mkdir(parents=True, exist_ok=True)
+    leading = ["run", "status", "reason", "seed", *keys, *RESULT_COLUMNS]
+    ordered = table[[c for c in leading if c in table] + [c for c in table if c not in leading]]
+    ordered.convert_dtypes().to_csv(out / "runs.csv", index=False)  # integers stay integers beside missing cells
+    report = Report(out, table, pd.DataFrame(), keys, problems=problems)
+    if (table["status"] == "completed").any():
+        report.summary = settings_summary(table, keys)
+        report.summary.drop(columns=["best"]).assign(best=report.summary["best"]).to_csv(out / "summary.csv", index=False)
+        curves = per_epoch_curves(runs, table, keys)
+        report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format)
+    (out / "report.md").write_text(report_markdown(report, root))
+    return report
+
+
+def report_markdown(report: Report, root: Path) -> str:
+    lines = [f"# dropcli report: `{root}`", ""]
+    n_done = int((report.table["status"] == "completed").sum())
+    lines += [f"{len(report.table)} run folders, {n_done} completed. "
+              f"Compared settings: {', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
+              ""]
+    if not report.summary.empty:
+        lines += findings(report.summary) + [""]
+        lines += summary_markdown_table(report.summary) + [""]
+        lines += ["Mean ± standard deviation over seeds. Gaps: val loss − train loss and train acc − val acc, "
+                  "at the end of training (train metrics in eval mode). Best (**bold**) = highest mean "
+                  "validation accuracy; test accuracy is never used to choose.", ""]
+        for figure in report.figures:
+            lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", ""]
+    if not report.problems.empty:
+        lines += ["## Runs left out", "", "| run | status | reason |", "| --- | --- | --- |"]
+        lines += [f"| `{row.run}` | {row.status} | {str(row.reason).replace('|', '/')} |" for row in report.problems.itertuples()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
+    headers = ["setting", "regularizers", "seeds", *SUMMARY_METRICS.values()]
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    for _, row in summary.iterrows():
+        cells = [row["setting"], row["regularizers"], str(row["seeds"])]
+        cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SUMMARY_METRICS]
+        if row["best"]:
+            cells = [f"**{c}**" for c in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def findings(summary: pd.DataFrame) -> list[str]:
+    """The plain-words paragraph: which setting generalized best, and how much the gap shrank."""
+    best = summary[summary["best"]].iloc[0]
+    text = [f"**Best setting by validation accuracy: {best['setting']}** ({best['regularizers']}): "
+            f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
+            f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['seeds']} seed(s)."]
+    baselines = summary[summary["regularizers"] == "none"]
+    if baselines.empty:
+        text.append("No run without any regularizer is present, so there is no baseline to measure the gap against.")
+    elif best["regularizers"] == "none":
+        text.append("It is the no-regularizer baseline itself: no regularizer in these runs beat it on validation accuracy.")
+    else:
+        base = baselines.iloc[0]
+        before, after = base["final_gap_loss_mean"], best["final_gap_loss_mean"]
+        change = (after - before) / abs(before) * 100 if before else float("nan")
+        text.append(f"Against the no-regularizer baseline, the final generalization gap "
+                    f"(val − train loss) went from {before:.3f} to {after:.3f} ({change:+.0f}%), the accuracy gap "
+                    f"from {base['final_gap_acc_mean']:.3f} to {best['final_gap_acc_mean']:.3f}, and test accuracy "
+                    f"changed by {100 * (best['test_acc_mean'] - base['test_acc_mean']):+.1f} points.")
+    smallest = summary.loc[summary["final_gap_loss_mean"].idxmin()]
+    if smallest["setting"] != best["setting"]:
+        text.append(f"The smallest gap ({smallest['final_gap_loss_mean']:.3f}) belongs to {smallest['setting']}, "
+                    f"whose validation accuracy is {smallest['val_acc_mean']:.3f}: a small gap alone does not "
+                    f"mean the best model.")
+    return [" ".join(text)]

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from dropcli.cli import app
+from dropcli.config import validate_config
+from dropcli.report import ReportError, build_report
+from dropcli.runs import METRIC_COLUMNS, RunFolder
+from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
+from dropcli.train import prepare, run_experiment
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory, data_root):
+    """Real tiny training: a sweep (p 0 and 0.5, two seeds), a lone L2 run; plus hand-broken folders."""
+    root = tmp_path_factory.mktemp("runs")
+    base = validate_config({"name": "tiny", "epochs": 3, "device": "cpu",
+                            "dataset": {"root": str(data_root), "train_size": 256, "val_fraction": 0.1},
+                            "model": {"hidden_sizes": [32]}, "optimizer": {"lr": 0.003}})
+    spec = SweepSpec(base=base.to_dict(), axes={"regularizer.dropout": [0.0, 0.5]}, seeds=[0, 1])
+    trials = spec.trials()
+    open_sweep_dir(root / "sweep", spec, trials, "dropcli sweep ...")
+    assert not run_sweep(trials, root / "sweep").failed
+    lone = validate_config({**base.to_dict(), "name": "lone-l2", "regularizer": {"l2": 1e-3}})
+    run_experiment(prepare(lone), RunFolder.create(root, lone))
+
+    broken = root / "broken-run"  # a kill mid-write: half a summary, a truncated metrics row
+    broken.mkdir()
+    (broken / "config.yaml").write_text(yaml.safe_dump(base.to_dict()))
+    (broken / "summary.json").write_text('{"status": "runn')
+    (broken / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n1,2.0,0.1,2.1,0.1,0.1,0.0,0.001,0.2\n2,1.9,0.")
+    killed = root / "killed-run"  # SIGKILL during training: status still "running"
+    killed.mkdir()
+    (killed / "config.yaml").write_text(yaml.safe_dump(base.to_dict()))
+    (killed / "summary.json").write_text(json.dumps({"status": "running"}))
+    failed = root / "failed-run"
+    failed.mkdir()
+    (failed / "config.yaml").write_text(yaml.safe_dump(base.to_dict()))
+    (failed / "summary.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: CUDA out of memory"}))
+    return root
+
+
+def test_report_writes_tables_figures_and_markdown(runs_root, tmp_path):
+    report = build_report(runs_root, tmp_path / "report")
+    out = tmp_path / "report"
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 8  # 4 sweep trials + 1 lone run + 3 broken ones: one row per run folder
+    assert set(runs["status"]) == {"completed", "broken", "running", "failed"}
+    for column in ("regularizer.dropout", "regularizer.l2", "seed", "best_epoch", "test_acc", "val_acc",
+                   "final_gap_loss", "max_gap_loss"):
+        assert column in runs
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["setting"]) == ["no regularizer", "l2=0.001", "p=0.5"]
+    assert list(summary["seeds"]) == [2, 1, 2]
+    assert summary["best"].sum() == 1
+    assert summary.loc[summary["best"], "val_acc_mean"].item() == summary["val_acc_mean"].max()
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["dropout_rate.png", "gap_curves.png", "overfitting_curves.png", "regularizer_comparison.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in out.glob("*.png"))
+    markdown = (out / "report.md").read_text()
+    assert "±" in markdown and "Best setting by validation accuracy" in markdown
+    assert "![overfitting curves](overfitting_curves.png)" in markdown
+    for name, reason in (("broken-run", "summary.json is corrupted"), ("killed-run", "never finished"),
+                         ("failed-run", "CUDA out of memory")):
+        assert name in markdown and reason in markdown
+    assert len(report.problems) == 3
+
+
+def test_a_broken_run_does_not_hide_its_readable_parts(runs_root, tmp_path):
+    from dropcli.runs import load_run
+
+    broken = load_run(runs_root / "broken-run")
+    assert broken.status == "broken" and len(broken.metrics) == 1  # the truncated second row is dropped
+
+
+def write_completed_run(path, dropout: float, seed: int, val_acc: float, test_acc: float):
+    path.mkdir(parents=True)
+    config = validate_config({"seed": seed, "regularizer": {"dropout": dropout}}).to_dict()
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    row = dict(epoch=1, train_loss=0.5, train_acc=0.9, val_loss=1.0, val_acc=val_acc, gap_loss=0.5,
+               gap_acc=0.9 - val_acc, lr=0.001, seconds=0.1)
+    pd.DataFrame([row]).to_csv(path / "metrics.csv", index=False)
+    summary = {"status": "completed", "best_epoch": 1, "epochs_run": 1, "val_acc": val_acc, "test_acc": test_acc,
+               "val_loss": 1.0, "test_loss": 1.0, "train_loss": 0.5, "train_acc": 0.9, "final_gap_loss": 0.5,
+               "final_gap_acc": 0.9 - val_acc, "max_gap_loss": 0.5, "max_gap_acc": 0.9 - val_acc}
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_best_setting_is_chosen_by_validation_never_by_test(tmp_path):
+    for seed in (0, 1):
+        write_completed_run(tmp_path / f"a{seed}", 0.2, seed, val_acc=0.60, test_acc=0.40)
+        write_completed_run(tmp_path / f"b{seed}", 0.5, seed, val_acc=0.50, test_acc=0.90)
+    report = build_report(tmp_path, tmp_path / "report")
+    assert report.summary.loc[report.summary["best"], "setting"].item() == "p=0.2"
+
+
+def test_a_folder_without_runs_is_an_error(tmp_path, runner):
+    with pytest.raises(ReportError, match="no run folders"):
+        build_report(tmp_path, tmp_path / "report")
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no run folders" in result.output
+    assert not (tmp_path / "report").exists()
+
+
+def test_report_command_prints_a_table_and_honours_the_format(runs_root, tmp_path, runner):
+    result = runner.invoke(app, ["report", str(runs_root), "--out", str(tmp_path / "r"), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    assert "p=0.5" in result.output and "left out" in result.output
+    assert len(list((tmp_path / "r").glob("*.svg"))) == 4
+    assert runner.invoke(app, ["report", str(runs_root), "--format", "gif"]).exit_code == 2
