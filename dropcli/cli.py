@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dropcli import __version__
 from dropcli.config import ConfigError, load_config
@@ -56,38 +57,58 @@ def main(
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="CONFIG",
-                                           help="YAML config: dataset, model, regularizer, optimizer, epochs, "
-                                                "seed, device. See configs/ for presets.")],
+    config: Annotated[Optional[Path], typer.Argument(exists=True, dir_okay=False, readable=True, metavar="CONFIG",
+                                                     help="YAML config: dataset, model, regularizer, optimizer, epochs, "
+                                                          "seed, device. See configs/ for presets.")] = None,
     overrides: SetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", file_okay=False, metavar="RUN_DIR",
+                                                   help="Continue an interrupted, killed or failed run from its last "
+                                                        "checkpoint (instead of CONFIG). The result is the same as a "
+                                                        "run that was never stopped.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; print only the result.")] = False,
 ) -> None:
     """Train one model with one regularizer setting and write runs/<name>-<timestamp>/.
 
     The folder holds config.yaml (resolved), metrics.csv (per-epoch train/val loss and accuracy and the
-    generalization gap), summary.json (test accuracy, best epoch, stop reason), model.pt and curves.png.
-    Config merge order: schema defaults, then the YAML file, then each --set in order.
+    generalization gap), summary.json (test accuracy, best epoch, stop reason), model.pt and curves.png,
+    and checkpoint.pt while it trains. Config merge order: schema defaults, then the YAML file, then each
+    --set in order. Ctrl-C stops cleanly (exit 130) and prints the --resume command.
     """
-    _train(config, overrides or [], runs_dir, quiet)
+    if (config is None) == (resume is None):
+        exit_bad_input("give a CONFIG file to start a run, or --resume RUN_DIR to continue one")
+    if resume is not None and overrides:
+        exit_bad_input("--set cannot change a run being resumed: it continues with its saved config.yaml")
+    _train(config, overrides or [], runs_dir, quiet, resume)
 
 
-def _train(config_path: Path, overrides: list[str], runs_dir: Path, quiet: bool) -> None:
+def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet: bool, resume: Path | None) -> None:
+    from dropcli.runs import RunFolder, load_run
+
+    if resume is not None:
+        previous = load_run(resume)
+        if previous.status == "completed":
+            console.print(f"{resume} is already completed; nothing to resume")
+            return
+        if not (resume / "config.yaml").is_file():
+            exit_bad_input(f"--resume {resume}: not a run folder (no config.yaml); nothing to resume")
+        config_path = resume / "config.yaml"
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
     from dropcli import train as training  # torch: only now
     from dropcli.data import DatasetError
     from dropcli.display import epoch_progress
-    from dropcli.runs import RunFolder
 
     experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
-    run = RunFolder.create(runs_dir, config)
-    console.print(f"[bold]run[/bold] {run.path}  ({config.model.name} on {config.dataset.name}, "
+    run = RunFolder(resume) if resume is not None else RunFolder.create(runs_dir, config)
+    verb = "resuming" if resume is not None else "run"
+    console.print(f"[bold]{verb}[/bold] {run.path}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
     try:
         with epoch_progress(console, config.name, config.epochs, enabled=not quiet) as on_epoch:
-            summary = training.run_experiment(experiment, run, on_epoch)
+            summary = training.run_experiment(experiment, run, on_epoch, resume=resume is not None)
     except training.TrainingInterrupted as stop:
-        errors.print(f"[yellow]interrupted[/yellow]: what was done is in {stop.run.path} (status: interrupted)")
+        errors.print(f"[yellow]interrupted[/yellow]: what was done is kept in {stop.run.path} (status: interrupted). "
+                     f"Resume with: dropcli train --resume {stop.run.path}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except training.TrainingFailed as failure:
         errors.print(f"[red]run failed[/red]: {failure}. The error is recorded in {failure.run.summary_path}")
@@ -146,7 +167,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         return spec, spec.trials()
 
     spec, trials = with_bad_input_handled(plan)
-    from dropcli.data import DatasetError  # torch: only from here on
+    from dropcli import train as training  # torch: only from here on
+    from dropcli.data import DatasetError
     from dropcli.display import SweepProgress, summary_table
 
     with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
@@ -158,9 +180,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     try:
         with SweepProgress(console, enabled=not quiet) as progress:
             outcome = sweeps.run_sweep(trials, sweep_dir, progress)
-    except KeyboardInterrupt:
-        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}. "
-                     f"Resume with the same command: {command}")
+    except (KeyboardInterrupt, training.TrainingInterrupted):
+        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}, the current one "
+                     f"as a checkpoint. Resume with the same command: {command}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
@@ -212,9 +234,13 @@ def with_bad_input_handled(action, *extra_errors: type[Exception]):
     try:
         return action()
     except (ConfigError, *extra_errors) as error:
-        for problem in getattr(error, "problems", [str(error)]):
-            errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        exit_bad_input(*getattr(error, "problems", [str(error)]))
+
+
+def exit_bad_input(*problems: str) -> NoReturn:
+    for problem in problems:
+        errors.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

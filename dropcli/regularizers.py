@@ -43,6 +43,13 @@ class Regularizer:
         """Called once after the last epoch, before the test evaluation; returns facts for summary.json."""
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep for training to continue identically (most regularizers: nothing)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
 
 REGULARIZERS: dict[str, Callable[[Any], Regularizer]] = {}
 
@@ -155,6 +162,14 @@ class EarlyStopping(Regularizer):
             return (f"early_stopping: {self.config.metric} did not improve by more than {self.config.min_delta} "
                     f"for {self.config.patience} epochs")
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state,
+                "stopped_epoch": self.stopped_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.best_state, self.stopped_epoch = state["best_state"], state["stopped_epoch"]
 
     def finish(self, model: nn.Module) -> dict[str, Any]:
         if self.best_state is not None:

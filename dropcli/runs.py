@@ -14,6 +14,7 @@ so a crash leaves either the old or the new version, never half of one.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -78,6 +79,20 @@ class RunFolder:
     @property
     def curves_path(self) -> Path:
         return self.path / "curves.png"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    def keep_metrics_up_to(self, last_epoch: int) -> list[dict[str, float]]:
+        """Drop metrics rows written after the last checkpoint (and any torn last line); return those kept."""
+        rows = [row for row in read_metrics_tolerantly(self.metrics_path) if row["epoch"] <= last_epoch]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**row, "epoch": int(row["epoch"])} for row in rows)
+        write_atomically(self.metrics_path, buffer.getvalue())
+        return rows
 
     def append_metrics(self, row: dict[str, float]) -> None:
         with open(self.metrics_path, "a", newline="") as handle:

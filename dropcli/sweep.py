@@ -236,12 +236,15 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     outcome.skipped = [t.name for t in trials if t not in pending]
     observer.start(len(trials), len(outcome.skipped))
     for trial in pending:
-        # an unfinished folder is started afresh: its epochs cannot be continued without a checkpoint
-        shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
         observer.trial_started(trial)
-        run = RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
+        folder = sweep_dir / trial.name
+        # an unfinished trial continues from its last checkpoint; one killed before it had a config starts afresh
+        resume = (folder / "config.yaml").is_file()
+        if not resume:
+            shutil.rmtree(folder, ignore_errors=True)
+        run = RunFolder(folder) if resume else RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
         try:
-            training.run_experiment(training.prepare(trial.config), run, observer.epoch)
+            training.run_experiment(training.prepare(trial.config), run, observer.epoch, resume=resume)
         except training.TrainingFailed as failure:
             outcome.failed[trial.name] = str(failure)
             observer.trial_ended(trial, "failed", str(failure))

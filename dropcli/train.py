@@ -22,6 +22,7 @@ from torch import nn
 
 import dropcli
 from dropcli.config import Config, ConfigError, OptimizerConfig
+from dropcli.checkpoint import capture, load_checkpoint, restore, save_atomically, save_checkpoint
 from dropcli.data import Splits, load_splits, shuffled_batches
 from dropcli.models import build_model, count_parameters
 from dropcli.plots import plot_run_curves
@@ -135,15 +136,18 @@ def train_one_epoch(exp: Experiment) -> None:
             regularizer.after_step(exp.model)
 
 
-def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
-    """Train for `epochs` (or until a regularizer stops it), then evaluate once on the test split."""
+def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train for `epochs` (or until a regularizer stops it), then evaluate once on the test split.
+    With `resume`, continue from the run folder's last checkpoint as if never interrupted."""
     config, splits = exp.config, exp.splits
-    summary = base_summary(exp, run)
-    run.write_summary(summary)
-    rows: list[dict[str, float]] = []
-    stop_reason = "max_epochs"
-    wall_start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
+    summary, rows, stop_reason, elapsed = begin(exp, run, resume)
+    for row in rows:  # a resumed run shows the epochs it already has
+        if on_epoch is not None:
+            on_epoch(row)
+    wall_start = time.perf_counter() - elapsed
+    for epoch in range(len(rows) + 1, config.epochs + 1):
+        if stop_reason is not None:
+            break
         started = time.perf_counter()
         lr = exp.optimizer.param_groups[0]["lr"]
         # --- forward / backward / update over one shuffled pass of the training set
@@ -163,28 +167,52 @@ def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None
             on_epoch(row)
         # --- terminate: any regularizer may end training early
         reasons = [r for r in (reg.end_of_epoch(epoch, row, exp.model) for reg in exp.regularizers) if r]
-        if reasons:
-            stop_reason = reasons[0]
-            break
+        stop_reason = reasons[0] if reasons else None
+        # --- checkpoint: the whole state after this epoch; a kill from here on loses nothing done so far
+        save_checkpoint(run, capture(exp, epoch, stop_reason, time.perf_counter() - wall_start))
     # --- finish: regularizers may restore weights (early stopping) before the one test evaluation
     facts: dict[str, Any] = {}
     for regularizer in exp.regularizers:
         facts.update(regularizer.finish(exp.model))
-    torch.save({"state_dict": exp.model.state_dict(), "config": config.to_dict()}, run.model_path)
+    save_atomically({"state_dict": exp.model.state_dict(), "config": config.to_dict()}, run.model_path)
     best_val_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     best_epoch = facts.get("restored_epoch") or best_val_epoch
-    summary.update(results_summary(rows, stop_reason, best_epoch), **evaluated_metrics(exp), **facts)
+    summary.update(results_summary(rows, stop_reason or "max_epochs", best_epoch), **evaluated_metrics(exp), **facts)
     summary["wall_time_s"] = time.perf_counter() - wall_start
     marked = "restored weights" if "restored_epoch" in facts else "lowest val loss"
     plot_run_curves(rows, run.curves_path, curves_title(exp), marked_epoch=int(best_epoch), marked_label=marked)
     run.write_summary(summary)
+    run.checkpoint_path.unlink(missing_ok=True)  # completed: model.pt holds the weights, the checkpoint is spent
     return summary
 
 
-def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None) -> dict[str, Any]:
+def begin(exp: Experiment, run: RunFolder, resume: bool) -> tuple[dict[str, Any], list[dict[str, float]], str | None, float]:
+    """The summary, the metrics rows so far, a stop already decided, and the seconds already spent."""
+    summary = base_summary(exp, run)
+    state = load_checkpoint(run.checkpoint_path) if resume else None
+    if resume:
+        previous = read_summary_if_any(run)
+        summary.update(started_at=previous.get("started_at", summary["started_at"]),
+                       resumed=previous.get("resumed", 0) + 1)
+    if state is not None:
+        restore(exp, state)
+    rows = run.keep_metrics_up_to(state["epoch"] if state else 0) if resume else []
+    run.write_summary(summary)
+    return summary, rows, state["stop_reason"] if state else None, state["elapsed_s"] if state else 0.0
+
+
+def read_summary_if_any(run: RunFolder) -> dict[str, Any]:
+    try:
+        return run.read_summary()
+    except (OSError, ValueError):
+        return {}
+
+
+def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,
+                   resume: bool = False) -> dict[str, Any]:
     """`train`, with the run's status kept honest: failed (with the error) or interrupted when it ends early."""
     try:
-        return train(exp, run, on_epoch)
+        return train(exp, run, on_epoch, resume)
     except KeyboardInterrupt:
         mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
         raise TrainingInterrupted(run) from None
@@ -194,7 +222,7 @@ def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | No
 
 
 def mark_ended(run: RunFolder, status: str, error: str, trace: str | None = None) -> None:
-    summary = run.read_summary() if run.summary_path.exists() else {}
+    summary = read_summary_if_any(run)
     summary.update(status=status, error=error, finished_at=now())
     if trace:
         summary["traceback"] = trace

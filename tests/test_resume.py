@@ -1,0 +1,175 @@
+"""Nothing lost: determinism, checkpoints, exact resume after a kill or Ctrl-C, sweeps resuming trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dropcli import train as training
+from dropcli.cli import app
+from dropcli.config import validate_config
+from dropcli.runs import RunFolder
+from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
+
+
+def metric_values(run_dir) -> list[dict[str, float]]:
+    """metrics.csv without the wall-clock column, the one value that may differ between identical runs."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in RunFolder(run_dir).read_metrics()]
+
+
+def regularized(tiny_raw: dict, epochs: int = 6) -> dict:
+    # dropout (mask RNG), early stopping (state) and a cosine schedule: all of it must survive a resume
+    return {**tiny_raw, "epochs": epochs, "optimizer": {**tiny_raw["optimizer"], "schedule": "cosine"},
+            "regularizer": {"dropout": 0.3, "early_stopping": {"patience": 20}}}
+
+
+def train_uninterrupted(raw: dict, parent) -> RunFolder:
+    config = validate_config(raw)
+    run = RunFolder.create(parent, config)
+    training.run_experiment(training.prepare(config), run)
+    return run
+
+
+def test_different_seeds_give_different_runs(tiny_raw, tmp_path):
+    a = train_uninterrupted({**tiny_raw, "seed": 0}, tmp_path)
+    b = train_uninterrupted({**tiny_raw, "seed": 1}, tmp_path)
+    assert metric_values(a.path) != metric_values(b.path)
+
+
+def test_interrupted_after_logging_but_before_the_checkpoint_resumes_exactly(tiny_raw, tmp_path):
+    raw = regularized(tiny_raw)
+    reference = train_uninterrupted(raw, tmp_path / "reference")
+
+    def interrupt_at_epoch_4(row):
+        if row["epoch"] == 4:  # metrics row 4 is written, checkpoint 4 is not: row 4 must be redone
+            raise KeyboardInterrupt
+
+    config = validate_config(raw)
+    run = RunFolder.create(tmp_path / "victim", config)
+    with pytest.raises(training.TrainingInterrupted):
+        training.run_experiment(training.prepare(config), run, interrupt_at_epoch_4)
+    assert run.read_summary()["status"] == "interrupted"
+    assert run.checkpoint_path.is_file()
+
+    summary = training.run_experiment(training.prepare(config), run, resume=True)
+    assert summary["status"] == "completed" and summary["resumed"] == 1
+    assert metric_values(run.path) == metric_values(reference.path)
+    assert summary["test_acc"] == reference.read_summary()["test_acc"]
+    assert not run.checkpoint_path.exists()  # spent once the run completed
+
+
+def test_resume_after_early_stopping_decided_goes_straight_to_the_finish(tiny_raw, tmp_path):
+    raw = {**tiny_raw, "epochs": 30, "optimizer": {"lr": 0.01, "batch_size": 32},
+           "regularizer": {"early_stopping": {"patience": 2}}}
+    reference = train_uninterrupted(raw, tmp_path / "reference")
+    config = validate_config(raw)
+    run = RunFolder.create(tmp_path / "victim", config)
+    real_finish = training.evaluated_metrics
+
+    def die_while_finishing(exp):
+        raise KeyboardInterrupt
+
+    training.evaluated_metrics = die_while_finishing
+    try:
+        with pytest.raises(training.TrainingInterrupted):
+            training.run_experiment(training.prepare(config), run)
+    finally:
+        training.evaluated_metrics = real_finish
+    summary = training.run_experiment(training.prepare(config), run, resume=True)
+    assert summary["stop_reason"].startswith("early_stopping")
+    assert metric_values(run.path) == metric_values(reference.path)
+    assert summary["restored_epoch"] == reference.read_summary()["restored_epoch"]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(data_root, tmp_path, write_config, runner):
+    """A real process, killed with SIGKILL mid-training, resumed with `dropcli train --resume`."""
+    raw = {"name": "victim", "epochs": 30, "device": "cpu",
+           "dataset": {"root": str(data_root), "train_size": 3000, "val_fraction": 0.1},
+           "model": {"hidden_sizes": [256, 256]}, "optimizer": {"batch_size": 32},
+           "regularizer": {"dropout": 0.3}}
+    config_path = write_config(raw)
+    runs = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "train", str(config_path),
+                                "--runs-dir", str(runs), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        metrics = list(runs.glob("*/metrics.csv"))
+        if metrics and len(metrics[0].read_text().splitlines()) >= 4:  # header + 3 epochs
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    [victim] = list(runs.iterdir())
+    assert json.loads((victim / "summary.json").read_text())["status"] == "running"  # died without a word
+    assert len(RunFolder(victim).read_metrics()) < 30
+
+    result = runner.invoke(app, ["train", "--resume", str(victim), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((victim / "summary.json").read_text())["status"] == "completed"
+
+    reference = runs / "reference"
+    result = runner.invoke(app, ["train", str(config_path), "--runs-dir", str(reference), "--quiet"])
+    assert result.exit_code == 0
+    [reference_run] = list(reference.iterdir())
+    assert metric_values(victim) == metric_values(reference_run)
+
+
+def test_sigint_stops_cleanly_with_exit_130_and_the_resume_command(data_root, tmp_path, write_config):
+    raw = {"name": "ctrl-c", "epochs": 200, "device": "cpu",
+           "dataset": {"root": str(data_root), "train_size": 1000}, "model": {"hidden_sizes": [64]}}
+    runs = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "train", str(write_config(raw)),
+                                "--runs-dir", str(runs), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "300"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (list(runs.glob("*/metrics.csv")) and
+                                          len(next(runs.glob("*/metrics.csv")).read_text().splitlines()) >= 3):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    [run] = list(runs.iterdir())
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    assert f"dropcli train --resume {run}" in " ".join(stderr.split())
+
+
+def test_resume_refuses_overrides_and_non_run_folders(runner, tmp_path):
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run folder" in result.output
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path), "--set", "epochs=3"])
+    assert result.exit_code == 2 and "--set cannot change" in result.output
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 2 and "--resume RUN_DIR" in result.output
+
+
+def test_a_sweep_continues_an_interrupted_trial_from_its_checkpoint(tiny_raw, tmp_path):
+    raw = regularized(tiny_raw)
+    spec = SweepSpec(base=validate_config(raw).to_dict(), axes={"regularizer.dropout": [0.3]}, seeds=[0])
+    trials = spec.trials()
+    sweep_dir = tmp_path / "sweep"
+    open_sweep_dir(sweep_dir, spec, trials, "test")
+    trial = next(t for t in trials if t.settings["regularizer.dropout"] == 0.3)
+
+    class InterruptAtEpoch3:
+        def start(self, total, done): ...
+        def trial_started(self, t): self.current = t
+        def trial_ended(self, t, status, error=None): ...
+        def epoch(self, row):
+            if self.current.name == trial.name and row["epoch"] == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(training.TrainingInterrupted):
+        run_sweep(trials, sweep_dir, InterruptAtEpoch3())
+    outcome = run_sweep(trials, sweep_dir)
+    assert trial.name in outcome.trained
+    reference = train_uninterrupted(trial.config.to_dict(), tmp_path / "reference")
+    assert metric_values(sweep_dir / trial.name) == metric_values(reference.path)
+    assert json.loads((sweep_dir / trial.name / "summary.json").read_text())["resumed"] == 1
