@@ -142,6 +142,10 @@ def sweep(
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
                                                 help="The sweep folder (default: RUNS_DIR/<name>-sweep-<fingerprint>, "
                                                      "the same for the same command, so rerunning resumes).")] = None,
+    batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
+                                       help="Train up to N trials that share model, data and optimizer as one "
+                                            "stacked model (mlp only; other models run one by one). auto: 16 "
+                                            "on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
 ) -> None:
     """Train the same model across dropout rates, L2 coefficients or any config key, times seeds.
@@ -151,11 +155,12 @@ def sweep(
     gives, per setting, validation accuracy and the final generalization gap as mean ± std over seeds.
     Exit code 1 if any trial failed.
     """
-    _sweep(config, rates, l2, grid or [], seeds, seed_list, overrides or [], runs_dir, out, quiet)
+    _sweep(config, rates, l2, grid or [], seeds, seed_list, overrides or [], runs_dir, out, batch, quiet)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
-           seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, quiet: bool) -> None:
+           seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, batch: str,
+           quiet: bool) -> None:
     import shlex
     import sys
 
@@ -164,6 +169,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     def plan():
         base = load_config(config_path, overrides)
         spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list))
+        sweeps.parse_batch(batch)  # checked before anything runs
         return spec, spec.trials()
 
     spec, trials = with_bad_input_handled(plan)
@@ -172,14 +178,21 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     from dropcli.display import SweepProgress, summary_table
 
     with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+    on_gpu = training.resolve_device(trials[0].config.device).type == "cuda"
+    group_size = sweeps.parse_batch(batch, on_gpu)
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     command = shlex.join(["dropcli", *sys.argv[1:]])
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
                   f"({' × '.join(f'{len(v)} {k}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
+    from dropcli.batched import STACKABLE_MODELS
+
+    unbatched = sorted({t.config.model.name for t in trials} - STACKABLE_MODELS)
+    if group_size > 1 and unbatched:
+        console.print(f"note: {', '.join(unbatched)} has no batched implementation; those trials run one by one")
     try:
         with SweepProgress(console, enabled=not quiet) as progress:
-            outcome = sweeps.run_sweep(trials, sweep_dir, progress)
+            outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)
     except (KeyboardInterrupt, training.TrainingInterrupted):
         errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}, the current one "
                      f"as a checkpoint. Resume with the same command: {command}", highlight=False, soft_wrap=True)

@@ -58,6 +58,12 @@ class SweepProgress(SweepObserver):
             self.progress.remove_task(self.epochs_task)
         self.epochs_task = self.progress.add_task(trial.name, total=trial.config.epochs, unit="epochs", stats="")
 
+    def group_started(self, trials: list[Trial]) -> None:
+        if self.epochs_task is not None:
+            self.progress.remove_task(self.epochs_task)
+        self.epochs_task = self.progress.add_task(f"{len(trials)} trials batched", total=trials[0].config.epochs,
+                                                  unit="epochs", stats="")
+
     def epoch(self, row: dict[str, float]) -> None:
         self.progress.update(self.epochs_task, advance=1, stats=format_epoch(row))
 

@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import shutil
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -86,6 +87,19 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     if not sep or not key.strip() or not values.strip():
         raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid dataset.train_size=250,500")
     return key.strip(), [yaml.safe_load(part) for part in values.split(",")]
+
+
+def parse_batch(text: str, device_is_cuda: bool = False) -> int:
+    """`--batch auto|N|1`: how many trials train together as one stacked model (1: one by one)."""
+    if text == "auto":
+        return 64 if device_is_cuda else 16  # measured in bench/sweep_speed.py
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise SweepError(f"--batch {text!r}: expected auto, or a group size >= 1 (1 trains trials one by one)")
+    return size
 
 
 def parse_seeds(seeds: int | None, seed_list: str | None) -> list[int]:
@@ -215,6 +229,7 @@ class SweepObserver:
 
     def start(self, total: int, already_done: int) -> None: ...
     def trial_started(self, trial: Trial) -> None: ...
+    def group_started(self, trials: list[Trial]) -> None: ...
     def epoch(self, row: dict[str, float]) -> None: ...
     def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None: ...
 
@@ -226,32 +241,77 @@ class SweepOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # trial name → error
 
 
-def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None) -> SweepOutcome:
-    """Train every trial not yet completed, one after another; a failing trial is recorded and skipped."""
-    from dropcli import train as training  # torch: only when something is trained
+def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,
+              batch: int = 1) -> SweepOutcome:
+    """Train every trial not yet completed; a failing trial is recorded and the sweep goes on.
+
+    batch > 1 trains trials that share model, data and optimizer as stacked groups of up to `batch`
+    (batched.py); trials with a checkpoint to continue from, and models without a stacked version, run
+    one by one."""
+    from dropcli import batched
 
     observer = observer or SweepObserver()
     outcome = SweepOutcome()
     pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
     outcome.skipped = [t.name for t in trials if t not in pending]
     observer.start(len(trials), len(outcome.skipped))
-    for trial in pending:
-        observer.trial_started(trial)
-        folder = sweep_dir / trial.name
-        # an unfinished trial continues from its last checkpoint; one killed before it had a config starts afresh
-        resume = (folder / "config.yaml").is_file()
-        if not resume:
-            shutil.rmtree(folder, ignore_errors=True)
-        run = RunFolder(folder) if resume else RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
-        try:
-            training.run_experiment(training.prepare(trial.config), run, observer.epoch, resume=resume)
-        except training.TrainingFailed as failure:
-            outcome.failed[trial.name] = str(failure)
-            observer.trial_ended(trial, "failed", str(failure))
-            continue
+    resumable = [t for t in pending if (sweep_dir / t.name / "checkpoint.pt").is_file()]
+    fresh = [t for t in pending if t not in resumable]
+    groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch) if batch > 1 else \
+        [[t] for t in fresh]
+    for group in [[t] for t in resumable] + groups:
+        if len(group) == 1:
+            run_one(group[0], sweep_dir, observer, outcome)
+        else:
+            run_group(group, sweep_dir, observer, outcome)
+    return outcome
+
+
+def run_one(trial: Trial, sweep_dir: Path, observer: SweepObserver, outcome: SweepOutcome) -> None:
+    from dropcli import train as training
+
+    observer.trial_started(trial)
+    folder = sweep_dir / trial.name
+    # an unfinished trial continues from its last checkpoint; one killed before it had a config starts afresh
+    resume = (folder / "config.yaml").is_file()
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    run = RunFolder(folder) if resume else RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
+    try:
+        training.run_experiment(training.prepare(trial.config), run, observer.epoch, resume=resume)
+    except training.TrainingFailed as failure:
+        outcome.failed[trial.name] = str(failure)
+        observer.trial_ended(trial, "failed", str(failure))
+        return
+    outcome.trained.append(trial.name)
+    observer.trial_ended(trial, "completed")
+
+
+def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outcome: SweepOutcome) -> None:
+    """Train a group as one stacked model; statuses are kept honest for every member, as for a lone run."""
+    from dropcli import batched
+    from dropcli import train as training
+
+    observer.group_started(group)
+    for trial in group:  # no group checkpoints: an unfinished member starts afresh
+        shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
+    runs = [RunFolder.create(sweep_dir, t.config, folder_name=t.name) for t in group]
+    try:
+        batched.train_group([t.config for t in group], runs, observer.epoch)
+    except KeyboardInterrupt:
+        for run in runs:
+            training.mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
+        raise training.TrainingInterrupted(runs[0]) from None
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        for trial, run in zip(group, runs):
+            training.mark_ended(run, "failed", message, traceback.format_exc())
+            outcome.failed[trial.name] = message
+            observer.trial_ended(trial, "failed", message)
+        return
+    for trial in group:
         outcome.trained.append(trial.name)
         observer.trial_ended(trial, "completed")
-    return outcome
 
 
 def check_resources(trials: list[Trial]) -> None:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.models import GRULayer, build_model
+from dropcli.models import Dropout, GRULayer, build_model
 
 SHAPES = {"mnist1d": (40,), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -27,7 +27,7 @@ def test_dropout_is_never_applied_to_the_output_layer(name):
     model = build_model(ModelConfig(name=name), (40,), num_classes=10, dropout=0.5)
     modules = [m for m in model.modules() if not isinstance(m, (nn.Sequential, nn.ModuleList)) and m is not model]
     assert isinstance(modules[-1], nn.Linear), "the last layer is the plain output layer"
-    assert sum(isinstance(m, nn.modules.dropout._DropoutNd) for m in modules) >= 1
+    assert sum(isinstance(m, Dropout) for m in modules) >= 1
 
 
 def test_mlp_places_dropout_after_each_activation():
@@ -38,7 +38,7 @@ def test_mlp_places_dropout_after_each_activation():
 
 def test_cnn_spatial_dropout_drops_whole_feature_maps():
     model = build_model(ModelConfig(name="cnn", channels=[4], spatial_dropout=True), (1, 8, 8), 10, dropout=0.5)
-    [spatial] = [m for m in model.modules() if isinstance(m, nn.Dropout2d)]
+    [spatial] = [m for m in model.modules() if isinstance(m, Dropout) and m.per_channel]
     spatial.train()
     out = spatial(torch.ones(64, 4, 8, 8))
     per_map = out.flatten(2)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
-from dropcli.models import build_model
+from dropcli.models import Dropout, build_model
 from dropcli.regularizers import EarlyStopping, L1, L2, MaxNorm, build_regularizers, weight_parameters
 from dropcli.runs import RunFolder
 from dropcli.train import prepare, train
@@ -30,7 +30,7 @@ def test_none_builds_no_regularizer():
 def test_dropout_masks_in_training_with_inverted_scaling_and_is_identity_in_eval():
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden_sizes=[8]), (40,), 10, dropout=0.4)
-    [dropout] = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    [dropout] = [m for m in model.modules() if isinstance(m, Dropout)]
     x = torch.ones(200_000)
     dropout.train()
     out = dropout(x)

@@ -121,7 +121,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, wri
 
     monkeypatch.setattr(training, "prepare", prepare_failing_for_half)
     out = tmp_path / "sweep"
-    args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")
+    args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1", "--batch", "1")
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "simulated crash" in result.output
     assert statuses(out) == {"p-0_seed-0": "completed", "p-0.5_seed-0": "failed"}

@@ -1,0 +1,128 @@
+"""How fast is a sweep, one trial at a time vs batched, and what does dropcli add to a bare PyTorch loop?
+
+    uv run python bench/sweep_speed.py            # 8 rates x 2 seeds, 10 epochs, + the epoch overhead
+    uv run python bench/sweep_speed.py --quick    # 4 epochs: under 2 minutes on 2 CPU cores
+
+Everything runs in this one process, on the quickstart config (MLP on MNIST-1D), so the ratios compare
+like with like on the same machine at the same moment:
+
+1. the same 16-trial sweep (p = 0, 0.1, ..., 0.7 x seeds 0, 1) through `run_sweep` with batch=1 (one
+   trial after another, the plain path) and batch=16 (one stacked model), each into a fresh folder, with
+   everything a user gets (run folders, metrics, checkpoints, curves.png, model.pt): trials/s for each
+   and `vs_sequential=<ratio>`; also the largest metric difference between the two paths;
+2. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
+   policy) against a bare hand-written loop over the same tensors that computes the same metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dropcli import train as training
+from dropcli.config import load_config
+from dropcli.runs import RunFolder
+from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
+
+RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+SEEDS = [0, 1]
+
+
+def sweep_trials(epochs: int):
+    base = load_config("configs/quickstart.yaml", [f"epochs={epochs}", "device=cpu" if not torch.cuda.is_available() else "device=auto"])
+    spec = SweepSpec(base=base.to_dict(), axes={"regularizer.dropout": RATES}, seeds=SEEDS)
+    return spec, spec.trials()
+
+
+def timed_sweep(spec, trials, folder: Path, batch: int) -> float:
+    open_sweep_dir(folder, spec, trials, f"bench batch={batch}")
+    started = time.perf_counter()
+    outcome = run_sweep(trials, folder, batch=batch)
+    elapsed = time.perf_counter() - started
+    assert not outcome.failed and len(outcome.trained) == len(trials), outcome
+    return elapsed
+
+
+def largest_difference(trials, first: Path, second: Path) -> float:
+    worst = 0.0
+    for trial in trials:
+        a, b = RunFolder(first / trial.name).read_metrics(), RunFolder(second / trial.name).read_metrics()
+        for row_a, row_b in zip(a, b):
+            for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+                worst = max(worst, abs(row_a[key] - row_b[key]))
+    return worst
+
+
+def bare_epoch_seconds(config, epochs: int) -> list[float]:
+    """The loop one would write by hand: same data, same MLP, Adam, and the same per-epoch metrics."""
+    exp = training.prepare(config)
+    x, y, xv, yv = exp.splits.x_train, exp.splits.y_train, exp.splits.x_val, exp.splits.y_val
+    model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).to(x.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr)
+    generator = torch.Generator().manual_seed(0)
+    seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(y), generator=generator)
+        for i in range(0, len(y), config.optimizer.batch_size):
+            idx = order[i:i + config.optimizer.batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            metrics = [(F.cross_entropy(model(a), b).item(), (model(a).argmax(1) == b).float().mean().item())
+                       for a, b in ((x, y), (xv, yv))]
+        seconds.append(time.perf_counter() - started)
+    assert metrics
+    return seconds
+
+
+def dropcli_epoch_seconds(config, folder: Path) -> list[float]:
+    run = RunFolder.create(folder, config)
+    training.run_experiment(training.prepare(config), run)
+    return [row["seconds"] for row in run.read_metrics()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="4 epochs per trial instead of 10")
+    parser.add_argument("--batch", type=int, default=16, help="group size of the batched path (default 16)")
+    args = parser.parse_args()
+    epochs = 4 if args.quick else 10
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; sweep: {len(RATES)} rates x {len(SEEDS)} seeds, {epochs} epochs")
+    spec, trials = sweep_trials(epochs)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        training.prepare(trials[0].config)  # warm-up: data cache, first-call costs
+        sequential = timed_sweep(spec, trials, tmp / "sequential", batch=1)
+        batched = timed_sweep(spec, trials, tmp / "batched", batch=args.batch)
+        print(f"sequential: {len(trials) / sequential:.2f} trials/s ({sequential:.1f} s)")
+        print(f"batched   : {len(trials) / batched:.2f} trials/s ({batched:.1f} s, groups of {args.batch})")
+        print(f"vs_sequential={sequential / batched:.2f}")
+        print(f"largest metric difference batched vs sequential: {largest_difference(trials, tmp / 'sequential', tmp / 'batched'):.2e}")
+
+        config = load_config("configs/quickstart.yaml", ["epochs=30", f"device={device}"])
+        bare, ours = [], []
+        for _ in range(3):  # interleaved, so drifting machine load hits both alike
+            bare += bare_epoch_seconds(config, 30)[1:]
+            ours += dropcli_epoch_seconds(config, tmp / "epochs")[1:]
+        bare_median, ours_median = statistics.median(bare), statistics.median(ours)
+        print(f"quickstart epoch: bare loop {1000 * bare_median:.1f} ms, dropcli {1000 * ours_median:.1f} ms "
+              f"(median of {len(ours)}): overhead {100 * (ours_median / bare_median - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Batched sweeps: T trials of the same MLP trained as one stacked model on one device.
+
+Trials that share architecture, data set, optimizer and epochs differ only in numbers: seed, dropout p, L2,
+L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running every layer as one
+`torch.baddbmm` turns T small matrix products into one large one (on this 2-core CPU the stacked layer beat
+`vmap(functional_call)`). Each trial keeps everything of its own:
+
+- its data split, label noise and batch order: each trial's tensors are gathered from its own split with
+  its own batch-order generator, exactly as when it trains alone;
+- its initial weights: built by the same `prepare` as a lone run, then copied into the stack;
+- its dropout mask stream: a generator per trial, started from the state the global generator has when a
+  lone run starts training, drawing the same `torch.rand` masks in the same order;
+- its p, L2, L1 and max-norm as tensors with a trial dimension;
+- its early stopping: a stopped trial is frozen (its weights no longer change) and keeps its best weights.
+
+Adam and SGD act element-wise, so one optimizer over the stacked parameters (with the trials' losses
+summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
+`finish_run` as a lone run. What differs from training alone: float rounding of the batched matrix
+products (metrics agree to ~1e-5, not bitwise), the `seconds` column (the group's epoch time) and no
+per-epoch checkpoint (an interrupted group restarts its unfinished trials from epoch 1).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dropcli import train as training
+from dropcli.config import Config
+from dropcli.models import dropout_mask
+from dropcli.runs import RunFolder
+
+# what the trials of one batch may differ in (besides the seed); everything else in the config must be equal
+PER_TRIAL_REGULARIZERS = ("dropout", "l2", "l1", "max_norm", "early_stopping")
+STACKABLE_MODELS = {"mlp"}  # models with a stacked implementation; the others train one by one
+
+
+def group_key(config: Config) -> str | None:
+    """Trials with the same key can train as one stack; None: this model has no stacked implementation."""
+    if config.model.name not in STACKABLE_MODELS:
+        return None
+    shared = config.to_dict()
+    shared.pop("seed")
+    shared.pop("name")
+    for key in PER_TRIAL_REGULARIZERS:
+        shared["regularizer"].pop(key)
+    return repr(shared)
+
+
+class StackedMLP(nn.Module):
+    """T copies of models.build_mlp's network, weights stacked on a leading trial dimension."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        per_model = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[i].weight.detach().T for layers in per_model]).contiguous())
+            for i in range(len(per_model[0])))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[i].bias.detach() for layers in per_model]).unsqueeze(1).contiguous())
+            for i in range(len(per_model[0])))
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        return [w.shape[2] for w in self.weights[:-1]]
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """x: [T, B, ...] → logits [T, B, classes]; masks: one scaled dropout mask [T, B, H] (or None) per
+        hidden layer, applied after the ReLU as in build_mlp."""
+        h = x.flatten(2)
+        for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
+            h = torch.baddbmm(bias, h, weight).relu()
+            if masks is not None and masks[i] is not None:
+                h = h * masks[i]
+        return torch.baddbmm(self.biases[-1], h, self.weights[-1])
+
+    @torch.no_grad()
+    def copy_into(self, trial: int, model: nn.Module) -> None:
+        """Write trial `trial`'s weights into a lone model of the same architecture."""
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        for linear, weight, bias in zip(linears, self.weights, self.biases):
+            linear.weight.copy_(weight[trial].T)
+            linear.bias.copy_(bias[trial, 0])
+
+
+class MaskStreams:
+    """One dropout-mask generator per trial, replaying the masks that trial would draw training alone."""
+
+    def __init__(self, rates: list[float], generator_states: list[torch.Tensor], device: torch.device):
+        self.rates, self.device = rates, device
+        self.generators = []
+        for state in generator_states:
+            generator = torch.Generator(device=device)
+            generator.set_state(state)
+            self.generators.append(generator)
+
+    def draw(self, batch: int, hidden_sizes: list[int], dtype: torch.dtype) -> list[torch.Tensor | None]:
+        if not any(self.rates):
+            return [None] * len(hidden_sizes)
+        masks = []
+        for width in hidden_sizes:  # layer by layer, trial by trial: the order a lone forward pass draws in
+            ones = torch.ones(batch, width, device=self.device, dtype=dtype)
+            masks.append(torch.stack([dropout_mask((batch, width), p, self.device, dtype, generator) if p else ones
+                                      for p, generator in zip(self.rates, self.generators)]))
+        return masks
+
+
+@dataclass
+class Member:
+    """One trial of a group: its lone experiment (data, model, regularizers) and its run folder."""
+
+    experiment: training.Experiment
+    run: RunFolder
+    rows: list[dict[str, float]]
+    summary: dict[str, Any]
+    stop_reason: str | None = None
+
+
+def global_generator_state(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def train_group(configs: list[Config], runs: list[RunFolder],
+                on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, Any]]:
+    """Train the trials together; every run folder ends completed. Returns their summaries."""
+    members, mask_states = [], []
+    for config, run in zip(configs, runs):
+        experiment = training.prepare(config)  # seeds, splits and initial weights exactly as a lone run
+        mask_states.append(global_generator_state(experiment.device))
+        members.append(Member(experiment, run, [], training.base_summary(experiment, run)))
+        members[-1].summary["batched_with"] = len(configs)
+        run.write_summary(members[-1].summary)
+    first = members[0].experiment
+    device, optimizer_config = first.device, first.config.optimizer
+    model = StackedMLP([m.experiment.model for m in members]).to(device)
+    optimizer = training.OPTIMIZERS[optimizer_config.name](list(model.parameters()), optimizer_config)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=first.config.epochs)
+                 if optimizer_config.schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
+    per_trial = trial_tensors([m.experiment.config for m in members], device)
+    masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, device)
+    stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
+    x_train, y_train, x_val, y_val = stack("x_train"), stack("y_train"), stack("x_val"), stack("y_val")
+    active = torch.ones(len(members), dtype=torch.bool, device=device)
+    frozen: list[torch.Tensor] | None = None
+    wall_start = time.perf_counter()
+    for epoch in range(1, first.config.epochs + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        # --- forward / backward / update: every trial's batch from its own permutation, one stacked step
+        order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
+                             for m in members]).to(device)
+        trial_index = torch.arange(len(members), device=device).unsqueeze(1)
+        for start in range(0, order.shape[1], optimizer_config.batch_size):
+            idx = order[:, start:start + optimizer_config.batch_size]
+            x, y = x_train[trial_index, idx], y_train[trial_index, idx]
+            logits = model(x, masks.draw(idx.shape[1], model.hidden_sizes, x.dtype))
+            # the sum of per-trial mean losses: each trial's gradient is its own loss's gradient
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1).sum()
+            loss = loss + penalties(model, per_trial)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            constrain(model, per_trial, frozen, active)
+        scheduler.step()
+        # --- evaluate all trials at once, eval mode; one sync for all their numbers
+        train_loss, train_acc = evaluate_stacked(model, x_train, y_train)
+        val_loss, val_acc = evaluate_stacked(model, x_val, y_val)
+        numbers = torch.stack([train_loss, train_acc, val_loss, val_acc]).T.tolist()
+        seconds = time.perf_counter() - started
+        # --- log and let each trial's regularizers decide, on its own lone model
+        for index, member in enumerate(members):
+            if member.stop_reason is not None:
+                continue
+            row = training.metrics_row(epoch, *numbers[index], lr, seconds)
+            member.run.append_metrics(row)
+            member.rows.append(row)
+            model.copy_into(index, member.experiment.model)
+            reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
+                                   for reg in member.experiment.regularizers) if r]
+            if reasons:
+                member.stop_reason = reasons[0]
+                active[index] = False
+                frozen = [p.detach().clone() for p in model.parameters()]  # a stopped trial's weights stay put
+        if on_epoch is not None:
+            on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
+        if not active.any():
+            break
+    # --- finish each trial exactly as a lone run: restore best weights, test once, write its folder
+    summaries = []
+    for index, member in enumerate(members):
+        model.copy_into(index, member.experiment.model)
+        member.summary["wall_time_s"] = (time.perf_counter() - wall_start) / len(members)
+        summaries.append(training.finish_run(member.experiment, member.run, member.rows, member.stop_reason,
+                                             member.summary))
+    return summaries
+
+
+def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-trial coefficients, shaped [T, 1, 1] to broadcast against stacked weights."""
+    column = lambda values: torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)  # noqa: E731
+    return {"l2": column([c.regularizer.l2 for c in configs]), "l1": column([c.regularizer.l1 for c in configs]),
+            "max_norm": column([c.regularizer.max_norm or float("inf") for c in configs])}
+
+
+def penalties(model: StackedMLP, per_trial: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L2 (l2/2 * sum w^2) and L1 (l1 * sum |w|) on weights, not biases, each trial with its coefficient."""
+    total = torch.zeros((), device=model.weights[0].device)
+    if per_trial["l2"].any():
+        total = total + sum((0.5 * per_trial["l2"] * w.pow(2)).sum() for w in model.weights)
+    if per_trial["l1"].any():
+        total = total + sum((per_trial["l1"] * w.abs()).sum() for w in model.weights)
+    return total
+
+
+@torch.no_grad()
+def constrain(model: StackedMLP, per_trial: dict[str, torch.Tensor], frozen: list[torch.Tensor] | None,
+              active: torch.Tensor) -> None:
+    """After a step: max-norm per trial (the same rescaling as torch.renorm), then put stopped trials back."""
+    if torch.isfinite(per_trial["max_norm"]).any():
+        for weight in model.weights:  # [T, in, out]: unit j's incoming vector is weight[t, :, j]
+            norms = weight.norm(dim=1, keepdim=True)
+            scale = torch.where(norms > per_trial["max_norm"], per_trial["max_norm"] / (norms + 1e-7), 1.0)
+            weight.mul_(scale)
+    if frozen is not None and not active.all():
+        for parameter, saved in zip(model.parameters(), frozen):
+            parameter[~active] = saved[~active]
+
+
+@torch.no_grad()
+def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-trial mean loss and accuracy without dropout masks (eval mode); [T] tensors on the device."""
+    loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for start in range(0, y.shape[1], training.EVAL_CHUNK):
+        logits = model(x[:, start:start + training.EVAL_CHUNK])
+        target = y[:, start:start + training.EVAL_CHUNK]
+        loss_sum += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(1)
+        correct += (logits.argmax(dim=2) == target).sum(1)
+    return loss_sum / y.shape[1], correct / y.shape[1]
+
+
+def split_into_groups(items: list, key: Callable, size: int) -> list[list]:
+    """Items with equal keys, in chunks of at most `size`, in their original order; key None → alone."""
+    groups: dict[Any, list] = {}
+    singles = []
+    for item in items:
+        k = key(item)
+        (singles.append([item]) if k is None else groups.setdefault(k, []).append(item))
+    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return chunks + singles

@@ -1,0 +1,106 @@
+"""Batched sweeps: a stacked group must reproduce what each trial does alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dropcli import train as training
+from dropcli.batched import StackedMLP, group_key, train_group
+from dropcli.cli import app
+from dropcli.config import validate_config
+from dropcli.runs import RunFolder
+
+
+def lone_metrics(config, parent) -> list[dict[str, float]]:
+    run = RunFolder.create(parent, config)
+    training.run_experiment(training.prepare(config), run)
+    return run.read_metrics()
+
+
+def assert_close_rows(batched_rows, lone_rows, tolerance=1e-4):
+    assert len(batched_rows) == len(lone_rows)
+    for got, want in zip(batched_rows, lone_rows):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "lr"):
+            assert got[key] == pytest.approx(want[key], abs=tolerance), (key, got["epoch"])
+
+
+def test_a_group_matches_each_trial_trained_alone(tiny_raw, tmp_path):
+    variants = [
+        {"seed": 0, "regularizer": {}},
+        {"seed": 1, "regularizer": {"dropout": 0.5}},
+        {"seed": 0, "regularizer": {"dropout": 0.2, "l2": 1e-2}},
+        {"seed": 2, "regularizer": {"l1": 1e-3, "max_norm": 0.5}},
+        {"seed": 1, "regularizer": {"dropout": 0.3, "early_stopping": {"patience": 1}}},
+    ]
+    raw = {**tiny_raw, "epochs": 4, "model": {"hidden_sizes": [32, 16]}}
+    configs = [validate_config({**raw, **v}) for v in variants]
+    assert len({group_key(c) for c in configs}) == 1
+    runs = [RunFolder.create(tmp_path / "batched", c, folder_name=f"trial{i}") for i, c in enumerate(configs)]
+    summaries = train_group(configs, runs)
+    for config, run, summary in zip(configs, runs, summaries):
+        assert summary["status"] == "completed" and summary["batched_with"] == 5
+        assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / "lone"))
+    # the early-stopping trial stopped on its own, restored its best weights, and the others went on
+    stopped = summaries[-1]
+    assert stopped["stop_reason"].startswith("early_stopping") or stopped["epochs_run"] == 4
+    assert [s["epochs_run"] for s in summaries[:-1]] == [4, 4, 4, 4]
+
+
+def test_a_stacked_model_holds_each_lone_model_exactly():
+    from dropcli.config import ModelConfig
+    from dropcli.models import build_model
+
+    models = [build_model(ModelConfig(hidden_sizes=[8, 4]), (40,), 10) for _ in range(3)]
+    stacked = StackedMLP(models)
+    x = torch.randn(5, 40)
+    out = stacked(x.expand(3, 5, 40))
+    for index, model in enumerate(models):
+        model.eval()
+        torch.testing.assert_close(out[index], model(x))
+        copy = build_model(ModelConfig(hidden_sizes=[8, 4]), (40,), 10)
+        stacked.copy_into(index, copy)
+        for a, b in zip(copy.state_dict().values(), model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_only_trials_that_differ_in_per_trial_numbers_share_a_group(tiny_raw):
+    base = validate_config(tiny_raw)
+    same = validate_config({**tiny_raw, "seed": 4, "regularizer": {"dropout": 0.4, "l2": 1e-3}})
+    other_lr = validate_config({**tiny_raw, "optimizer": {"lr": 0.1}})
+    cnn = validate_config({**tiny_raw, "model": {"name": "cnn"}})
+    assert group_key(base) == group_key(same) != group_key(other_lr)
+    assert group_key(cnn) is None
+
+
+def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2",
+                                 "--out", str(out), "--batch", "auto", "--quiet"])
+    assert result.exit_code == 0, result.output
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(folders) == 4
+    for folder in folders:
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["batched_with"] == 4
+        assert {"config.yaml", "metrics.csv", "model.pt", "curves.png"} <= {p.name for p in folder.iterdir()}
+    again = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2",
+                                "--out", str(out), "--batch", "auto", "--quiet"])
+    assert "trained 0, already completed 4" in again.output
+
+
+def test_models_without_a_stacked_version_fall_back_and_say_so(runner, tiny_raw, write_config, tmp_path):
+    raw = {**tiny_raw, "model": {**tiny_raw["model"], "name": "cnn"}}
+    result = runner.invoke(app, ["sweep", str(write_config(raw)), "--p", "0.5", "--seeds", "1",
+                                 "--out", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code == 0 and "cnn has no batched implementation" in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "many", "-2"])
+def test_bad_batch_values_exit_2(runner, tiny_raw, write_config, tmp_path, value):
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--batch", value,
+                                 "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--batch" in result.output
+    assert not (tmp_path / "runs").exists()
