@@ -115,8 +115,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         raise typer.Exit(EXIT_FAILED) from None
     console.print(
         f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs ({summary['stop_reason']}); "
-        f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['final_gap_loss']:+.4f}, "
-        f"acc {summary['final_gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
+        f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
+        f"acc {summary['gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
         f"     {run.path}/  (metrics.csv, summary.json, curves.png)"
     )
 
@@ -238,8 +238,9 @@ def report(
         console.print(summary_table(result.summary, f"{runs_dir}: mean ± std over seeds"))
     for row in result.problems.itertuples():
         errors.print(f"[yellow]left out[/yellow] {row.run}: {row.status} ({row.reason})", highlight=False)
+    written = ["runs.csv"] + (["summary.csv"] if not result.summary.empty else [])
     console.print(f"report: {target / 'report.md'}  ({len(result.table)} runs, {len(result.figures)} figures, "
-                  f"runs.csv, summary.csv)")
+                  f"{', '.join(written)})")
 
 
 def with_bad_input_handled(action, *extra_errors: type[Exception]):

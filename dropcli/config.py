@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 
 class ConfigError(Exception):
@@ -51,6 +52,14 @@ NonNegative = Annotated[float, Field(ge=0.0)]
 class Section(BaseModel):
     # extra="forbid": a typo is an error naming the key, not a silently ignored setting.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML's `true` would otherwise pass as 1 (epochs: true → one epoch)
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+            raise ValueError("expected a number or text, not true/false")
+        return value
 
 
 class DatasetConfig(Section):
@@ -112,7 +121,7 @@ class OptimizerConfig(Section):
 class Config(Section):
     name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
     epochs: Annotated[int, Field(gt=0)] = 60
-    seed: StrictInt = 0  # seeds weights, data split, label noise, batch order and dropout masks
+    seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] = 0  # weights, split, label noise, batch order, dropout masks
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
@@ -184,7 +193,9 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config is a YAML text file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -85,6 +85,9 @@ def load_splits(config: DatasetConfig, seed: int) -> Splits:
             raise DatasetError(f"dataset.train_size: {config.train_size} is more than the {len(train_idx)} "
                                f"training examples left after validation (val_fraction={config.val_fraction})")
         train_idx = train_idx[: config.train_size]
+    if len(train_idx) == 0:
+        raise DatasetError(f"dataset.val_fraction: {config.val_fraction} leaves no training examples "
+                           f"out of {len(order)}")
     y_train = flip_labels(raw.y_pool[train_idx], config.label_noise, raw.num_classes, generator)
     return Splits(raw.x_pool[train_idx], y_train, raw.x_pool[val_idx], raw.y_pool[val_idx],
                   raw.x_test, raw.y_test, raw.num_classes)
@@ -126,7 +129,10 @@ def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
 def load_mnist1d(root: Path, download: bool) -> RawDataset:
     cache = root / "mnist1d" / "mnist1d_default_seed42.npz"
     if not cache.is_file():
-        generate_mnist1d(cache)
+        try:
+            generate_mnist1d(cache)
+        except OSError as error:
+            raise DatasetError(f"dataset.root: cannot write the MNIST-1D cache under {root}: {error}") from None
     arrays = np.load(cache)
     return RawDataset(torch.from_numpy(arrays["x"]).float(), torch.from_numpy(arrays["y"]).long(),
                       torch.from_numpy(arrays["x_test"]).float(), torch.from_numpy(arrays["y_test"]).long(),

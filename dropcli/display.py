@@ -75,14 +75,14 @@ class SweepProgress(SweepObserver):
 
 def summary_table(summary, title: str) -> Table:
     """One row per setting: mean ± std over seeds; the best setting (by validation accuracy) in bold green."""
-    from dropcli.report import mean_std
+    from dropcli.report import mean_std, runs_and_seeds
 
     table = Table(title=title, title_justify="left")
-    for header in ("setting", "seeds", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):
+    for header in ("setting", "runs", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):
         table.add_column(header, justify="left" if header == "setting" else "right")
     for _, row in summary.iterrows():
-        cells = [row["setting"], str(row["seeds"])]
-        cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in ("val_acc", "test_acc", "final_gap_loss", "final_gap_acc")]
+        cells = [row["setting"], runs_and_seeds(row)]
+        cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in ("val_acc", "test_acc", "gap_loss", "gap_acc")]
         table.add_row(*cells, style="bold green" if row["best"] else None)
     table.caption = "best (bold green): highest mean validation accuracy; test accuracy is shown, never used to choose"
     return table

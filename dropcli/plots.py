@@ -110,6 +110,13 @@ def plot_gap_curves(curves, settings: Sequence[str], out: Path, figure_format: s
     return save(figure, out, "gap_curves", figure_format)
 
 
+def has_a_rate_curve(summary, keys: Sequence[str]) -> bool:
+    """True when some group of otherwise equal settings was run at two or more dropout rates."""
+    others = [k for k in keys if k != "regularizer.dropout"]
+    groups = [g for _, g in summary.groupby(others, sort=False)] if others else [summary]
+    return any(g["regularizer.dropout"].nunique() > 1 for g in groups)
+
+
 def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: str) -> Path:
     """The "best p" curve: final gap and accuracy against dropout rate, one line per other setting that was
     run at two or more rates (lone runs at one rate are in the other figures)."""
@@ -126,7 +133,7 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
     for group, label in zip(curves, labels):
         p, style = group["regularizer.dropout"].astype(float), styles[label]
         suffix = f" ({label})" if label else ""
-        gap_axis.errorbar(p, group["final_gap_loss_mean"], yerr=group["final_gap_loss_std"].fillna(0), capsize=3,
+        gap_axis.errorbar(p, group["gap_loss_mean"], yerr=group["gap_loss_std"].fillna(0), capsize=3,
                           label=label or "final gap", **style)
         acc_axis.errorbar(p, group["val_acc_mean"], yerr=group["val_acc_std"].fillna(0), capsize=3,
                           label=f"validation{suffix}", **style)
@@ -156,7 +163,7 @@ def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
     labels = [bar_label(kind, row["setting"]) for kind, row in best_of_kind.iterrows()]
     positions = range(len(labels))
     figure, (acc_axis, gap_axis) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(labels) + 2), 4.6), constrained_layout=True)
-    for axis, metric, title in ((acc_axis, "test_acc", "test accuracy"), (gap_axis, "final_gap_loss", "final gap: val − train loss")):
+    for axis, metric, title in ((acc_axis, "test_acc", "test accuracy"), (gap_axis, "gap_loss", "final gap: val − train loss")):
         bars = axis.bar(positions, best_of_kind[f"{metric}_mean"], yerr=best_of_kind[f"{metric}_std"].fillna(0),
                         capsize=4, color="0.75", edgecolor="black")
         for bar, hatch in zip(bars, HATCHES):
@@ -181,7 +188,7 @@ def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_forma
     settings = list(summary["setting"])
     figures = [plot_overfitting_curves(curves, settings, out, figure_format),
                plot_gap_curves(curves, settings, out, figure_format)]
-    if "regularizer.dropout" in keys:
+    if "regularizer.dropout" in keys and has_a_rate_curve(summary, keys):
         figures.append(plot_dropout_rate(summary, keys, out, figure_format))
     if summary["regularizers"].nunique() > 1:
         figures.append(plot_regularizer_comparison(summary, out, figure_format))

@@ -23,10 +23,13 @@ from dropcli.config import short_name
 from dropcli.runs import LoadedRun, discover_run_folders, load_run
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
+# gap_loss / gap_acc: the gap of the weights the run ends with (under early stopping, the restored ones);
+# final_gap_*: the last epoch's row; max_gap_*: the largest over epochs
 RESULT_COLUMNS = ["best_epoch", "epochs_run", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                  "test_acc", "final_gap_loss", "final_gap_acc", "max_gap_loss", "max_gap_acc", "stop_reason"]
-SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "final_gap_loss": "final gap (loss)",
-                   "final_gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
+                  "test_acc", "gap_loss", "gap_acc", "final_gap_loss", "final_gap_acc", "max_gap_loss", "max_gap_acc",
+                  "stop_reason"]
+SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "final gap (loss)",
+                   "gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
 REGULARIZER_NAMES = {"regularizer.dropout": "dropout", "regularizer.l2": "L2", "regularizer.l1": "L1",
                      "regularizer.max_norm": "max-norm", "regularizer.early_stopping": "early stopping"}
 
@@ -179,10 +182,11 @@ def report_markdown(report: Report, root: Path) -> str:
               f"Compared settings: {', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
               ""]
     if not report.summary.empty:
-        lines += findings(report.summary) + [""]
+        lines += findings(report.summary, report.keys) + [""]
         lines += summary_markdown_table(report.summary) + [""]
-        lines += ["Mean ± standard deviation over seeds. Gaps: val loss − train loss and train acc − val acc, "
-                  "at the end of training (train metrics in eval mode). Best (**bold**) = highest mean "
+        lines += ["Mean ± standard deviation over runs (one per seed). Gaps: val loss − train loss and train "
+                  "acc − val acc of the weights each run ends with (under early stopping, the restored best "
+                  "epoch's), train metrics in eval mode; max gap: the largest over epochs. Best (**bold**) = highest mean "
                   "validation accuracy; test accuracy is never used to choose.", ""]
         for figure in report.figures:
             lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", ""]
@@ -194,10 +198,10 @@ def report_markdown(report: Report, root: Path) -> str:
 
 
 def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
-    headers = ["setting", "regularizers", "seeds", *SUMMARY_METRICS.values()]
+    headers = ["setting", "regularizers", "runs", *SUMMARY_METRICS.values()]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for _, row in summary.iterrows():
-        cells = [row["setting"], row["regularizers"], str(row["seeds"])]
+        cells = [row["setting"], row["regularizers"], runs_and_seeds(row)]
         cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SUMMARY_METRICS]
         if row["best"]:
             cells = [f"**{c}**" for c in cells]
@@ -205,28 +209,45 @@ def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def findings(summary: pd.DataFrame) -> list[str]:
+def runs_and_seeds(row: pd.Series) -> str:
+    """"3" when every run has its own seed; "4 (2 seeds)" when some seed was run twice."""
+    if row["runs"] == row["seeds"]:
+        return str(row["runs"])
+    return f"{row['runs']} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})"
+
+
+def matching_baseline(summary: pd.DataFrame, best: pd.Series, keys: list[str]) -> pd.Series | None:
+    """The no-regularizer setting that agrees with `best` on every compared key that is not a regularizer
+    (same epochs, data, model ...): the only fair baseline for it."""
+    others = [k for k in keys if k not in REGULARIZER_NAMES]
+    candidates = summary[summary["regularizers"] == "none"]
+    for key in others:
+        candidates = candidates[candidates[key].astype(str) == str(best[key])]
+    return None if candidates.empty else candidates.iloc[0]
+
+
+def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     """The plain-words paragraph: which setting generalized best, and how much the gap shrank."""
     best = summary[summary["best"]].iloc[0]
     text = [f"**Best setting by validation accuracy: {best['setting']}** ({best['regularizers']}): "
             f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
             f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['seeds']} seed(s)."]
-    baselines = summary[summary["regularizers"] == "none"]
-    if baselines.empty:
-        text.append("No run without any regularizer is present, so there is no baseline to measure the gap against.")
-    elif best["regularizers"] == "none":
-        text.append("It is the no-regularizer baseline itself: no regularizer in these runs beat it on validation accuracy.")
+    base = matching_baseline(summary, best, keys)
+    if best["regularizers"] == "none":
+        text.append("It is a no-regularizer setting: no regularizer in these runs beat it on validation accuracy.")
+    elif base is None:
+        text.append("No run without any regularizer shares its other settings, so there is no baseline to "
+                    "measure the gap against.")
     else:
-        base = baselines.iloc[0]
-        before, after = base["final_gap_loss_mean"], best["final_gap_loss_mean"]
+        before, after = base["gap_loss_mean"], best["gap_loss_mean"]
         change = (after - before) / abs(before) * 100 if before else float("nan")
-        text.append(f"Against the no-regularizer baseline, the final generalization gap "
+        text.append(f"Against the no-regularizer baseline ({base['setting']}), the final generalization gap "
                     f"(val − train loss) went from {before:.3f} to {after:.3f} ({change:+.0f}%), the accuracy gap "
-                    f"from {base['final_gap_acc_mean']:.3f} to {best['final_gap_acc_mean']:.3f}, and test accuracy "
+                    f"from {base['gap_acc_mean']:.3f} to {best['gap_acc_mean']:.3f}, and test accuracy "
                     f"changed by {100 * (best['test_acc_mean'] - base['test_acc_mean']):+.1f} points.")
-    smallest = summary.loc[summary["final_gap_loss_mean"].idxmin()]
+    smallest = summary.loc[summary["gap_loss_mean"].idxmin()]
     if smallest["setting"] != best["setting"]:
-        text.append(f"The smallest gap ({smallest['final_gap_loss_mean']:.3f}) belongs to {smallest['setting']}, "
+        text.append(f"The smallest gap ({smallest['gap_loss_mean']:.3f}) belongs to {smallest['setting']}, "
                     f"whose validation accuracy is {smallest['val_acc_mean']:.3f}: a small gap alone does not "
                     f"mean the best model.")
     return [" ".join(text)]

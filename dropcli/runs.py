@@ -168,6 +168,9 @@ def load_run(path: Path) -> LoadedRun:
     if status == "completed" and (config is None or not metrics):
         status = "broken"
         problems.append("completed, but its metrics.csv is empty or missing")
+    if status == "completed" and not all(isinstance(summary.get(k), (int, float)) for k in ("val_acc", "test_acc", "gap_loss")):
+        status = "broken"
+        problems.append("completed, but summary.json lacks its results")
     if status == "running":
         problems.append("never finished: still running, or killed")
     if status in ("failed", "interrupted") and summary.get("error"):

@@ -82,11 +82,21 @@ def parse_non_negative_list(text: str, option: str) -> list[float]:
 
 
 def parse_grid(text: str) -> tuple[str, list[Any]]:
-    """`--grid dataset.train_size=250,500,1000`: any config key, each value read as YAML."""
+    """`--grid dataset.train_size=250,500,1000` or `--grid model.hidden_sizes=[64],[256,256]`: any config
+    key, the values read as one YAML list (so brackets group), duplicates dropped."""
+    form = "expected KEY=V1,V2,..., e.g. --grid dataset.train_size=250,500 or --grid model.hidden_sizes=[64],[128,128]"
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
-        raise SweepError(f"--grid {text!r}: expected KEY=V1,V2,..., e.g. --grid dataset.train_size=250,500")
-    return key.strip(), [yaml.safe_load(part) for part in values.split(",")]
+        raise SweepError(f"--grid {text!r}: {form}")
+    try:
+        parsed = yaml.safe_load(f"[{values}]")
+    except yaml.YAMLError:
+        raise SweepError(f"--grid {text!r}: the values are not valid YAML; {form}") from None
+    unique = []
+    for value in parsed:
+        if value not in unique:
+            unique.append(value)
+    return key.strip(), unique
 
 
 def parse_batch(text: str, device_is_cuda: bool = False) -> int:
@@ -154,6 +164,10 @@ class SweepSpec:
                 problems += [p for p in error.problems if p not in problems]
         if problems:
             raise SweepError([f"axis value rejected: {p}" for p in problems])
+        names = [t.name for t in trials]
+        clashes = sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise SweepError(f"two trials would share the folder {clashes[0]!r}: give axis values that differ")
         return trials
 
 
@@ -161,7 +175,7 @@ def trial_name(settings: dict[str, Any]) -> str:
     parts = []
     for key, value in settings.items():
         label = short_name(key)
-        text = f"{value:g}" if isinstance(value, float) else str(value)
+        text = "x".join(map(str, value)) if isinstance(value, list) else str(value)  # [256, 256] → 256x256
         parts.append(f"{label}-{re.sub(r'[^A-Za-z0-9.+-]', '-', text)}")
     return "_".join(parts)
 
@@ -278,10 +292,16 @@ def run_one(trial: Trial, sweep_dir: Path, observer: SweepObserver, outcome: Swe
         shutil.rmtree(folder, ignore_errors=True)
     run = RunFolder(folder) if resume else RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
     try:
-        training.run_experiment(training.prepare(trial.config), run, observer.epoch, resume=resume)
-    except training.TrainingFailed as failure:
-        outcome.failed[trial.name] = str(failure)
-        observer.trial_ended(trial, "failed", str(failure))
+        experiment = training.prepare(trial.config)
+        training.run_experiment(experiment, run, observer.epoch, resume=resume)
+    except training.TrainingInterrupted:
+        raise
+    except Exception as error:  # TrainingFailed, or anything prepare raised: recorded, and the sweep goes on
+        message = str(error) if isinstance(error, training.TrainingFailed) else f"{type(error).__name__}: {error}"
+        if not isinstance(error, training.TrainingFailed):
+            training.mark_ended(run, "failed", message, traceback.format_exc())
+        outcome.failed[trial.name] = message
+        observer.trial_ended(trial, "failed", message)
         return
     outcome.trained.append(trial.name)
     observer.trial_ended(trial, "completed")
@@ -315,13 +335,16 @@ def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outc
 
 
 def check_resources(trials: list[Trial]) -> None:
-    """Fail fast, before anything is written, on a device or dataset that the trials cannot use."""
+    """Fail fast, before anything is written, on a device, dataset or model that the trials cannot use:
+    one full `prepare` for each distinct (device, dataset, model)."""
     from dropcli import train as training
-    from dropcli.data import load_splits
 
-    for device, dataset in {(t.config.device, t.config.dataset) for t in trials}:
-        training.resolve_device(device)
-        load_splits(dataset, seed=0)
+    checked = set()
+    for trial in trials:
+        key = repr((trial.config.device, trial.config.dataset, trial.config.model))
+        if key not in checked:
+            checked.add(key)
+            training.prepare(trial.config)
 
 
 # ---------------------------------------------------------------------------------------------------------

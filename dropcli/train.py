@@ -100,7 +100,11 @@ def prepare(config: Config) -> Experiment:
     model_options: dict[str, Any] = {}
     for regularizer in regularizers:
         model_options.update(regularizer.model_options())
-    model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
+    try:
+        model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
+    except RuntimeError as error:  # e.g. more pooling blocks than the input has positions
+        raise ConfigError(f"model: a {config.model.name} with these settings cannot take inputs of shape "
+                          f"{list(splits.input_shape)}: {' '.join(str(error).split())}") from None
     optimizer = OPTIMIZERS[config.optimizer.name](list(model.parameters()), config.optimizer)
     if config.optimizer.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)

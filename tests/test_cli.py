@@ -34,6 +34,7 @@ def test_train_writes_a_completed_run(runner, tiny_raw, write_config, tmp_path):
     (["--set", "regularizer.dropuot=0.5"], "did you mean 'dropout'"),
     (["--set", "epochs"], "expected KEY=VALUE"),
     (["--set", "device=cuda:7"], "device: "),
+    (["--set", "model.name=cnn", "--set", "model.channels=[8,8,8,8,8,8,8]"], "cannot take inputs of shape"),
 ])
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(runner, tiny_raw, write_config, tmp_path,
                                                              overrides, message):

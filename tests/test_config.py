@@ -61,6 +61,10 @@ def test_unknown_key_names_the_closest_valid_key(write_config):
     ("regularizer.l1=-1", "regularizer.l1"),
     ("regularizer.max_norm=-3", "regularizer.max_norm"),
     ("seed=1.5", "seed"),
+    ("seed=-1", "seed"),
+    ("seed=99999999999", "seed"),
+    ("epochs=true", "epochs"),
+    ("regularizer.l2=true", "regularizer.l2"),
     ("epochs=many", "epochs"),
 ])
 def test_out_of_range_or_wrong_type_names_the_field(override, field):
@@ -92,6 +96,13 @@ def test_malformed_yaml_gives_the_line(write_config):
 def test_top_level_must_be_a_mapping(write_config):
     [problem] = problems_of(write_config("- just\n- a list\n"))
     assert "top level must be a mapping" in problem
+
+
+def test_a_config_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    [problem] = problems_of(path)
+    assert "not UTF-8" in problem
 
 
 def test_missing_file(tmp_path):

@@ -64,6 +64,17 @@ def test_train_size_larger_than_the_pool_is_a_clear_error(data_root):
         load_splits(DatasetConfig(root=str(data_root), train_size=10_000), seed=0)
 
 
+def test_no_training_example_left_is_a_clear_error(data_root):
+    with pytest.raises(DatasetError, match="no training examples"):
+        load_splits(DatasetConfig(root=str(data_root), val_fraction=0.99999), seed=0)
+
+
+def test_an_unwritable_root_is_a_dataset_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DatasetError, match="cannot write"):
+        load_splits(DatasetConfig(root=str(tmp_path / "file" / "below")), seed=0)
+
+
 def test_batches_cover_every_example_once_per_epoch():
     x, y = torch.arange(10).float().unsqueeze(1), torch.arange(10)
     batches = list(shuffled_batches(x, y, 4, torch.Generator().manual_seed(0)))

@@ -123,4 +123,6 @@ def test_early_stopping_ends_real_training_early(tiny_raw, tmp_path):
     assert summary["best_epoch"] == summary["restored_epoch"] == summary["epochs_run"] - 2
     # the reported val metrics are those of the restored weights, not of the last epoch
     rows = RunFolder(next((tmp_path / "runs").iterdir())).read_metrics()
-    assert summary["val_loss"] == pytest.approx(rows[summary["restored_epoch"] - 1]["val_loss"])
+    restored = rows[summary["restored_epoch"] - 1]
+    assert summary["val_loss"] == pytest.approx(restored["val_loss"])
+    assert summary["gap_loss"] == pytest.approx(restored["gap_loss"])  # the gap of the weights kept, not the last

@@ -51,7 +51,7 @@ def test_report_writes_tables_figures_and_markdown(runs_root, tmp_path):
     assert len(runs) == 8  # 4 sweep trials + 1 lone run + 3 broken ones: one row per run folder
     assert set(runs["status"]) == {"completed", "broken", "running", "failed"}
     for column in ("regularizer.dropout", "regularizer.l2", "seed", "best_epoch", "test_acc", "val_acc",
-                   "final_gap_loss", "max_gap_loss"):
+                   "gap_loss", "final_gap_loss", "max_gap_loss"):
         assert column in runs
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["setting"]) == ["no regularizer", "l2=0.001", "p=0.5"]
@@ -77,16 +77,18 @@ def test_a_broken_run_does_not_hide_its_readable_parts(runs_root, tmp_path):
     assert broken.status == "broken" and len(broken.metrics) == 1  # the truncated second row is dropped
 
 
-def write_completed_run(path, dropout: float, seed: int, val_acc: float, test_acc: float):
+def write_completed_run(path, dropout: float, seed: int, val_acc: float, test_acc: float, gap: float = 0.5,
+                        epochs: int = 60):
     path.mkdir(parents=True)
-    config = validate_config({"seed": seed, "regularizer": {"dropout": dropout}}).to_dict()
+    config = validate_config({"seed": seed, "epochs": epochs, "regularizer": {"dropout": dropout}}).to_dict()
     (path / "config.yaml").write_text(yaml.safe_dump(config))
     row = dict(epoch=1, train_loss=0.5, train_acc=0.9, val_loss=1.0, val_acc=val_acc, gap_loss=0.5,
                gap_acc=0.9 - val_acc, lr=0.001, seconds=0.1)
     pd.DataFrame([row]).to_csv(path / "metrics.csv", index=False)
     summary = {"status": "completed", "best_epoch": 1, "epochs_run": 1, "val_acc": val_acc, "test_acc": test_acc,
-               "val_loss": 1.0, "test_loss": 1.0, "train_loss": 0.5, "train_acc": 0.9, "final_gap_loss": 0.5,
-               "final_gap_acc": 0.9 - val_acc, "max_gap_loss": 0.5, "max_gap_acc": 0.9 - val_acc}
+               "val_loss": 1.0, "test_loss": 1.0, "train_loss": 0.5, "train_acc": 0.9, "gap_loss": gap,
+               "gap_acc": 0.9 - val_acc, "final_gap_loss": gap, "final_gap_acc": 0.9 - val_acc, "max_gap_loss": gap,
+               "max_gap_acc": 0.9 - val_acc}
     (path / "summary.json").write_text(json.dumps(summary))
 
 
@@ -96,6 +98,37 @@ def test_the_best_setting_is_chosen_by_validation_never_by_test(tmp_path):
         write_completed_run(tmp_path / f"b{seed}", 0.5, seed, val_acc=0.50, test_acc=0.90)
     report = build_report(tmp_path, tmp_path / "report")
     assert report.summary.loc[report.summary["best"], "setting"].item() == "p=0.2"
+
+
+def test_the_baseline_shares_the_best_settings_other_values(tmp_path):
+    """A 3-epoch baseline must not be the yardstick of a 60-epoch dropout run."""
+    write_completed_run(tmp_path / "short-baseline", 0.0, 0, val_acc=0.30, test_acc=0.30, gap=0.1, epochs=3)
+    write_completed_run(tmp_path / "long-baseline", 0.0, 0, val_acc=0.45, test_acc=0.45, gap=2.0, epochs=60)
+    write_completed_run(tmp_path / "long-dropout", 0.3, 0, val_acc=0.50, test_acc=0.50, gap=1.0, epochs=60)
+    markdown = (build_report(tmp_path, tmp_path / "report") and (tmp_path / "report" / "report.md").read_text())
+    assert "went from 2.000 to 1.000 (-50%)" in markdown
+
+
+def test_lone_runs_at_two_rates_with_other_differences_do_not_break_the_report(tmp_path):
+    write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5, epochs=1)
+    write_completed_run(tmp_path / "b", 0.0, 0, val_acc=0.4, test_acc=0.4, epochs=2)
+    report = build_report(tmp_path, tmp_path / "report")
+    assert "dropout_rate.png" not in {p.name for p in report.figures}
+
+
+def test_the_same_seed_run_twice_is_counted_as_runs_not_seeds(tmp_path):
+    write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5)
+    write_completed_run(tmp_path / "b", 0.5, 0, val_acc=0.4, test_acc=0.4)
+    build_report(tmp_path, tmp_path / "report")
+    assert "2 (1 seed)" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_completed_summary_without_results_is_listed_as_broken(tmp_path):
+    write_completed_run(tmp_path / "good", 0.5, 0, val_acc=0.5, test_acc=0.5)
+    write_completed_run(tmp_path / "empty", 0.5, 1, val_acc=0.5, test_acc=0.5)
+    (tmp_path / "empty" / "summary.json").write_text('{"status": "completed"}')
+    report = build_report(tmp_path, tmp_path / "report")
+    assert list(report.problems["run"]) == ["empty"] and "lacks its results" in report.problems["reason"].item()
 
 
 def test_a_folder_without_runs_is_an_error(tmp_path, runner):

@@ -60,6 +60,21 @@ def test_trials_are_the_product_of_axes_and_seeds():
     assert trial.config.regularizer.dropout == 0.5 and trial.config.regularizer.l2 == 1e-4 and trial.config.seed == 1
 
 
+def test_grid_values_may_be_lists_and_duplicates_collapse():
+    from dropcli.sweep import parse_grid
+
+    assert parse_grid("model.hidden_sizes=[8,8],[16]") == ("model.hidden_sizes", [[8, 8], [16]])
+    assert parse_grid("epochs=1,1,2") == ("epochs", [1, 2])
+    spec = SweepSpec(base=validate_config({}).to_dict(), axes={"model.hidden_sizes": [[8, 8], [16]]}, seeds=[0])
+    assert [t.name for t in spec.trials()] == ["hidden_sizes-8x8_seed-0", "hidden_sizes-16_seed-0"]
+
+
+def test_values_that_would_share_a_folder_are_refused():
+    spec = SweepSpec(base=validate_config({}).to_dict(), axes={"optimizer.lr": [0.001, "0.001"]}, seeds=[0])
+    with pytest.raises(SweepError):
+        spec.trials()
+
+
 def test_an_invalid_axis_value_is_rejected_before_anything_runs():
     spec = SweepSpec(base=validate_config({}).to_dict(), axes={"model.name": ["mlp", "resnet"]}, seeds=[0])
     with pytest.raises(SweepError, match="model.name"):
@@ -82,7 +97,7 @@ def test_sweep_trains_every_trial_then_resumes_with_nothing_to_do(runner, tiny_r
     args = sweep_args(write_config(tiny_raw), out, "--p", "0.2,0.5", "--seeds", "2")
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert statuses(out) == {f"p-{p}_seed-{s}": "completed" for p in ("0", "0.2", "0.5") for s in (0, 1)}
+    assert statuses(out) == {f"p-{p}_seed-{s}": "completed" for p in ("0.0", "0.2", "0.5") for s in (0, 1)}
     rates = sorted(yaml.safe_load((run / "config.yaml").read_text())["regularizer"]["dropout"]
                    for run in out.iterdir() if run.is_dir())
     assert rates == [0.0, 0.0, 0.2, 0.2, 0.5, 0.5]
@@ -124,7 +139,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, wri
     args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1", "--batch", "1")
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "simulated crash" in result.output
-    assert statuses(out) == {"p-0_seed-0": "completed", "p-0.5_seed-0": "failed"}
+    assert statuses(out) == {"p-0.0_seed-0": "completed", "p-0.5_seed-0": "failed"}
 
     monkeypatch.setattr(training, "prepare", real_prepare)
     result = runner.invoke(app, args)
@@ -139,6 +154,9 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, wri
     (["--seeds", "0"], "--seeds 0"),
     (["--grid", "model.name=mlp,resnet"], "model.name"),
     (["--grid", "train_size"], "expected KEY=V1,V2"),
+    (["--grid", "model.hidden_sizes=[8,"], "not valid YAML"),
+    (["--seed-list", "-1"], "seed"),
+    (["--set", "model.name=cnn", "--set", "model.channels=[8,8,8,8,8,8,8]"], "cannot take inputs of shape"),
 ])
 def test_bad_sweep_input_exits_2_and_writes_nothing(runner, tiny_raw, write_config, tmp_path, extra, message):
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path / "runs"), *extra])
