@@ -1,7 +1,8 @@
 """How fast is a sweep, one trial at a time vs batched, and what does dropcli add to a bare PyTorch loop?
 
-    uv run python bench/sweep_speed.py            # 8 rates x 2 seeds, 10 epochs, + the epoch overhead
-    uv run python bench/sweep_speed.py --quick    # 4 epochs: under 2 minutes on 2 CPU cores
+    uv run python bench/sweep_speed.py              # 8 rates x 2 seeds, 20 epochs, + the epoch overhead
+    uv run python bench/sweep_speed.py --quick      # 10 epochs: well under 2 minutes on 2 CPU cores
+    uv run python bench/sweep_speed.py --epochs 60  # the quickstart's own length
 
 Everything runs in this one process, on the quickstart config (MLP on MNIST-1D), so the ratios compare
 like with like on the same machine at the same moment:
@@ -43,7 +44,7 @@ def sweep_trials(epochs: int):
 
 
 def timed_sweep(spec, trials, folder: Path, batch: int) -> float:
-    open_sweep_dir(folder, spec, trials, f"bench batch={batch}")
+    open_sweep_dir(folder, SweepSpec(spec.base, spec.axes, spec.seeds), trials, f"bench batch={batch}")
     started = time.perf_counter()
     outcome = run_sweep(trials, folder, batch=batch)
     elapsed = time.perf_counter() - started
@@ -66,7 +67,7 @@ def bare_epoch_seconds(config, epochs: int) -> list[float]:
     exp = training.prepare(config)
     x, y, xv, yv = exp.splits.x_train, exp.splits.y_train, exp.splits.x_val, exp.splits.y_val
     model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).to(x.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr, fused=True)  # as dropcli's
     generator = torch.Generator().manual_seed(0)
     seconds = []
     for _ in range(epochs):
@@ -81,8 +82,10 @@ def bare_epoch_seconds(config, epochs: int) -> list[float]:
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            metrics = [(F.cross_entropy(model(a), b).item(), (model(a).argmax(1) == b).float().mean().item())
-                       for a, b in ((x, y), (xv, yv))]
+            metrics = []
+            for a, b in ((x, y), (xv, yv)):
+                logits = model(a)
+                metrics.append((F.cross_entropy(logits, b).item(), (logits.argmax(1) == b).float().mean().item()))
         seconds.append(time.perf_counter() - started)
     assert metrics
     return seconds
@@ -96,17 +99,21 @@ def dropcli_epoch_seconds(config, folder: Path) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 epochs per trial instead of 10")
+    parser.add_argument("--quick", action="store_true", help="10 epochs per trial instead of 20")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (overrides --quick)")
     parser.add_argument("--batch", type=int, default=16, help="group size of the batched path (default 16)")
     args = parser.parse_args()
-    epochs = 4 if args.quick else 10
+    epochs = args.epochs or (10 if args.quick else 20)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; sweep: {len(RATES)} rates x {len(SEEDS)} seeds, {epochs} epochs")
     spec, trials = sweep_trials(epochs)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        training.prepare(trials[0].config)  # warm-up: data cache, first-call costs
+        # warm-up: the data cache and the first calls of both paths (imports, allocator) are not timed
+        warm_spec, warm_trials = sweep_trials(1)
+        timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-sequential", batch=1)
+        timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-batched", batch=2)
         sequential = timed_sweep(spec, trials, tmp / "sequential", batch=1)
         batched = timed_sweep(spec, trials, tmp / "batched", batch=args.batch)
         print(f"sequential: {len(trials) / sequential:.2f} trials/s ({sequential:.1f} s)")

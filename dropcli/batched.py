@@ -32,7 +32,7 @@ from torch import nn
 
 from dropcli import train as training
 from dropcli.config import Config
-from dropcli.models import dropout_mask
+from dropcli.models import MASK_LEVELS, keep_mask, random_lanes
 from dropcli.runs import RunFolder
 
 # what the trials of one batch may differ in (besides the seed); everything else in the config must be equal
@@ -89,24 +89,34 @@ class StackedMLP(nn.Module):
 
 
 class MaskStreams:
-    """One dropout-mask generator per trial, replaying the masks that trial would draw training alone."""
+    """One dropout-mask generator per trial, replaying the masks that trial would draw training alone.
+
+    Each trial's random words are drawn with its own generator into a [T, words] buffer; the compare and the
+    scaling then run once over all trials, with thresholds as [T, 1, 1] tensors: the same arithmetic as
+    models.dropout_mask, element for element."""
 
     def __init__(self, rates: list[float], generator_states: list[torch.Tensor], device: torch.device):
-        self.rates, self.device = rates, device
+        self.device = device
+        thresholds = [round(p * MASK_LEVELS) for p in rates]
+        self.active = [index for index, t in enumerate(thresholds) if t > 0]  # p = 0 draws nothing, as alone
         self.generators = []
         for state in generator_states:
             generator = torch.Generator(device=device)
             generator.set_state(state)
             self.generators.append(generator)
+        self.thresholds = torch.tensor(thresholds, dtype=torch.int32, device=device).view(-1, 1, 1)
 
     def draw(self, batch: int, hidden_sizes: list[int], dtype: torch.dtype) -> list[torch.Tensor | None]:
-        if not any(self.rates):
+        if not self.active:
             return [None] * len(hidden_sizes)
         masks = []
         for width in hidden_sizes:  # layer by layer, trial by trial: the order a lone forward pass draws in
-            ones = torch.ones(batch, width, device=self.device, dtype=dtype)
-            masks.append(torch.stack([dropout_mask((batch, width), p, self.device, dtype, generator) if p else ones
-                                      for p, generator in zip(self.rates, self.generators)]))
+            count = batch * width
+            words = torch.zeros(len(self.generators), (count + 3) // 4, dtype=torch.int64, device=self.device)
+            for index in self.active:
+                random_lanes(count, self.device, self.generators[index], out=words[index])
+            lanes = words.view(torch.int16)[:, :count].view(-1, batch, width)
+            masks.append(keep_mask(lanes, self.thresholds, dtype))
         return masks
 
 

@@ -35,7 +35,8 @@ def test_dropout_masks_in_training_with_inverted_scaling_and_is_identity_in_eval
     dropout.train()
     out = dropout(x)
     kept = out[out != 0]
-    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.6))  # survivors scaled by 1/(1-p)
+    # survivors scaled by 1/(1-p), p realized to 1/65536
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.6), rtol=1e-4)
     assert abs((out == 0).float().mean().item() - 0.4) < 0.01  # each unit dropped with probability p
     assert abs(out.mean().item() - 1.0) < 0.01  # expected activation unchanged
     dropout.eval()
