@@ -231,7 +231,8 @@ def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     best = summary[summary["best"]].iloc[0]
     text = [f"**Best setting by validation accuracy: {best['setting']}** ({best['regularizers']}): "
             f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
-            f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['seeds']} seed(s)."]
+            f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
+            f"run{'s' if best['runs'] != 1 else ''}."]
     base = matching_baseline(summary, best, keys)
     if best["regularizers"] == "none":
         text.append("It is a no-regularizer setting: no regularizer in these runs beat it on validation accuracy.")
@@ -241,7 +242,8 @@ def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     else:
         before, after = base["gap_loss_mean"], best["gap_loss_mean"]
         change = (after - before) / abs(before) * 100 if before else float("nan")
-        text.append(f"Against the no-regularizer baseline ({base['setting']}), the final generalization gap "
+        which = "" if base["setting"] == "no regularizer" else f" ({base['setting']})"
+        text.append(f"Against the no-regularizer baseline{which}, the final generalization gap "
                     f"(val − train loss) went from {before:.3f} to {after:.3f} ({change:+.0f}%), the accuracy gap "
                     f"from {base['gap_acc_mean']:.3f} to {best['gap_acc_mean']:.3f}, and test accuracy "
                     f"changed by {100 * (best['test_acc_mean'] - base['test_acc_mean']):+.1f} points.")
