@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dropcli.config import DatasetConfig
+from dropcli.registry import Registry
 
 
 class DatasetError(Exception):
@@ -57,24 +58,12 @@ class RawDataset:
 
 
 Loader = Callable[[Path, bool], RawDataset]
-DATASETS: dict[str, Loader] = {}
-
-
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    def add(loader: Loader) -> Loader:
-        if name in DATASETS:
-            raise KeyError(f"dataset {name!r} is registered twice")
-        DATASETS[name] = loader
-        return loader
-
-    return add
+DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def load_splits(config: DatasetConfig, seed: int) -> Splits:
     """Load the named dataset and cut it into train / val / test. The split and the label noise depend only
     on `seed`, so two runs with the same seed see exactly the same examples and the same flipped labels."""
-    if config.name not in DATASETS:
-        raise DatasetError(f"dataset.name: unknown dataset {config.name!r}; allowed: {', '.join(DATASETS)}")
     raw = load_raw(config.name, Path(config.root).resolve(), config.download)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(raw.y_pool), generator=generator)
@@ -96,7 +85,7 @@ def load_splits(config: DatasetConfig, seed: int) -> Splits:
 @functools.lru_cache(maxsize=2)
 def load_raw(name: str, root: Path, download: bool) -> RawDataset:
     """Read a dataset once per process: a sweep's trials share it (the tensors are never modified)."""
-    return DATASETS[name](root, download)
+    return DATASETS.lookup(name)(root, download)
 
 
 def flip_labels(labels: torch.Tensor, fraction: float, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -125,7 +114,7 @@ def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
 # MNIST-1D: generated offline by the mnist1d package, cached as .npz.
 
 
-@register_dataset("mnist1d")
+@DATASETS.register("mnist1d")
 def load_mnist1d(root: Path, download: bool) -> RawDataset:
     cache = root / "mnist1d" / "mnist1d_default_seed42.npz"
     if not cache.is_file():
@@ -159,21 +148,21 @@ def generate_mnist1d(cache: Path) -> None:
 # torchvision datasets: downloaded into `root` on first use (where a network exists), then read into tensors.
 
 
-@register_dataset("mnist")
+@DATASETS.register("mnist")
 def load_mnist(root: Path, download: bool) -> RawDataset:
     from torchvision.datasets import MNIST
 
     return load_torchvision(MNIST, "MNIST", root, download)
 
 
-@register_dataset("fashion_mnist")
+@DATASETS.register("fashion_mnist")
 def load_fashion_mnist(root: Path, download: bool) -> RawDataset:
     from torchvision.datasets import FashionMNIST
 
     return load_torchvision(FashionMNIST, "Fashion-MNIST", root, download)
 
 
-@register_dataset("cifar10")
+@DATASETS.register("cifar10")
 def load_cifar10(root: Path, download: bool) -> RawDataset:
     from torchvision.datasets import CIFAR10
 

@@ -14,19 +14,10 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
+from dropcli.registry import Registry
 
 Builder = Callable[[ModelConfig, tuple[int, ...], int, float], nn.Module]
-MODELS: dict[str, Builder] = {}
-
-
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    def add(builder: Builder) -> Builder:
-        if name in MODELS:
-            raise KeyError(f"model {name!r} is registered twice")
-        MODELS[name] = builder
-        return builder
-
-    return add
+MODELS: Registry[Builder] = Registry("model")
 
 
 MASK_LEVELS = 65536  # a rate p is realized as round(p * 65536) / 65536: within 1e-5 of what was asked
@@ -77,9 +68,7 @@ class Dropout(nn.Module):
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> nn.Module:
-    if config.name not in MODELS:
-        raise KeyError(f"model.name: unknown model {config.name!r}; allowed: {', '.join(MODELS)}")
-    return MODELS[config.name](config, input_shape, num_classes, dropout)
+    return MODELS.lookup(config.name)(config, input_shape, num_classes, dropout)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -89,7 +78,7 @@ def count_parameters(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
-@register_model("mlp")
+@MODELS.register("mlp")
 def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
@@ -103,7 +92,7 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
 # ---------------------------------------------------------------------------------------------------------
 
 
-@register_model("cnn")
+@MODELS.register("cnn")
 def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
     """Conv blocks (conv → ReLU → dropout → max-pool), then one dense hidden layer and the output layer.
     A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
@@ -183,7 +172,7 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
 
 
-@register_model("gru")
+@MODELS.register("gru")
 def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
     input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
     return GRUClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout)

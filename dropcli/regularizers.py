@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, RegularizerConfig
+from dropcli.registry import Registry
 
 
 class Regularizer:
@@ -51,17 +52,7 @@ class Regularizer:
         pass
 
 
-REGULARIZERS: dict[str, Callable[[Any], Regularizer]] = {}
-
-
-def register_regularizer(key: str) -> Callable[[type], type]:
-    def add(cls: type) -> type:
-        if key in REGULARIZERS:
-            raise KeyError(f"regularizer {key!r} is registered twice")
-        REGULARIZERS[key] = cls
-        return cls
-
-    return add
+REGULARIZERS: Registry[Callable[[Any], Regularizer]] = Registry("regularizer")
 
 
 def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
@@ -70,7 +61,7 @@ def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
     for key, value in config:
         if value is None or value == 0:
             continue
-        active.append(REGULARIZERS[key](value))
+        active.append(REGULARIZERS.lookup(key)(value))
     return active
 
 
@@ -78,7 +69,7 @@ def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.ndim >= 2]
 
 
-@register_regularizer("dropout")
+@REGULARIZERS.register("dropout")
 class Dropout(Regularizer):
     """Inverted dropout: the models' dropout layers zero each activation with probability p in training
     and scale the survivors by 1/(1-p), so evaluation is the identity."""
@@ -93,7 +84,7 @@ class Dropout(Regularizer):
         return {"dropout": self.p}
 
 
-@register_regularizer("l2")
+@REGULARIZERS.register("l2")
 class L2(Regularizer):
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
@@ -106,7 +97,7 @@ class L2(Regularizer):
         return 0.5 * self.coefficient * sum(w.pow(2).sum() for w in weight_parameters(model))
 
 
-@register_regularizer("l1")
+@REGULARIZERS.register("l1")
 class L1(Regularizer):
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
@@ -118,7 +109,7 @@ class L1(Regularizer):
         return self.coefficient * sum(w.abs().sum() for w in weight_parameters(model))
 
 
-@register_regularizer("max_norm")
+@REGULARIZERS.register("max_norm")
 class MaxNorm(Regularizer):
     """After every step, rescale each unit's incoming weight vector (a row of a Linear weight, an output
     channel's filter bank of a conv) so its L2 norm is at most `max_norm` (Srivastava et al. 2014)."""
@@ -135,7 +126,7 @@ class MaxNorm(Regularizer):
             w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=self.max_norm))
 
 
-@register_regularizer("early_stopping")
+@REGULARIZERS.register("early_stopping")
 class EarlyStopping(Regularizer):
     """Stop when the monitored validation metric has not improved by `min_delta` for `patience` epochs,
     and restore the best epoch's weights before the test evaluation."""
