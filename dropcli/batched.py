@@ -9,7 +9,7 @@ L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running
   its own batch-order generator, exactly as when it trains alone;
 - its initial weights: built by the same `prepare` as a lone run, then copied into the stack;
 - its dropout mask stream: a generator per trial, started from the state the global generator has when a
-  lone run starts training, drawing the same `torch.rand` masks in the same order;
+  lone run starts training, drawing the same random words for the same masks in the same order;
 - its p, L2, L1 and max-norm as tensors with a trial dimension;
 - its early stopping: a stopped trial is frozen (its weights no longer change) and keeps its best weights.
 
@@ -236,9 +236,10 @@ def constrain(model: StackedMLP, per_trial: dict[str, torch.Tensor], frozen: lis
             norms = weight.norm(dim=1, keepdim=True)
             scale = torch.where(norms > per_trial["max_norm"], per_trial["max_norm"] / (norms + 1e-7), 1.0)
             weight.mul_(scale)
-    if frozen is not None and not active.all():
+    if frozen is not None:
+        keep = active.view(-1, 1, 1)  # torch.where, not boolean indexing: no device sync on a GPU
         for parameter, saved in zip(model.parameters(), frozen):
-            parameter[~active] = saved[~active]
+            parameter.copy_(torch.where(keep, parameter, saved))
 
 
 @torch.no_grad()

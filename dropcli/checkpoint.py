@@ -1,7 +1,7 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
-Written atomically at the end of every epoch (temporary file, fsync, rename), so a SIGKILL at any point
-leaves either the previous epoch's checkpoint or this one. Restoring model, optimizer, scheduler,
+Written atomically at the end of an epoch (temporary file, fsync, rename) at most once a second (see
+train.CHECKPOINT_INTERVAL_S), so a SIGKILL at any point leaves either the previous checkpoint or this one. Restoring model, optimizer, scheduler,
 regularizer state (early stopping's best weights and patience), every random generator (torch, CUDA,
 Python, NumPy, the batch-order generator) and the epoch makes a resumed run produce the same metrics as
 one that was never interrupted.
@@ -23,6 +23,7 @@ from dropcli.runs import RunFolder
 def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[str, Any]:
     return {
         "epoch": epoch,
+        "device": str(exp.device),
         "stop_reason": stop_reason,  # set when training already decided to stop: resume goes straight to finishing
         "elapsed_s": elapsed,
         "model": exp.model.state_dict(),
@@ -31,7 +32,8 @@ def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[st
         "regularizers": [regularizer.state_dict() for regularizer in exp.regularizers],
         "rng": {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            # only for CUDA runs: asking a CPU run's process for CUDA states would start CUDA there
+            "cuda": torch.cuda.get_rng_state_all() if exp.device.type == "cuda" else None,
             "python": random.getstate(),
             "numpy": np.random.get_state(),
             "batch_order": exp.batch_order.get_state(),

@@ -100,6 +100,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
 
     experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
     run = RunFolder(resume) if resume is not None else RunFolder.create(runs_dir, config)
+    if resume is not None:
+        with_bad_input_handled(lambda: training.check_resumable(experiment, run))
     verb = "resuming" if resume is not None else "run"
     console.print(f"[bold]{verb}[/bold] {run.path}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")

@@ -102,6 +102,13 @@ class RegularizerConfig(Section):
     max_norm: Annotated[float, Field(gt=0.0)] | None = None  # each unit's incoming weight vector clipped to this norm
     early_stopping: EarlyStoppingConfig | None = None  # None: train for all epochs
 
+    @field_validator("dropout")
+    @classmethod
+    def _resolvable_rate(cls, value: float) -> float:
+        if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (models.MASK_LEVELS)
+            raise ValueError("must be at most 0.99998: nothing would be left to train")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _none_means_off(cls, value: Any) -> Any:

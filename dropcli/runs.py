@@ -57,7 +57,7 @@ class RunFolder:
         run = cls(path)
         write_atomically(run.config_path, dump_yaml(config))
         with open(run.metrics_path, "w", newline="") as handle:
-            csv.writer(handle).writerow(METRIC_COLUMNS)
+            csv.writer(handle, lineterminator="\n").writerow(METRIC_COLUMNS)
         return run
 
     @property
@@ -96,7 +96,7 @@ class RunFolder:
 
     def append_metrics(self, row: dict[str, float]) -> None:
         with open(self.metrics_path, "a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=METRIC_COLUMNS).writerow(row)
+            csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, lineterminator="\n").writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
 

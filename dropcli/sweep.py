@@ -288,17 +288,20 @@ def run_one(trial: Trial, sweep_dir: Path, observer: SweepObserver, outcome: Swe
     folder = sweep_dir / trial.name
     # an unfinished trial continues from its last checkpoint; one killed before it had a config starts afresh
     resume = (folder / "config.yaml").is_file()
-    if not resume:
-        shutil.rmtree(folder, ignore_errors=True)
-    run = RunFolder(folder) if resume else RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
+    run = RunFolder(folder)
     try:
+        if not resume:
+            shutil.rmtree(folder, ignore_errors=True)
+            run = RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
         experiment = training.prepare(trial.config)
+        if resume:
+            training.check_resumable(experiment, run)
         training.run_experiment(experiment, run, observer.epoch, resume=resume)
     except training.TrainingInterrupted:
         raise
     except Exception as error:  # TrainingFailed, or anything prepare raised: recorded, and the sweep goes on
         message = str(error) if isinstance(error, training.TrainingFailed) else f"{type(error).__name__}: {error}"
-        if not isinstance(error, training.TrainingFailed):
+        if not isinstance(error, training.TrainingFailed) and run.path.is_dir():
             training.mark_ended(run, "failed", message, traceback.format_exc())
         outcome.failed[trial.name] = message
         observer.trial_ended(trial, "failed", message)
@@ -316,6 +319,7 @@ def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outc
     for trial in group:  # no group checkpoints: an unfinished member starts afresh
         shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
     runs = [RunFolder.create(sweep_dir, t.config, folder_name=t.name) for t in group]
+    message = "the group ended before this trial completed"
     try:
         batched.train_group([t.config for t in group], runs, observer.epoch)
     except KeyboardInterrupt:
@@ -324,14 +328,15 @@ def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outc
         raise training.TrainingInterrupted(runs[0]) from None
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
-        for trial, run in zip(group, runs):
-            training.mark_ended(run, "failed", message, traceback.format_exc())
-            outcome.failed[trial.name] = message
-            observer.trial_ended(trial, "failed", message)
-        return
+        for run in runs:
+            training.mark_ended(run, "failed", message, traceback.format_exc())  # completed ones stay completed
     for trial in group:
-        outcome.trained.append(trial.name)
-        observer.trial_ended(trial, "completed")
+        status = trial_status(sweep_dir, trial)
+        if status == "completed":
+            outcome.trained.append(trial.name)
+        else:
+            outcome.failed[trial.name] = message
+        observer.trial_ended(trial, status, None if status == "completed" else message)
 
 
 def check_resources(trials: list[Trial]) -> None:

@@ -221,8 +221,20 @@ def begin(exp: Experiment, run: RunFolder, resume: bool) -> tuple[dict[str, Any]
     if state is not None:
         restore(exp, state)
     rows = run.keep_metrics_up_to(state["epoch"] if state else 0) if resume else []
+    if state is not None and len(rows) != state["epoch"]:
+        raise RuntimeError(f"metrics.csv holds {len(rows)} epochs but the checkpoint is at epoch {state['epoch']}: "
+                           f"the run folder was changed by hand and cannot be resumed exactly")
     run.write_summary(summary)
     return summary, rows, state["stop_reason"] if state else None, state["elapsed_s"] if state else 0.0
+
+
+def check_resumable(exp: Experiment, run: RunFolder) -> None:
+    """A checkpoint continues exactly only on the kind of device that wrote it (its generator states)."""
+    state = load_checkpoint(run.checkpoint_path)
+    if state is not None and state.get("device", str(exp.device)) != str(exp.device):
+        raise ConfigError(f"--resume {run.path}: its checkpoint was written on {state['device']}, this run would "
+                          f"be on {exp.device}; resume where it ran (its config.yaml says device: "
+                          f"{exp.config.device})")
 
 
 def read_summary_if_any(run: RunFolder) -> dict[str, Any]:
@@ -247,6 +259,8 @@ def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | No
 
 def mark_ended(run: RunFolder, status: str, error: str, trace: str | None = None) -> None:
     summary = read_summary_if_any(run)
+    if summary.get("status") == "completed":
+        return  # finished before the error or Ctrl-C came: it stays completed
     summary.update(status=status, error=error, finished_at=now())
     if trace:
         summary["traceback"] = trace

@@ -173,3 +173,26 @@ def test_a_sweep_continues_an_interrupted_trial_from_its_checkpoint(tiny_raw, tm
     reference = train_uninterrupted(trial.config.to_dict(), tmp_path / "reference")
     assert metric_values(sweep_dir / trial.name) == metric_values(reference.path)
     assert json.loads((sweep_dir / trial.name / "summary.json").read_text())["resumed"] == 1
+
+
+def test_resume_refuses_a_checkpoint_from_another_device(tiny_raw, tmp_path, runner):
+    import torch
+
+    config = validate_config(tiny_raw)
+    run = RunFolder.create(tmp_path / "runs", config)
+    with pytest.raises(training.TrainingInterrupted):
+        def stop(row):
+            if row["epoch"] == 2:  # epoch 1 has its checkpoint by then
+                raise KeyboardInterrupt
+        training.run_experiment(training.prepare(config), run, stop)
+    state = torch.load(run.checkpoint_path, weights_only=False)
+    state["device"] = "cuda:0"
+    torch.save(state, run.checkpoint_path)
+    result = runner.invoke(app, ["train", "--resume", str(run.path)])
+    assert result.exit_code == 2 and "written on cuda:0" in result.output
+
+
+def test_a_completed_run_is_never_marked_failed_afterwards(tiny_raw, tmp_path):
+    run = train_uninterrupted(tiny_raw, tmp_path)
+    training.mark_ended(run, "failed", "RuntimeError: too late")
+    assert run.read_summary()["status"] == "completed"
