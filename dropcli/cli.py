@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dropcli import __version__
-from dropcli.config import ConfigError, load_config
+from dropcli.config import ConfigError, load_config, short_name
 
 app = typer.Typer(
     name="dropcli",
@@ -186,7 +186,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     command = shlex.join(["dropcli", *sys.argv[1:]])
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
-                  f"({' × '.join(f'{len(v)} {k}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
+                  f"({' × '.join(f'{len(v)} {short_name(k)}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
     from dropcli.batched import STACKABLE_MODELS
 
     unbatched = sorted({t.config.model.name for t in trials} - STACKABLE_MODELS)
@@ -196,8 +196,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         with SweepProgress(console, enabled=not quiet) as progress:
             outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)
     except (KeyboardInterrupt, training.TrainingInterrupted):
-        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}, the current one "
-                     f"as a checkpoint. Resume with the same command: {command}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}; an unfinished one "
+                     f"continues from its checkpoint (a batched group restarts). Resume with the same command: "
+                     f"{command}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
