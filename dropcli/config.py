@@ -125,6 +125,11 @@ class OptimizerConfig(Section):
     schedule: Literal["constant", "cosine"] = "constant"  # cosine decays lr to 0 over `epochs`
 
 
+class EvaluationConfig(Section):
+    # > 0: also score the test split with K Monte-Carlo dropout passes averaged, against weight scaling
+    mc_samples: Annotated[int, Field(ge=0, le=1000)] = 0
+
+
 class Config(Section):
     name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
     epochs: Annotated[int, Field(gt=0)] = 60
@@ -134,6 +139,7 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     regularizer: RegularizerConfig = RegularizerConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @field_validator("device")
     @classmethod

@@ -27,9 +27,12 @@ IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"
 # final_gap_*: the last epoch's row; max_gap_*: the largest over epochs
 RESULT_COLUMNS = ["best_epoch", "epochs_run", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
                   "test_acc", "gap_loss", "gap_acc", "final_gap_loss", "final_gap_acc", "max_gap_loss", "max_gap_acc",
-                  "stop_reason"]
+                  "stop_reason", "mc_samples", "ws_test_acc", "mc_test_acc", "ws_test_nll", "mc_test_nll",
+                  "ws_test_ece", "mc_test_ece"]
 SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "final gap (loss)",
                    "gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
+MC_METRICS = {"ws_test_acc": "acc, weight scaling", "mc_test_acc": "acc, MC", "ws_test_nll": "NLL, weight scaling",
+              "mc_test_nll": "NLL, MC", "ws_test_ece": "ECE, weight scaling", "mc_test_ece": "ECE, MC"}
 REGULARIZER_NAMES = {"regularizer.dropout": "dropout", "regularizer.l2": "L2", "regularizer.l1": "L1",
                      "regularizer.max_norm": "max-norm", "regularizer.early_stopping": "early stopping"}
 
@@ -104,7 +107,7 @@ def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     completed = table[table["status"] == "completed"].copy()
     completed["setting"] = completed.apply(lambda row: setting_label(row, keys), axis=1)
     aggregations = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
-    for metric in SUMMARY_METRICS:
+    for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()]]:
         aggregations[f"{metric}_mean"] = (metric, "mean")
         aggregations[f"{metric}_std"] = (metric, "std")
     summary = completed.groupby(["setting", *keys], sort=False, dropna=False).agg(**aggregations).reset_index()
@@ -188,6 +191,7 @@ def report_markdown(report: Report, root: Path) -> str:
                   "acc − val acc of the weights each run ends with (under early stopping, the restored best "
                   "epoch's), train metrics in eval mode; max gap: the largest over epochs. Best (**bold**) = highest mean "
                   "validation accuracy; test accuracy is never used to choose.", ""]
+        lines += mc_markdown_table(report.summary)
         for figure in report.figures:
             lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", ""]
     if not report.problems.empty:
@@ -207,6 +211,21 @@ def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
             cells = [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def mc_markdown_table(summary: pd.DataFrame) -> list[str]:
+    """Monte-Carlo dropout vs weight scaling on the test split, for the settings that measured it."""
+    if "mc_test_acc_mean" not in summary:
+        return []
+    measured = summary[summary["mc_test_acc_mean"].notna()]
+    headers = ["setting", *MC_METRICS.values()]
+    lines = ["### Monte-Carlo dropout vs weight scaling (test split)", "",
+             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    for _, row in measured.iterrows():
+        cells = [row["setting"]] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in MC_METRICS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", "ECE: expected calibration error over 15 confidence bins; MC: the softmax of "
+                    "`evaluation.mc_samples` stochastic passes averaged.", ""]
 
 
 def runs_and_seeds(row: pd.Series) -> str:

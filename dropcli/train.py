@@ -24,6 +24,7 @@ import dropcli
 from dropcli.config import Config, ConfigError, OptimizerConfig
 from dropcli.checkpoint import capture, load_checkpoint, restore, save_atomically, save_checkpoint
 from dropcli.data import Splits, load_splits, shuffled_batches
+from dropcli.evaluation import flat_mc_summary, mc_dropout_report
 from dropcli.models import build_model, count_parameters
 from dropcli.plots import plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
@@ -203,6 +204,10 @@ def finish_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], st
     best_val_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     best_epoch = facts.get("restored_epoch") or best_val_epoch
     summary.update(results_summary(rows, stop_reason or "max_epochs", best_epoch), **evaluated_metrics(exp), **facts)
+    if exp.config.evaluation.mc_samples:
+        report = mc_dropout_report(exp.model, exp.splits.x_test, exp.splits.y_test, exp.config.evaluation.mc_samples,
+                                   seed=exp.config.seed)
+        summary.update(flat_mc_summary(report), mc_dropout=report)
     marked = "restored weights" if "restored_epoch" in facts else "lowest val loss"
     plot_run_curves(rows, run.curves_path, curves_title(exp), marked_epoch=int(best_epoch), marked_label=marked)
     run.write_summary(summary)

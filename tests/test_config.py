@@ -126,7 +126,7 @@ def test_config_names_match_the_registries():
 def test_every_preset_validates():
     from pathlib import Path
 
-    presets = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+    presets = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
     assert presets, "configs/ holds presets"
     for preset in presets:
         load_config(preset)
