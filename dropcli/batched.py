@@ -40,9 +40,19 @@ PER_TRIAL_REGULARIZERS = ("dropout", "l2", "l1", "max_norm", "early_stopping")
 STACKABLE_MODELS = {"mlp"}  # models with a stacked implementation; the others train one by one
 
 
-def group_key(config: Config) -> str | None:
-    """Trials with the same key can train as one stack; None: this model has no stacked implementation."""
+def unbatchable_reason(config: Config) -> str | None:
+    """Why this trial cannot join a stacked group (None: it can)."""
     if config.model.name not in STACKABLE_MODELS:
+        return f"model {config.model.name} has no batched implementation"
+    reg = config.regularizer
+    if reg.dropout_style != "inverted" or reg.input_dropout or reg.gaussian_dropout:
+        return "scale-at-test, input and gaussian dropout have no batched implementation"
+    return None
+
+
+def group_key(config: Config) -> str | None:
+    """Trials with the same key can train as one stack; None: this one trains alone."""
+    if unbatchable_reason(config) is not None:
         return None
     shared = config.to_dict()
     shared.pop("seed")

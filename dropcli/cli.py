@@ -187,11 +187,11 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
                   f"({' × '.join(f'{len(v)} {short_name(k)}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
-    from dropcli.batched import STACKABLE_MODELS
+    from dropcli.batched import unbatchable_reason
 
-    unbatched = sorted({t.config.model.name for t in trials} - STACKABLE_MODELS)
-    if group_size > 1 and unbatched:
-        console.print(f"note: {', '.join(unbatched)} has no batched implementation; those trials run one by one")
+    reasons = sorted({r for r in (unbatchable_reason(t.config) for t in trials) if r})
+    if group_size > 1 and reasons:
+        console.print(f"note: {'; '.join(reasons)}: those trials run one by one")
     try:
         with SweepProgress(console, enabled=not quiet) as progress:
             outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)

@@ -97,17 +97,28 @@ class RegularizerConfig(Section):
     """Every regularizer is off by default; `regularizer: none` in YAML means exactly this."""
 
     dropout: Fraction = 0.0  # rate p: each hidden activation is zeroed with probability p while training
+    # where the correction for dropped units goes: ×1/(1-p) while training (inverted) or ×(1-p) at test
+    # time (scale_at_test, the original 2012/2014 formulation); the expected activations are the same
+    dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
+    input_dropout: Fraction = 0.0  # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
+    gaussian_dropout: Fraction = 0.0  # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
     l2: NonNegative = 0.0  # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
     l1: NonNegative = 0.0  # penalty l1 * sum(|w|) over weights (not biases)
     max_norm: Annotated[float, Field(gt=0.0)] | None = None  # each unit's incoming weight vector clipped to this norm
     early_stopping: EarlyStoppingConfig | None = None  # None: train for all epochs
 
-    @field_validator("dropout")
+    @field_validator("dropout", "input_dropout")
     @classmethod
     def _resolvable_rate(cls, value: float) -> float:
         if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (models.MASK_LEVELS)
             raise ValueError("must be at most 0.99998: nothing would be left to train")
         return value
+
+    @model_validator(mode="after")
+    def _one_noise_for_hidden_units(self) -> RegularizerConfig:
+        if self.dropout and self.gaussian_dropout:
+            raise ValueError("dropout and gaussian_dropout both act on the hidden units: set one of them to 0")
+        return self
 
     @model_validator(mode="before")
     @classmethod

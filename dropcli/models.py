@@ -8,6 +8,7 @@ Zaremba et al. 2014), so the recurrent state is not disturbed at every step.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 from dropcli.config import ModelConfig
 from dropcli.registry import Registry
 
-Builder = Callable[[ModelConfig, tuple[int, ...], int, float], nn.Module]
+Builder = Callable[[ModelConfig, tuple[int, ...], int, "DropoutOptions"], nn.Module]
 MODELS: Registry[Builder] = Registry("model")
 
 
@@ -43,32 +44,62 @@ def random_lanes(count: int, device: torch.device, generator: torch.Generator | 
     return words.view(torch.int16)[..., :count]
 
 
-def keep_mask(lanes: torch.Tensor, threshold: int | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """lanes ≥ threshold - 32768 keeps an element (probability 1 - threshold/65536); survivors scaled up."""
-    keep_fraction = 1.0 - threshold / MASK_LEVELS
-    return (lanes >= threshold - MASK_LEVELS // 2).to(dtype).div_(keep_fraction)
+def keep_mask(lanes: torch.Tensor, threshold: int | torch.Tensor, dtype: torch.dtype, scale: bool = True) -> torch.Tensor:
+    """lanes ≥ threshold - 32768 keeps an element (probability 1 - threshold/65536); survivors scaled up
+    by 1/(1 - p) unless `scale` is off (dropout_style: scale_at_test)."""
+    keep = (lanes >= threshold - MASK_LEVELS // 2).to(dtype)
+    return keep.div_(1.0 - threshold / MASK_LEVELS) if scale else keep
 
 
 class Dropout(nn.Module):
-    """Inverted dropout, identity in eval mode. `per_channel` drops whole feature maps (spatial dropout):
-    the mask has shape [N, C, 1, ...] and is broadcast over the positions."""
+    """Dropout on whatever it follows, identity in eval mode unless told otherwise.
 
-    def __init__(self, p: float, per_channel: bool = False):
+    noise "bernoulli": each unit kept with probability 1-p; style "inverted" scales survivors by 1/(1-p) in
+    training, "scale_at_test" instead multiplies by (1-p) at evaluation (same expected activation).
+    noise "gaussian": multiplies by N(1, p/(1-p)) in training (Srivastava et al. 2014, section 10).
+    `per_channel` drops whole feature maps (spatial dropout): the noise has shape [N, C, 1, ...]."""
+
+    def __init__(self, p: float, per_channel: bool = False, noise: str = "bernoulli", style: str = "inverted"):
         super().__init__()
-        self.p, self.per_channel = float(p), per_channel
+        self.p, self.per_channel, self.noise, self.style = float(p), per_channel, noise, style
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if self.p == 0.0:
             return x  # no random numbers drawn: p = 0 leaves every generator untouched
+        if not self.training:
+            return x * (1.0 - self.p) if self.style == "scale_at_test" and self.noise == "bernoulli" else x
         shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.per_channel else x.shape
-        return x * dropout_mask(shape, self.p, x.device, x.dtype)
+        if self.noise == "gaussian":
+            return x * (1.0 + math.sqrt(self.p / (1.0 - self.p)) * torch.randn(shape, device=x.device, dtype=x.dtype))
+        threshold = round(self.p * MASK_LEVELS)
+        lanes = random_lanes(math.prod(shape), x.device).view(shape)
+        return x * keep_mask(lanes, threshold, x.dtype, scale=self.style == "inverted")
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, per_channel={self.per_channel}"
+        return f"p={self.p}, per_channel={self.per_channel}, noise={self.noise}, style={self.style}"
 
 
-def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> nn.Module:
-    return MODELS.lookup(config.name)(config, input_shape, num_classes, dropout)
+@dataclass(frozen=True)
+class DropoutOptions:
+    """What the dropout regularizer tells a model builder: the hidden units' rate, noise and style, and
+    the rate on the inputs."""
+
+    p: float = 0.0
+    noise: str = "bernoulli"
+    style: str = "inverted"
+    input_p: float = 0.0
+
+    def hidden(self, per_channel: bool = False) -> Dropout:
+        return Dropout(self.p, per_channel, self.noise, self.style)
+
+    def inputs(self) -> Dropout:
+        return Dropout(self.input_p, style=self.style)
+
+
+def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
+                dropout: DropoutOptions | float = 0.0) -> nn.Module:
+    options = dropout if isinstance(dropout, DropoutOptions) else DropoutOptions(p=float(dropout))
+    return MODELS.lookup(config.name)(config, input_shape, num_classes, options)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -79,11 +110,11 @@ def count_parameters(model: nn.Module) -> int:
 
 
 @MODELS.register("mlp")
-def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
-    layers: list[nn.Module] = [nn.Flatten()]
+def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
+    layers: list[nn.Module] = [nn.Flatten()] + ([dropout.inputs()] if dropout.input_p else [])
     width = math.prod(input_shape)
     for hidden in config.hidden_sizes:
-        layers += [nn.Linear(width, hidden), nn.ReLU(), Dropout(dropout)]
+        layers += [nn.Linear(width, hidden), nn.ReLU(), dropout.hidden()]
         width = hidden
     layers.append(nn.Linear(width, num_classes))  # the output layer: no dropout
     return nn.Sequential(*layers)
@@ -93,23 +124,24 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
 
 
 @MODELS.register("cnn")
-def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
+def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
     """Conv blocks (conv → ReLU → dropout → max-pool), then one dense hidden layer and the output layer.
     A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
     `spatial_dropout`, the conv blocks drop whole feature maps (Tompson et al. 2015)."""
     one_d = len(input_shape) == 1
     conv, pool = (nn.Conv1d, nn.MaxPool1d) if one_d else (nn.Conv2d, nn.MaxPool2d)
     layers: list[nn.Module] = [nn.Unflatten(1, (1, input_shape[0]))] if one_d else []
+    layers += [dropout.inputs()] if dropout.input_p else []
     in_channels = 1 if one_d else input_shape[0]
     for out_channels in config.channels:
-        block_dropout = Dropout(dropout, per_channel=config.spatial_dropout)
+        block_dropout = dropout.hidden(per_channel=config.spatial_dropout)
         layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), block_dropout, pool(2)]
         in_channels = out_channels
     layers.append(nn.Flatten())
     features = nn.Sequential(*layers)
     with torch.no_grad():
         flat = features(torch.zeros(1, *input_shape)).shape[1]
-    head = [nn.Linear(flat, config.hidden_size), nn.ReLU(), Dropout(dropout), nn.Linear(config.hidden_size, num_classes)]
+    head = [nn.Linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(), nn.Linear(config.hidden_size, num_classes)]
     return nn.Sequential(features, *head)
 
 
@@ -150,15 +182,16 @@ class GRULayer(nn.Module):
 
 
 class GRUClassifier(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: DropoutOptions):
         super().__init__()
+        self.input_dropout = dropout.inputs()  # the identity unless input_dropout > 0
         sizes = [input_size] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(GRULayer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.dropouts = nn.ModuleList(Dropout(dropout) for _ in range(num_layers))
+        self.dropouts = nn.ModuleList(dropout.hidden() for _ in range(num_layers))
         self.output = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        sequence = as_sequence(x)
+        sequence = self.input_dropout(as_sequence(x))
         for layer, dropout in zip(self.layers, self.dropouts):
             sequence = dropout(layer(sequence))  # non-recurrent connections only
         return self.output(sequence[:, -1])
@@ -173,6 +206,6 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("gru")
-def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: float) -> nn.Module:
+def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
     input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
     return GRUClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout)

@@ -6,8 +6,8 @@ A regularizer may do any of four things, each a hook the loop calls at a fixed s
   after_step(model)   constrain the weights after each optimizer step (max-norm)
   end_of_epoch(...)   decide to stop (early stopping); finish(model) runs before the test evaluation
 
-They are registered under the keys users write in the `regularizer:` section; a key whose value is 0 or
-null is off. "Weights" means parameters with two or more dimensions: biases are never penalized or clipped.
+They are registered under the names users write in the `regularizer:` section; each reads its own keys
+there (`from_config`), and a key whose value is 0 or null is off. "Weights" means parameters with two or more dimensions: biases are never penalized or clipped.
 """
 
 from __future__ import annotations
@@ -19,10 +19,16 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, RegularizerConfig
+from dropcli.models import DropoutOptions
 from dropcli.registry import Registry
 
 
 class Regularizer:
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> Regularizer | None:
+        """Build from the `regularizer:` section, or None when its keys leave this regularizer off."""
+        raise NotImplementedError
+
     def describe(self) -> str:
         """A few words for titles and logs, e.g. "dropout p=0.5"."""
         raise NotImplementedError
@@ -52,17 +58,14 @@ class Regularizer:
         pass
 
 
-REGULARIZERS: Registry[Callable[[Any], Regularizer]] = Registry("regularizer")
+REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer")
 
 
 def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
-    """One object per active key of the `regularizer:` section, in the section's order."""
-    active = []
-    for key, value in config:
-        if value is None or value == 0:
-            continue
-        active.append(REGULARIZERS.lookup(key)(value))
-    return active
+    """The regularizers the `regularizer:` section switches on, in registry order. Each class reads its
+    own keys (`from_config`) and returns None when they leave it off."""
+    built = (factory.from_config(config) for factory in REGULARIZERS.values())
+    return [regularizer for regularizer in built if regularizer is not None]
 
 
 def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -71,23 +74,39 @@ def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 @REGULARIZERS.register("dropout")
 class Dropout(Regularizer):
-    """Inverted dropout: the models' dropout layers zero each activation with probability p in training
-    and scale the survivors by 1/(1-p), so evaluation is the identity."""
+    """The dropout family, handed to the model builder (models.DropoutOptions): Bernoulli or Gaussian
+    noise on the hidden units, inverted or scale-at-test, and dropout on the inputs."""
 
-    def __init__(self, p: float):
-        self.p = p
+    def __init__(self, options: DropoutOptions):
+        self.options = options
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> Dropout | None:
+        if not (config.dropout or config.gaussian_dropout or config.input_dropout):
+            return None
+        noise = "gaussian" if config.gaussian_dropout else "bernoulli"
+        return cls(DropoutOptions(p=config.gaussian_dropout or config.dropout, noise=noise,
+                                  style=config.dropout_style, input_p=config.input_dropout))
 
     def describe(self) -> str:
-        return f"dropout p={self.p:g}"
+        o = self.options
+        parts = [f"{'gaussian ' if o.noise == 'gaussian' else ''}dropout p={o.p:g}" if o.p else "",
+                 "scaled at test" if o.style == "scale_at_test" else "",
+                 f"input dropout {o.input_p:g}" if o.input_p else ""]
+        return ", ".join(p for p in parts if p)
 
     def model_options(self) -> dict[str, Any]:
-        return {"dropout": self.p}
+        return {"dropout": self.options}
 
 
 @REGULARIZERS.register("l2")
 class L2(Regularizer):
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> L2 | None:
+        return cls(config.l2) if config.l2 else None
 
     def describe(self) -> str:
         return f"L2 {self.coefficient:g}"
@@ -101,6 +120,10 @@ class L2(Regularizer):
 class L1(Regularizer):
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> L1 | None:
+        return cls(config.l1) if config.l1 else None
 
     def describe(self) -> str:
         return f"L1 {self.coefficient:g}"
@@ -116,6 +139,10 @@ class MaxNorm(Regularizer):
 
     def __init__(self, max_norm: float):
         self.max_norm = max_norm
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> MaxNorm | None:
+        return cls(config.max_norm) if config.max_norm else None
 
     def describe(self) -> str:
         return f"max-norm {self.max_norm:g}"
@@ -138,6 +165,10 @@ class EarlyStopping(Regularizer):
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped_epoch: int | None = None
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> EarlyStopping | None:
+        return cls(config.early_stopping) if config.early_stopping else None
 
     def describe(self) -> str:
         return f"early stopping ({self.config.metric}, patience {self.config.patience})"

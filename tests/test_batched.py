@@ -71,8 +71,9 @@ def test_only_trials_that_differ_in_per_trial_numbers_share_a_group(tiny_raw):
     same = validate_config({**tiny_raw, "seed": 4, "regularizer": {"dropout": 0.4, "l2": 1e-3}})
     other_lr = validate_config({**tiny_raw, "optimizer": {"lr": 0.1}})
     cnn = validate_config({**tiny_raw, "model": {"name": "cnn"}})
+    scaled = validate_config({**tiny_raw, "regularizer": {"dropout": 0.5, "dropout_style": "scale_at_test"}})
     assert group_key(base) == group_key(same) != group_key(other_lr)
-    assert group_key(cnn) is None
+    assert group_key(cnn) is None and group_key(scaled) is None
 
 
 def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_config, tmp_path):
@@ -95,7 +96,7 @@ def test_models_without_a_stacked_version_fall_back_and_say_so(runner, tiny_raw,
     raw = {**tiny_raw, "model": {**tiny_raw["model"], "name": "cnn"}}
     result = runner.invoke(app, ["sweep", str(write_config(raw)), "--p", "0.5", "--seeds", "1",
                                  "--out", str(tmp_path / "s"), "--quiet"])
-    assert result.exit_code == 0 and "cnn has no batched implementation" in result.output
+    assert result.exit_code == 0 and "model cnn has no batched implementation" in result.output
 
 
 @pytest.mark.parametrize("value", ["0", "many", "-2"])

@@ -82,6 +82,11 @@ def test_unknown_names_list_the_allowed_values(override, allowed):
     assert allowed in problem
 
 
+def test_dropout_and_gaussian_dropout_exclude_each_other():
+    [problem] = problems_of(overrides=["regularizer.dropout=0.5", "regularizer.gaussian_dropout=0.5"])
+    assert problem.startswith("regularizer: ") and "set one of them to 0" in problem
+
+
 def test_every_problem_is_reported_once_per_line():
     problems = problems_of(overrides=["epochs=0", "regularizer.dropout=2"])
     assert len(problems) == 2

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
-from dropcli.models import Dropout, build_model
+from dropcli.models import Dropout, DropoutOptions, build_model
 from dropcli.regularizers import EarlyStopping, L1, L2, MaxNorm, build_regularizers, weight_parameters
 from dropcli.runs import RunFolder
 from dropcli.train import prepare, train
@@ -54,7 +54,7 @@ def test_dropout_makes_training_passes_random_and_eval_passes_deterministic():
 
 def test_dropout_regularizer_hands_its_rate_to_the_model():
     [dropout] = build_regularizers(RegularizerConfig(dropout=0.3))
-    assert dropout.model_options() == {"dropout": 0.3}
+    assert dropout.model_options() == {"dropout": DropoutOptions(p=0.3)}
 
 
 def test_l2_and_l1_penalise_weights_not_biases():
@@ -127,3 +127,48 @@ def test_early_stopping_ends_real_training_early(tiny_raw, tmp_path):
     restored = rows[summary["restored_epoch"] - 1]
     assert summary["val_loss"] == pytest.approx(restored["val_loss"])
     assert summary["gap_loss"] == pytest.approx(restored["gap_loss"])  # the gap of the weights kept, not the last
+
+
+def test_scale_at_test_drops_without_scaling_and_scales_at_evaluation():
+    torch.manual_seed(0)
+    layer = Dropout(0.4, style="scale_at_test")
+    x = torch.full((200_000,), 2.0)
+    layer.train()
+    out = layer(x)
+    assert set(out.unique().tolist()) == {0.0, 2.0}  # survivors are not scaled up
+    layer.eval()
+    assert torch.allclose(layer(x), x * 0.6)  # ...the correction happens at test time instead
+    # the claim: both styles give the same expected activation, relative to their own evaluation pass
+    inverted = Dropout(0.4)
+    inverted.train()
+    assert inverted(x).mean().item() / x.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert out.mean().item() / (x * 0.6).mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_gaussian_dropout_multiplies_by_unit_mean_noise_of_variance_p_over_1_minus_p():
+    torch.manual_seed(0)
+    layer = Dropout(0.5, noise="gaussian")
+    x = torch.ones(200_000)
+    layer.train()
+    out = layer(x)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert out.var().item() == pytest.approx(0.5 / 0.5, rel=0.02)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "gru"])
+def test_input_dropout_acts_on_the_inputs(name):
+    options = DropoutOptions(p=0.5, input_p=0.2)
+    model = build_model(ModelConfig(name=name, hidden_sizes=[8], channels=[4], hidden_size=8), (40,), 10, options)
+    rates = [m.p for m in model.modules() if isinstance(m, Dropout)]
+    assert 0.2 in rates and 0.5 in rates
+    first = next(m for m in model.modules() if isinstance(m, Dropout))
+    assert first.p == 0.2  # the first dropout layer met is the input's
+
+
+def test_variants_train_end_to_end(tiny_raw, tmp_path):
+    for regularizer in ({"dropout": 0.3, "dropout_style": "scale_at_test", "input_dropout": 0.2},
+                        {"gaussian_dropout": 0.3}):
+        _, summary = trained_weights(tiny_raw, tmp_path, **regularizer)
+        assert summary["status"] == "completed" and summary["test_acc"] > 0.1
