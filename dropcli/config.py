@@ -78,6 +78,7 @@ class ModelConfig(Section):
     spatial_dropout: bool = False  # cnn: drop whole feature maps instead of single activations
     hidden_size: Annotated[int, Field(gt=0)] = 64  # gru (and cnn's dense layer): hidden units
     num_layers: Annotated[int, Field(gt=0)] = 1  # gru: stacked recurrent layers
+    batchnorm: bool = False  # mlp, cnn: BatchNorm after each hidden linear/conv layer, before ReLU and dropout
 
     @field_validator("hidden_sizes", "channels")
     @classmethod
@@ -102,6 +103,12 @@ class RegularizerConfig(Section):
     dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
     input_dropout: Fraction = 0.0  # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
     gaussian_dropout: Fraction = 0.0  # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
+    # gru: naive draws a new mask at every time step; variational (locked) one mask per sequence, reused
+    rnn_dropout: Literal["naive", "variational"] = "naive"
+    # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
+    # over the first `dropout_schedule_epochs` epochs, then stays put
+    dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = "constant"
+    dropout_schedule_epochs: Annotated[int, Field(gt=0)] = 10
     l2: NonNegative = 0.0  # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
     l1: NonNegative = 0.0  # penalty l1 * sum(|w|) over weights (not biases)
     max_norm: Annotated[float, Field(gt=0.0)] | None = None  # each unit's incoming weight vector clipped to this norm

@@ -59,16 +59,22 @@ class Dropout(nn.Module):
     noise "gaussian": multiplies by N(1, p/(1-p)) in training (Srivastava et al. 2014, section 10).
     `per_channel` drops whole feature maps (spatial dropout): the noise has shape [N, C, 1, ...]."""
 
-    def __init__(self, p: float, per_channel: bool = False, noise: str = "bernoulli", style: str = "inverted"):
+    def __init__(self, p: float, per_channel: bool = False, noise: str = "bernoulli", style: str = "inverted",
+                 per_sequence: bool = False):
         super().__init__()
         self.p, self.per_channel, self.noise, self.style = float(p), per_channel, noise, style
+        self.base_p = self.p  # a dropout schedule sets p = base_p * factor at each epoch
+        self.per_sequence = per_sequence  # on [N, T, H] sequences: one mask per sequence, reused at every step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0:
             return x  # no random numbers drawn: p = 0 leaves every generator untouched
         if not self.training:
             return x * (1.0 - self.p) if self.style == "scale_at_test" and self.noise == "bernoulli" else x
-        shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.per_channel else x.shape
+        if self.per_sequence and x.ndim == 3:
+            shape = (x.shape[0], 1, x.shape[2])
+        else:
+            shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.per_channel else x.shape
         if self.noise == "gaussian":
             return x * (1.0 + math.sqrt(self.p / (1.0 - self.p)) * torch.randn(shape, device=x.device, dtype=x.dtype))
         threshold = round(self.p * MASK_LEVELS)
@@ -88,12 +94,13 @@ class DropoutOptions:
     noise: str = "bernoulli"
     style: str = "inverted"
     input_p: float = 0.0
+    per_sequence: bool = False  # rnn_dropout: variational
 
     def hidden(self, per_channel: bool = False) -> Dropout:
-        return Dropout(self.p, per_channel, self.noise, self.style)
+        return Dropout(self.p, per_channel, self.noise, self.style, self.per_sequence)
 
     def inputs(self) -> Dropout:
-        return Dropout(self.input_p, style=self.style)
+        return Dropout(self.input_p, style=self.style, per_sequence=self.per_sequence)
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
@@ -114,7 +121,8 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     layers: list[nn.Module] = [nn.Flatten()] + ([dropout.inputs()] if dropout.input_p else [])
     width = math.prod(input_shape)
     for hidden in config.hidden_sizes:
-        layers += [nn.Linear(width, hidden), nn.ReLU(), dropout.hidden()]
+        norm = [nn.BatchNorm1d(hidden)] if config.batchnorm else []
+        layers += [nn.Linear(width, hidden), *norm, nn.ReLU(), dropout.hidden()]
         width = hidden
     layers.append(nn.Linear(width, num_classes))  # the output layer: no dropout
     return nn.Sequential(*layers)
@@ -125,7 +133,7 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
 
 @MODELS.register("cnn")
 def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
-    """Conv blocks (conv → ReLU → dropout → max-pool), then one dense hidden layer and the output layer.
+    """Conv blocks (conv → [BatchNorm] → ReLU → dropout → max-pool), then a dense hidden layer and the output.
     A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
     `spatial_dropout`, the conv blocks drop whole feature maps (Tompson et al. 2015)."""
     one_d = len(input_shape) == 1
@@ -135,7 +143,8 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     in_channels = 1 if one_d else input_shape[0]
     for out_channels in config.channels:
         block_dropout = dropout.hidden(per_channel=config.spatial_dropout)
-        layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), block_dropout, pool(2)]
+        norm = [(nn.BatchNorm1d if one_d else nn.BatchNorm2d)(out_channels)] if config.batchnorm else []
+        layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), *norm, nn.ReLU(), block_dropout, pool(2)]
         in_channels = out_channels
     layers.append(nn.Flatten())
     features = nn.Sequential(*layers)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, RegularizerConfig
+from dropcli.models import Dropout as DropoutLayer
 from dropcli.models import DropoutOptions
 from dropcli.registry import Registry
 
@@ -41,6 +42,9 @@ class Regularizer:
 
     def after_step(self, model: nn.Module) -> None:
         pass
+
+    def start_of_epoch(self, epoch: int, model: nn.Module) -> None:
+        """Called before each epoch's training pass (a dropout schedule sets p here)."""
 
     def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
         """Return a reason to stop training now, or None to go on."""
@@ -77,8 +81,21 @@ class Dropout(Regularizer):
     """The dropout family, handed to the model builder (models.DropoutOptions): Bernoulli or Gaussian
     noise on the hidden units, inverted or scale-at-test, and dropout on the inputs."""
 
-    def __init__(self, options: DropoutOptions):
-        self.options = options
+    def __init__(self, options: DropoutOptions, schedule: str = "constant", schedule_epochs: int = 10):
+        self.options, self.schedule, self.schedule_epochs = options, schedule, schedule_epochs
+
+    def schedule_factor(self, epoch: int) -> float:
+        """p at `epoch` (1-based) is the configured p times this."""
+        progress = min(1.0, (epoch - 1) / self.schedule_epochs)
+        return {"constant": 1.0, "linear_warmup": progress, "linear_decay": 1.0 - progress}[self.schedule]
+
+    def start_of_epoch(self, epoch: int, model: nn.Module) -> None:
+        if self.schedule == "constant":
+            return
+        factor = self.schedule_factor(epoch)
+        for module in model.modules():
+            if isinstance(module, DropoutLayer):
+                module.p = module.base_p * factor
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> Dropout | None:
@@ -86,13 +103,17 @@ class Dropout(Regularizer):
             return None
         noise = "gaussian" if config.gaussian_dropout else "bernoulli"
         return cls(DropoutOptions(p=config.gaussian_dropout or config.dropout, noise=noise,
-                                  style=config.dropout_style, input_p=config.input_dropout))
+                                  style=config.dropout_style, input_p=config.input_dropout,
+                                  per_sequence=config.rnn_dropout == "variational"),
+                   config.dropout_schedule, config.dropout_schedule_epochs)
 
     def describe(self) -> str:
         o = self.options
         parts = [f"{'gaussian ' if o.noise == 'gaussian' else ''}dropout p={o.p:g}" if o.p else "",
                  "scaled at test" if o.style == "scale_at_test" else "",
-                 f"input dropout {o.input_p:g}" if o.input_p else ""]
+                 f"input dropout {o.input_p:g}" if o.input_p else "",
+                 "per sequence" if o.per_sequence else "",
+                 self.schedule.replace("_", " ") if self.schedule != "constant" else ""]
         return ", ".join(p for p in parts if p)
 
     def model_options(self) -> dict[str, Any]:

@@ -163,6 +163,8 @@ def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None
         started = time.perf_counter()
         lr = exp.optimizer.param_groups[0]["lr"]
         # --- forward / backward / update over one shuffled pass of the training set
+        for regularizer in exp.regularizers:
+            regularizer.start_of_epoch(epoch, exp.model)
         train_one_epoch(exp)
         exp.scheduler.step()
         # --- evaluate: train metrics in eval mode too, so dropout noise does not hide the gap

@@ -73,7 +73,8 @@ def test_only_trials_that_differ_in_per_trial_numbers_share_a_group(tiny_raw):
     cnn = validate_config({**tiny_raw, "model": {"name": "cnn"}})
     scaled = validate_config({**tiny_raw, "regularizer": {"dropout": 0.5, "dropout_style": "scale_at_test"}})
     assert group_key(base) == group_key(same) != group_key(other_lr)
-    assert group_key(cnn) is None and group_key(scaled) is None
+    batchnorm = validate_config({**tiny_raw, "model": {"batchnorm": True}})
+    assert group_key(cnn) is None and group_key(scaled) is None and group_key(batchnorm) is None
 
 
 def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_config, tmp_path):

@@ -172,3 +172,45 @@ def test_variants_train_end_to_end(tiny_raw, tmp_path):
                         {"gaussian_dropout": 0.3}):
         _, summary = trained_weights(tiny_raw, tmp_path, **regularizer)
         assert summary["status"] == "completed" and summary["test_acc"] > 0.1
+
+
+def test_variational_dropout_reuses_one_mask_at_every_time_step():
+    torch.manual_seed(0)
+    sequence = torch.ones(8, 40, 16)  # [N, T, H]
+    naive, locked = Dropout(0.5), Dropout(0.5, per_sequence=True)
+    naive.train()
+    locked.train()
+    same_over_time = lambda out: bool((out == out[:, :1]).all())  # noqa: E731
+    assert same_over_time(locked(sequence)) and not same_over_time(naive(sequence))
+
+
+def test_dropout_schedules_ramp_p_over_the_given_epochs():
+    from dropcli.config import RegularizerConfig
+
+    warmup = build_regularizers(RegularizerConfig(dropout=0.4, dropout_schedule="linear_warmup",
+                                                  dropout_schedule_epochs=4))[0]
+    model = build_model(ModelConfig(hidden_sizes=[8, 8]), (40,), 10, warmup.options)
+    rates = []
+    for epoch in range(1, 7):
+        warmup.start_of_epoch(epoch, model)
+        rates.append([m.p for m in model.modules() if isinstance(m, Dropout)][0])
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.4])
+    decay = build_regularizers(RegularizerConfig(dropout=0.4, dropout_schedule="linear_decay",
+                                                 dropout_schedule_epochs=2))[0]
+    assert [decay.schedule_factor(e) for e in (1, 2, 3, 4)] == [1.0, 0.5, 0.0, 0.0]
+
+
+def test_batchnorm_sits_before_the_activation_and_dropout_after_it():
+    model = build_model(ModelConfig(hidden_sizes=[8], batchnorm=True), (40,), 10, 0.5)
+    assert [type(m).__name__ for m in model] == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    cnn = build_model(ModelConfig(name="cnn", channels=[4], batchnorm=True), (1, 8, 8), 10, 0.5)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in cnn.modules())
+
+
+def test_more_variants_train_end_to_end(tiny_raw, tmp_path):
+    gru = {**tiny_raw, "model": {**tiny_raw["model"], "name": "gru"}}
+    _, summary = trained_weights(gru, tmp_path, dropout=0.3, rnn_dropout="variational")
+    assert summary["status"] == "completed"
+    bn = {**tiny_raw, "model": {**tiny_raw["model"], "batchnorm": True}}
+    _, summary = trained_weights(bn, tmp_path, dropout=0.3, dropout_schedule="linear_warmup", dropout_schedule_epochs=2)
+    assert summary["status"] == "completed"
