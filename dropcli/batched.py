@@ -45,8 +45,9 @@ def unbatchable_reason(config: Config) -> str | None:
     if config.model.name not in STACKABLE_MODELS:
         return f"model {config.model.name} has no batched implementation"
     reg = config.regularizer
-    if reg.dropout_style != "inverted" or reg.input_dropout or reg.gaussian_dropout or reg.dropout_schedule != "constant":
-        return "scale-at-test, input, gaussian and scheduled dropout have no batched implementation"
+    if (reg.dropout_style != "inverted" or reg.input_dropout or reg.gaussian_dropout or reg.dropconnect
+            or reg.dropout_schedule != "constant"):
+        return "scale-at-test, input, gaussian, scheduled dropout and DropConnect have no batched implementation"
     if config.model.batchnorm:
         return "batchnorm has no batched implementation (its running statistics)"
     return None

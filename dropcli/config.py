@@ -94,6 +94,11 @@ class EarlyStoppingConfig(Section):
     metric: Literal["val_loss", "val_acc"] = "val_loss"
 
 
+class DropBlockConfig(Section):
+    p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # share of feature-map positions dropped, in contiguous blocks
+    block_size: Annotated[int, Field(gt=0)] = 3  # side of each square (2-D) or length of each run (1-D) dropped
+
+
 class RegularizerConfig(Section):
     """Every regularizer is off by default; `regularizer: none` in YAML means exactly this."""
 
@@ -103,6 +108,8 @@ class RegularizerConfig(Section):
     dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
     input_dropout: Fraction = 0.0  # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
     gaussian_dropout: Fraction = 0.0  # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
+    dropconnect: Fraction = 0.0  # rate on the weights of hidden linear layers: y = f((W ⊙ M) x + b), M per batch
+    dropblock: DropBlockConfig | None = None  # cnn: drop contiguous blocks of feature maps in the conv blocks
     # gru: naive draws a new mask at every time step; variational (locked) one mask per sequence, reused
     rnn_dropout: Literal["naive", "variational"] = "naive"
     # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
@@ -114,7 +121,7 @@ class RegularizerConfig(Section):
     max_norm: Annotated[float, Field(gt=0.0)] | None = None  # each unit's incoming weight vector clipped to this norm
     early_stopping: EarlyStoppingConfig | None = None  # None: train for all epochs
 
-    @field_validator("dropout", "input_dropout")
+    @field_validator("dropout", "input_dropout", "dropconnect")
     @classmethod
     def _resolvable_rate(cls, value: float) -> float:
         if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (models.MASK_LEVELS)
@@ -180,6 +187,13 @@ class Config(Section):
         if isinstance(value, dict) and value.get("regularizer") is None and "regularizer" in value:
             value = {**value, "regularizer": {}}
         return value
+
+    @model_validator(mode="after")
+    def _dropblock_needs_feature_maps(self) -> Config:
+        if self.regularizer.dropblock is not None and self.model.name != "cnn":
+            raise ValueError(f"regularizer.dropblock needs feature maps: only model.name cnn has them "
+                             f"(got {self.model.name})")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dropcli.config import ModelConfig
@@ -85,6 +86,50 @@ class Dropout(nn.Module):
         return f"p={self.p}, per_channel={self.per_channel}, noise={self.noise}, style={self.style}"
 
 
+class DropConnectLinear(nn.Linear):
+    """A linear layer whose weights are dropped instead of its outputs (Wan et al. 2013): in training,
+    y = ((W ⊙ M) / (1-p)) x + b with one mask M per mini-batch (the paper draws one per example, which
+    costs a weight matrix per example); in evaluation the plain W, its expectation."""
+
+    def __init__(self, in_features: int, out_features: int, p: float):
+        super().__init__(in_features, out_features)
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return super().forward(x)
+        mask = dropout_mask(tuple(self.weight.shape), self.p, x.device, x.dtype)
+        return F.linear(x, self.weight * mask, self.bias)
+
+
+class DropBlock(nn.Module):
+    """DropBlock (Ghiasi et al. 2018): drops contiguous block_size-wide regions of each feature map, so
+    that neighbouring positions, which carry nearly the same information, cannot stand in for each other.
+    Centres are drawn at a rate chosen so that about p of all positions end up dropped; survivors are
+    scaled by (positions / kept positions). Works on [N, C, L] and [N, C, H, W]."""
+
+    def __init__(self, p: float, block_size: int):
+        super().__init__()
+        self.p, self.block_size = p, block_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        spatial = x.shape[2:]
+        block = min(self.block_size, *spatial)
+        valid = math.prod(max(size - block + 1, 1) for size in spatial)
+        gamma = self.p / block ** len(spatial) * math.prod(spatial) / valid
+        centres = (torch.rand(x.shape, device=x.device) < gamma).to(x.dtype)
+        pool = F.max_pool1d if len(spatial) == 1 else F.max_pool2d
+        dropped = pool(centres, kernel_size=block, stride=1, padding=block // 2)
+        dropped = dropped[(..., *[slice(0, size) for size in spatial])]  # even block sizes pad one too many
+        keep = 1.0 - dropped
+        return x * keep * (keep.numel() / keep.sum().clamp_min(1.0))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, block_size={self.block_size}"
+
+
 @dataclass(frozen=True)
 class DropoutOptions:
     """What the dropout regularizer tells a model builder: the hidden units' rate, noise and style, and
@@ -95,6 +140,18 @@ class DropoutOptions:
     style: str = "inverted"
     input_p: float = 0.0
     per_sequence: bool = False  # rnn_dropout: variational
+    dropconnect_p: float = 0.0
+    dropblock: tuple[float, int] | None = None  # (p, block_size)
+
+    def linear(self, in_features: int, out_features: int) -> nn.Linear:
+        """A hidden linear layer: with DropConnect when it is on."""
+        if self.dropconnect_p:
+            return DropConnectLinear(in_features, out_features, self.dropconnect_p)
+        return nn.Linear(in_features, out_features)
+
+    def conv_block(self, per_channel: bool) -> nn.Module:
+        """What follows the activation in a conv block: DropBlock when it is on, else (spatial) dropout."""
+        return DropBlock(*self.dropblock) if self.dropblock else self.hidden(per_channel)
 
     def hidden(self, per_channel: bool = False) -> Dropout:
         return Dropout(self.p, per_channel, self.noise, self.style, self.per_sequence)
@@ -122,7 +179,7 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     width = math.prod(input_shape)
     for hidden in config.hidden_sizes:
         norm = [nn.BatchNorm1d(hidden)] if config.batchnorm else []
-        layers += [nn.Linear(width, hidden), *norm, nn.ReLU(), dropout.hidden()]
+        layers += [dropout.linear(width, hidden), *norm, nn.ReLU(), dropout.hidden()]
         width = hidden
     layers.append(nn.Linear(width, num_classes))  # the output layer: no dropout
     return nn.Sequential(*layers)
@@ -142,7 +199,7 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     layers += [dropout.inputs()] if dropout.input_p else []
     in_channels = 1 if one_d else input_shape[0]
     for out_channels in config.channels:
-        block_dropout = dropout.hidden(per_channel=config.spatial_dropout)
+        block_dropout = dropout.conv_block(per_channel=config.spatial_dropout)
         norm = [(nn.BatchNorm1d if one_d else nn.BatchNorm2d)(out_channels)] if config.batchnorm else []
         layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), *norm, nn.ReLU(), block_dropout, pool(2)]
         in_channels = out_channels
@@ -150,7 +207,7 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     features = nn.Sequential(*layers)
     with torch.no_grad():
         flat = features(torch.zeros(1, *input_shape)).shape[1]
-    head = [nn.Linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(), nn.Linear(config.hidden_size, num_classes)]
+    head = [dropout.linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(), nn.Linear(config.hidden_size, num_classes)]
     return nn.Sequential(features, *head)
 
 

@@ -99,12 +99,14 @@ class Dropout(Regularizer):
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> Dropout | None:
-        if not (config.dropout or config.gaussian_dropout or config.input_dropout):
+        if not (config.dropout or config.gaussian_dropout or config.input_dropout or config.dropconnect
+                or config.dropblock):
             return None
         noise = "gaussian" if config.gaussian_dropout else "bernoulli"
         return cls(DropoutOptions(p=config.gaussian_dropout or config.dropout, noise=noise,
                                   style=config.dropout_style, input_p=config.input_dropout,
-                                  per_sequence=config.rnn_dropout == "variational"),
+                                  per_sequence=config.rnn_dropout == "variational", dropconnect_p=config.dropconnect,
+                                  dropblock=(config.dropblock.p, config.dropblock.block_size) if config.dropblock else None),
                    config.dropout_schedule, config.dropout_schedule_epochs)
 
     def describe(self) -> str:
@@ -113,6 +115,8 @@ class Dropout(Regularizer):
                  "scaled at test" if o.style == "scale_at_test" else "",
                  f"input dropout {o.input_p:g}" if o.input_p else "",
                  "per sequence" if o.per_sequence else "",
+                 f"DropConnect {o.dropconnect_p:g}" if o.dropconnect_p else "",
+                 f"DropBlock p={o.dropblock[0]:g} size {o.dropblock[1]}" if o.dropblock else "",
                  self.schedule.replace("_", " ") if self.schedule != "constant" else ""]
         return ", ".join(p for p in parts if p)
 

@@ -34,7 +34,8 @@ SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "fi
 MC_METRICS = {"ws_test_acc": "acc, weight scaling", "mc_test_acc": "acc, MC", "ws_test_nll": "NLL, weight scaling",
               "mc_test_nll": "NLL, MC", "ws_test_ece": "ECE, weight scaling", "mc_test_ece": "ECE, MC"}
 REGULARIZER_NAMES = {"regularizer.dropout": "dropout", "regularizer.input_dropout": "input dropout",
-                     "regularizer.gaussian_dropout": "gaussian dropout", "regularizer.l2": "L2", "regularizer.l1": "L1",
+                     "regularizer.gaussian_dropout": "gaussian dropout", "regularizer.dropconnect": "DropConnect",
+                     "regularizer.dropblock": "DropBlock", "regularizer.l2": "L2", "regularizer.l1": "L1",
                      "regularizer.max_norm": "max-norm", "regularizer.early_stopping": "early stopping"}
 
 

@@ -214,3 +214,62 @@ def test_more_variants_train_end_to_end(tiny_raw, tmp_path):
     bn = {**tiny_raw, "model": {**tiny_raw["model"], "batchnorm": True}}
     _, summary = trained_weights(bn, tmp_path, dropout=0.3, dropout_schedule="linear_warmup", dropout_schedule_epochs=2)
     assert summary["status"] == "completed"
+
+
+def test_dropconnect_masks_weights_in_training_and_uses_them_whole_in_eval():
+    from dropcli.models import DropConnectLinear
+
+    torch.manual_seed(0)
+    layer = DropConnectLinear(64, 32, p=0.5)
+    x = torch.eye(64)  # row j reads column j of W: each output is b, or b + W/(1-p)
+    layer.train()
+    out = layer(x)
+    expected_kept = (layer.weight.T / 0.5 + layer.bias).detach()
+    dropped = torch.isclose(out, layer.bias.expand_as(out))
+    kept = torch.isclose(out, expected_kept)
+    assert bool((dropped | kept).all())
+    assert abs(dropped.float().mean().item() - 0.5) < 0.05
+    layer.eval()
+    assert torch.allclose(layer(x), torch.nn.functional.linear(x, layer.weight, layer.bias))
+
+
+def test_dropblock_drops_about_p_in_contiguous_blocks():
+    from dropcli.models import DropBlock
+
+    torch.manual_seed(0)
+    layer = DropBlock(p=0.2, block_size=5)
+    x = torch.ones(64, 8, 200)
+    layer.train()
+    out = layer(x)
+    zero = (out == 0)
+    assert abs(zero.float().mean().item() - 0.2) < 0.05
+    assert out.mean().item() == pytest.approx(1.0, abs=0.02)  # survivors scaled back up
+    # a run of zeros that touches neither edge is at least one block long
+    lengths = []
+    for row in zero.flatten(0, 1)[:200].tolist():
+        start = None
+        for position, value in enumerate(row):
+            if value and start is None:
+                start = position
+            if not value and start is not None:
+                if start > 0:
+                    lengths.append(position - start)
+                start = None
+    assert lengths and min(lengths) >= 5
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
+def test_dropblock_needs_a_cnn():
+    from dropcli.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="needs feature maps"):
+        load_config(None, ["regularizer.dropblock={p: 0.1}"])
+
+
+def test_dropconnect_and_dropblock_train_end_to_end(tiny_raw, tmp_path):
+    _, summary = trained_weights(tiny_raw, tmp_path, dropconnect=0.3)
+    assert summary["status"] == "completed"
+    cnn = {**tiny_raw, "model": {**tiny_raw["model"], "name": "cnn"}}
+    _, summary = trained_weights(cnn, tmp_path, dropblock={"p": 0.1, "block_size": 3})
+    assert summary["status"] == "completed"
