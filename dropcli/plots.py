@@ -211,12 +211,36 @@ def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
     return save(figure, out, "regularizer_comparison", figure_format)
 
 
+def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
+    """Accuracy, NLL and ECE of the MC average against the number of passes K, one line per setting, with
+    weight scaling (the deterministic pass) as a dashed level of the same colour."""
+    settings = list(dict.fromkeys(mc_table["setting"]))
+    styles = setting_styles(settings)
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
+    for axis, metric, label in zip(axes, ("acc", "nll", "ece"), ("test accuracy", "test NLL", "test ECE (15 bins)")):
+        for setting in settings:
+            rows = mc_table[mc_table["setting"] == setting]
+            mc = rows[rows["K"] > 0].groupby("K")[metric].agg(["mean", "std"])
+            scaling = rows[rows["K"] == 0][metric].mean()
+            style = styles[setting]
+            axis.errorbar(mc.index, mc["mean"], yerr=mc["std"].fillna(0), capsize=3, label=f"MC, {setting}", **style)
+            axis.axhline(scaling, color=style["color"], linestyle="--", linewidth=1, label=f"weight scaling, {setting}")
+        axis.set_xscale("log")
+        axis.set_xlabel("Monte-Carlo passes K")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle("MC dropout vs weight scaling as K grows (mean ± std over seeds)")
+    return save(figure, out, "mc_dropout", figure_format)
+
+
 def bar_label(kind: str, setting: str) -> str:
     text = setting if kind == "none" or setting.startswith(kind) else f"{kind}: {setting}"
     return textwrap.fill(text, width=18)
 
 
-def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str = "png") -> list[Path]:
+def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str = "png",
+                   mc_table=None) -> list[Path]:
     settings = list(summary["setting"])
     figures = [plot_overfitting_curves(curves, settings, out, figure_format),
                plot_gap_curves(curves, settings, out, figure_format)]
@@ -224,4 +248,6 @@ def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_forma
         figures.append(plot_dropout_rate(summary, keys, out, figure_format))
     if summary["regularizers"].nunique() > 1:
         figures.append(plot_regularizer_comparison(summary, out, figure_format))
+    if mc_table is not None and not mc_table.empty:
+        figures.append(plot_mc_dropout(mc_table, out, figure_format))
     return figures

@@ -101,6 +101,9 @@ def format_setting(key: str, value: Any) -> str:
     if key == "regularizer.early_stopping":
         options = json.loads(value) if isinstance(value, str) else value
         return f"early stopping (patience {options['patience']}, {options['metric']})"
+    if key == "regularizer.dropblock":
+        options = json.loads(value) if isinstance(value, str) else value
+        return f"DropBlock (p={options['p']:g}, block {options['block_size']})"
     return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
 
 
@@ -142,6 +145,19 @@ def per_epoch_curves(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def mc_by_passes(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Long table of the runs that measured MC dropout: setting, K (0 = weight scaling), acc, nll, ece."""
+    rows = []
+    for run, (_, row) in zip(runs, table.iterrows()):
+        measured = run.summary.get("mc_dropout") if row["status"] == "completed" else None
+        if not isinstance(measured, dict) or not measured.get("mc"):
+            continue
+        label = setting_label(row, keys)
+        rows.append({"setting": label, "K": 0, **measured["weight_scaling"]})
+        rows += [{"setting": label, "K": int(k), **scores} for k, scores in measured["mc"].items()]
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The whole report
 
@@ -175,7 +191,8 @@ def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
         report.summary = settings_summary(table, keys)
         report.summary.drop(columns=["best"]).assign(best=report.summary["best"]).to_csv(out / "summary.csv", index=False)
         curves = per_epoch_curves(runs, table, keys)
-        report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format)
+        report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format,
+                                              mc_by_passes(runs, table, keys))
     (out / "report.md").write_text(report_markdown(report, root))
     return report
 

@@ -57,3 +57,4 @@ def test_a_run_with_mc_samples_records_both_evaluations(tiny_raw, tmp_path):
         assert 0 <= summary[key] < 10
     build_report(tmp_path / "runs", tmp_path / "report")
     assert "Monte-Carlo dropout vs weight scaling" in (tmp_path / "report" / "report.md").read_text()
+    assert (tmp_path / "report" / "mc_dropout.png").is_file()
