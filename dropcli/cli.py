@@ -211,6 +211,32 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         raise typer.Exit(EXIT_FAILED)
 
 
+@app.command()
+def status(
+    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="SWEEP_DIR",
+                                              help="A sweep folder (it holds sweep.json).")],
+) -> None:
+    """How far a sweep is: trials completed, running, failed, interrupted and pending, read from its run
+    folders (so it works while the sweep runs, on this machine or another sharing the folder)."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    from dropcli import sweep as sweeps
+
+    statuses = with_bad_input_handled(lambda: sweeps.sweep_statuses(sweep_dir))
+    counts = Counter(statuses.values())
+    order = ["completed", "running", "failed", "interrupted", "pending", "unknown"]
+    console.print(f"[bold]{sweep_dir}[/bold]: {len(statuses)} trials — " +
+                  ", ".join(f"{counts[s]} {s}" for s in order if counts[s]))
+    unfinished = [(name, state) for name, state in statuses.items() if state != "completed"]
+    if unfinished:
+        table = Table("trial", "status")
+        for name, state in unfinished:
+            table.add_row(name, state)
+        console.print(table)
+
+
 class FigureFormat(str, Enum):
     png = "png"
     svg = "svg"

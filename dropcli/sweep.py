@@ -234,6 +234,31 @@ def trial_status(sweep_dir: Path, trial: Trial) -> str:
         return "unknown"
 
 
+def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
+    record = sweep_dir / "sweep.json"
+    try:
+        return json.loads(record.read_text())
+    except FileNotFoundError:
+        raise SweepError(f"{sweep_dir}: not a sweep folder (no sweep.json)") from None
+    except json.JSONDecodeError:
+        raise SweepError(f"{sweep_dir}/sweep.json is corrupted") from None
+
+
+def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
+    """Trial name → completed | running | failed | interrupted | pending | unknown, from the run folders."""
+    record = read_sweep_record(sweep_dir)
+    statuses = {}
+    for trial in record.get("trials", []):
+        summary = sweep_dir / trial["name"] / "summary.json"
+        try:
+            statuses[trial["name"]] = json.loads(summary.read_text()).get("status", "unknown")
+        except FileNotFoundError:
+            statuses[trial["name"]] = "pending"
+        except json.JSONDecodeError:
+            statuses[trial["name"]] = "unknown"
+    return statuses
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Running
 

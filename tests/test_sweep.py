@@ -163,3 +163,18 @@ def test_bad_sweep_input_exits_2_and_writes_nothing(runner, tiny_raw, write_conf
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_status_counts_trials_from_the_run_folders(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
+    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps({"status": "running"}))
+    import shutil
+
+    shutil.rmtree(out / "p-0.0_seed-1")
+    result = runner.invoke(app, ["status", str(out)])
+    assert result.exit_code == 0
+    assert "4 trials — 2 completed, 1 running, 1 pending" in result.output
+    assert "p-0.5_seed-1" in result.output and "p-0.0_seed-0" not in result.output
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 2 and "not a sweep folder" in result.output
