@@ -6,6 +6,7 @@ torch is imported inside the commands that train, never at module level, so `dro
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
@@ -149,6 +150,25 @@ def sweep(
                                             "stacked model (mlp only; other models run one by one). auto: 16 "
                                             "on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
+    executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|slurm|submitit-local",
+                                                    help="Where trials run: here (default), as one Slurm job array "
+                                                         "through submitit, or through submitit's local executor "
+                                                         "(subprocesses). Also settable in the YAML's executor: "
+                                                         "section.")] = None,
+    slurm_partition: Annotated[Optional[str], typer.Option("--slurm-partition", help="Slurm partition.")] = None,
+    timeout_min: Annotated[Optional[int], typer.Option("--timeout-min",
+                                                       help="Time limit of each array task, in minutes; a task "
+                                                            "that hits it is requeued and resumes.")] = None,
+    gpus_per_task: Annotated[Optional[int], typer.Option("--gpus-per-task", help="GPUs per array task.")] = None,
+    cpus_per_task: Annotated[Optional[int], typer.Option("--cpus-per-task", help="CPUs per array task.")] = None,
+    array_parallelism: Annotated[Optional[int], typer.Option("--array-parallelism",
+                                                             help="Array tasks running at once.")] = None,
+    slurm_setup: Annotated[Optional[list[str]], typer.Option("--slurm-setup", metavar="LINE",
+                                                             help="A shell line run before each task, e.g. "
+                                                                  "'module load cuda'. Repeatable.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --executor slurm: print the #SBATCH "
+                                                            "parameters and the array tasks, submit nothing, "
+                                                            "write nothing.")] = False,
 ) -> None:
     """Train the same model across dropout rates, L2 coefficients or any config key, times seeds.
 
@@ -157,12 +177,18 @@ def sweep(
     gives, per setting, validation accuracy and the final generalization gap as mean ± std over seeds.
     Exit code 1 if any trial failed.
     """
-    _sweep(config, rates, l2, grid or [], seeds, seed_list, overrides or [], runs_dir, out, batch, quiet)
+    executor_options = {"name": executor, "slurm_partition": slurm_partition, "timeout_min": timeout_min,
+                        "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task,
+                        "array_parallelism": array_parallelism, "slurm_setup": slurm_setup}
+    # applied like --set, after the YAML's executor: section
+    executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items() if value is not None]
+    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *executor_sets], runs_dir, out,
+           batch, quiet, dry_run)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
            seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, batch: str,
-           quiet: bool) -> None:
+           quiet: bool, dry_run: bool = False) -> None:
     import shlex
     import sys
 
@@ -172,9 +198,11 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         base = load_config(config_path, overrides)
         spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list))
         sweeps.parse_batch(batch)  # checked before anything runs
-        return spec, spec.trials()
+        return base.executor, spec, spec.trials()
 
-    spec, trials = with_bad_input_handled(plan)
+    executor_config, spec, trials = with_bad_input_handled(plan)
+    if dry_run and executor_config.name != "slurm":
+        exit_bad_input("--dry-run: only with --executor slurm (the other executors run right away)")
     from dropcli import train as training  # torch: only from here on
     from dropcli.data import DatasetError
     from dropcli.display import SweepProgress, summary_table
@@ -184,6 +212,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     group_size = sweeps.parse_batch(batch, on_gpu)
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     command = shlex.join(["dropcli", *sys.argv[1:]])
+    if executor_config.name != "local":
+        _sweep_through_submitit(executor_config, trials, spec, sweep_dir, group_size, command, dry_run)
+        return
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
                   f"({' × '.join(f'{len(v)} {short_name(k)}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
@@ -208,6 +239,51 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     if outcome.failed:
         for name, error in outcome.failed.items():
             errors.print(f"[red]failed[/red] {name}: {error}")
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, group_size: int, command: str,
+                            dry_run: bool) -> None:
+    """Submit the sweep as one submitit job array (one task per trial group), or print it (--dry-run)."""
+    from dropcli import batched, executors
+    from dropcli import sweep as sweeps
+
+    groups = batched.split_into_groups(trials, lambda t: batched.group_key(t.config), group_size) \
+        if group_size > 1 else [[t] for t in trials]
+    if dry_run:
+        submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
+        console.print(f"[bold]dry run[/bold]: {len(submission.tasks)} array tasks for {len(trials)} trials "
+                      f"into {sweep_dir}; nothing submitted")
+        console.print(executors.sbatch_preview(submission, sweep_dir), highlight=False, markup=False)
+        for line in executor_config.slurm_setup:
+            console.print(f"setup: {line}", highlight=False, markup=False)
+        for index, task in enumerate(submission.tasks):
+            console.print(f"task {index}: {', '.join(task)}", highlight=False)
+        return
+    with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
+    submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
+    if not submission.tasks:
+        console.print(f"every trial of {sweep_dir} is already completed")
+        return
+    jobs = executors.submit(submission, sweep_dir, group_size)
+    console.print(f"submitted {len(jobs)} array tasks ({executor_config.name}), job {jobs[0].job_id.split('_')[0]}; "
+                  f"logs in {sweep_dir / executors.LOG_FOLDER}/; progress: dropcli status {sweep_dir}; "
+                  f"resume: the same command again")
+    if submission.cluster == "slurm":
+        return
+    failed = {}
+    for job in jobs:  # submitit-local: wait, as a local sweep would
+        try:
+            failed.update(job.result()["failed"])
+        except Exception as error:  # the task died without a result; its trials say so in their folders
+            failed[job.job_id] = str(error).splitlines()[-1] if str(error) else type(error).__name__
+    summary = sweeps.summarize(trials, sweep_dir)
+    if not summary.empty:
+        from dropcli.display import summary_table
+
+        console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+    console.print(f"failed {len(failed)}; run folders in {sweep_dir}/")
+    if failed:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -155,6 +155,18 @@ class EvaluationConfig(Section):
     mc_samples: Annotated[int, Field(ge=0, le=1000)] = 0
 
 
+class ExecutorConfig(Section):
+    """Where `sweep` runs its trials (`--executor` and the --slurm-* options override these)."""
+
+    name: Literal["local", "slurm", "submitit-local"] = "local"
+    slurm_partition: str | None = None
+    timeout_min: Annotated[int, Field(gt=0)] = 60  # per array task; a task that hits it is requeued
+    cpus_per_task: Annotated[int, Field(gt=0)] = 2
+    gpus_per_task: Annotated[int, Field(ge=0)] = 0
+    array_parallelism: Annotated[int, Field(gt=0)] = 32  # array tasks running at once
+    slurm_setup: list[str] = []  # shell lines run before each task, e.g. "module load cuda"
+
+
 class Config(Section):
     name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
     epochs: Annotated[int, Field(gt=0)] = 60
@@ -165,6 +177,7 @@ class Config(Section):
     regularizer: RegularizerConfig = RegularizerConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    executor: ExecutorConfig = ExecutorConfig()  # sweeps only; not part of a sweep's fingerprint
 
     @field_validator("device")
     @classmethod

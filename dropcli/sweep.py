@@ -191,7 +191,9 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
         if key in axes or key == "seed":
             raise SweepError(f"--grid {text!r}: {key} is already an axis (use --seeds / --seed-list for seeds)")
         axes[key] = values
-    return SweepSpec(base=base.to_dict(), axes=axes, seeds=seeds)
+    # where trials run is not what they are: the same sweep may be resumed through another executor
+    settings = {key: value for key, value in base.to_dict().items() if key != "executor"}
+    return SweepSpec(base=settings, axes=axes, seeds=seeds)
 
 
 # ---------------------------------------------------------------------------------------------------------

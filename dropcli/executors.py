@@ -1,0 +1,85 @@
+"""Where a sweep's trials run: here (local), as a Slurm job array, or through submitit's local executor.
+
+With submitit, the sweep is cut into tasks — one per batched trial group, or one per trial — submitted as
+one job array (`map_array`). Each task reruns `sweep.run_sweep` on its own trials, in the sweep folder on
+the shared file system, so run folders, `report`, `train --resume` and sweep resume work as locally. A
+task that is preempted or reaches its time limit is requeued by submitit (`Checkpointable`): the rerun
+skips completed trials and continues unfinished ones from their checkpoints, never retraining a
+completed trial. Job logs go to SWEEP_DIR/.submitit/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from dropcli.config import ExecutorConfig
+from dropcli.sweep import SweepSpec, Trial, read_sweep_record, run_sweep, trial_status
+
+LOG_FOLDER = ".submitit"
+
+
+class TrialGroupTask(submitit.helpers.Checkpointable):
+    """One array task: train some trials of a sweep. Picklable: it carries names, not models."""
+
+    def __call__(self, sweep_dir: str, trial_names: list[str], batch: int) -> dict[str, Any]:
+        folder = Path(sweep_dir)
+        trials = trials_named(folder, trial_names)
+        outcome = run_sweep(trials, folder, batch=batch)
+        return {"trained": outcome.trained, "skipped": outcome.skipped, "failed": outcome.failed}
+
+
+def trials_named(sweep_dir: Path, names: list[str]) -> list[Trial]:
+    """Rebuild trials from sweep.json (the same validation as when the sweep was planned)."""
+    record = read_sweep_record(sweep_dir)
+    spec = SweepSpec(base=record["base"], axes=record["axes"], seeds=record["seeds"])
+    wanted = set(names)
+    return [trial for trial in spec.trials() if trial.name in wanted]
+
+
+@dataclass
+class Submission:
+    cluster: str  # "slurm" or "local"
+    tasks: list[list[str]]  # trial names per array task
+    parameters: dict[str, Any]
+
+
+def plan_submission(config: ExecutorConfig, trials: list[Trial], sweep_dir: Path, groups: list[list[Trial]]) -> Submission:
+    """The array tasks (pending trials only) and the parameters submitit will be given."""
+    tasks = [[t.name for t in group] for group in groups if any(trial_status(sweep_dir, t) != "completed" for t in group)]
+    parameters: dict[str, Any] = {"name": f"dropcli-{sweep_dir.name}", "timeout_min": config.timeout_min,
+                                  "cpus_per_task": config.cpus_per_task}
+    if config.name == "slurm":
+        parameters["slurm_array_parallelism"] = config.array_parallelism
+        if config.slurm_partition:
+            parameters["slurm_partition"] = config.slurm_partition
+        if config.gpus_per_task:
+            parameters["slurm_gpus_per_task"] = config.gpus_per_task
+        if config.slurm_setup:
+            parameters["slurm_setup"] = list(config.slurm_setup)
+    return Submission("slurm" if config.name == "slurm" else "local", tasks, parameters)
+
+
+def sbatch_preview(submission: Submission, sweep_dir: Path) -> str:
+    """The #SBATCH header submitit would write for this array (for --dry-run); nothing is submitted."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    slurm = {key.removeprefix("slurm_"): value for key, value in submission.parameters.items()
+             if key.startswith("slurm_")}
+    text = _make_sbatch_string(
+        command="python -u -m submitit.core._submit <folder>", folder=sweep_dir / LOG_FOLDER / "%j",
+        job_name=submission.parameters["name"], time=submission.parameters["timeout_min"],
+        cpus_per_task=submission.parameters["cpus_per_task"], partition=slurm.get("partition"),
+        gpus_per_task=slurm.get("gpus_per_task"), setup=slurm.get("setup"),
+        array_parallelism=slurm.get("array_parallelism", 256), map_count=len(submission.tasks))
+    return "\n".join(line for line in text.splitlines() if line.startswith("#SBATCH"))
+
+
+def submit(submission: Submission, sweep_dir: Path, batch: int) -> list[submitit.Job]:
+    executor = submitit.AutoExecutor(folder=sweep_dir / LOG_FOLDER / "%j", cluster=submission.cluster)
+    executor.update_parameters(**submission.parameters)
+    count = len(submission.tasks)
+    return executor.map_array(TrialGroupTask(), [str(sweep_dir)] * count, submission.tasks, [batch] * count)
