@@ -7,6 +7,7 @@ torch is imported inside the commands that train, never at module level, so `dro
 from __future__ import annotations
 
 import json
+import shutil
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
@@ -252,20 +253,30 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
         if group_size > 1 else [[t] for t in trials]
     if dry_run:
         submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
+        if not submission.tasks:
+            console.print(f"every trial of {sweep_dir} is already completed; nothing would be submitted")
+            return
         console.print(f"[bold]dry run[/bold]: {len(submission.tasks)} array tasks for {len(trials)} trials "
                       f"into {sweep_dir}; nothing submitted")
-        console.print(executors.sbatch_preview(submission, sweep_dir), highlight=False, markup=False)
+        console.print(executors.sbatch_preview(submission, sweep_dir), highlight=False, markup=False, soft_wrap=True)
         for line in executor_config.slurm_setup:
             console.print(f"setup: {line}", highlight=False, markup=False)
         for index, task in enumerate(submission.tasks):
             console.print(f"task {index}: {', '.join(task)}", highlight=False)
         return
+    if executor_config.name == "slurm" and shutil.which("sbatch") is None:
+        exit_bad_input("--executor slurm: no sbatch on this machine; submit from a Slurm login node "
+                       "(--dry-run shows what would be submitted)")
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
     if not submission.tasks:
         console.print(f"every trial of {sweep_dir} is already completed")
         return
-    jobs = executors.submit(submission, sweep_dir, group_size)
+    try:
+        jobs = executors.submit(submission, sweep_dir, group_size)
+    except Exception as error:  # sbatch refused (bad partition, limits ...): say so in one line
+        errors.print(f"[red]submission failed[/red]: {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED) from None
     console.print(f"submitted {len(jobs)} array tasks ({executor_config.name}), job {jobs[0].job_id.split('_')[0]}; "
                   f"logs in {sweep_dir / executors.LOG_FOLDER}/; progress: dropcli status {sweep_dir}; "
                   f"resume: the same command again")
@@ -275,6 +286,10 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
     for job in jobs:  # submitit-local: wait, as a local sweep would
         try:
             failed.update(job.result()["failed"])
+        except KeyboardInterrupt:
+            errors.print(f"[yellow]interrupted[/yellow]: stopped waiting; the tasks may go on. Progress: "
+                         f"dropcli status {sweep_dir}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as error:  # the task died without a result; its trials say so in their folders
             failed[job.job_id] = str(error).splitlines()[-1] if str(error) else type(error).__name__
     summary = sweeps.summarize(trials, sweep_dir)

@@ -202,10 +202,13 @@ class Config(Section):
         return value
 
     @model_validator(mode="after")
-    def _dropblock_needs_feature_maps(self) -> Config:
+    def _variants_the_model_has(self) -> Config:
         if self.regularizer.dropblock is not None and self.model.name != "cnn":
             raise ValueError(f"regularizer.dropblock needs feature maps: only model.name cnn has them "
                              f"(got {self.model.name})")
+        if self.regularizer.dropconnect and self.model.name == "gru":
+            raise ValueError("regularizer.dropconnect acts on hidden linear layers: model.name mlp or cnn "
+                             "(the gru has none)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropcli.models import Dropout
+from dropcli.models import DropBlock, DropConnectLinear, Dropout
+
+STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock)
 
 ECE_BINS = 15
 MC_CHECKPOINTS = (1, 2, 5, 10, 20, 50, 100, 200)  # K values at which the running MC average is scored
@@ -50,10 +52,10 @@ def class_probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def sampling_dropout(model: nn.Module, sampling: bool) -> None:
-    """Eval mode everywhere, except the dropout layers when `sampling`."""
+    """Eval mode everywhere (BatchNorm included), except the dropout-family layers when `sampling`."""
     model.eval()
     for module in model.modules():
-        if isinstance(module, Dropout):
+        if isinstance(module, STOCHASTIC_LAYERS):
             module.train(sampling)
 
 

@@ -153,11 +153,12 @@ class DropoutOptions:
         """What follows the activation in a conv block: DropBlock when it is on, else (spatial) dropout."""
         return DropBlock(*self.dropblock) if self.dropblock else self.hidden(per_channel)
 
-    def hidden(self, per_channel: bool = False) -> Dropout:
-        return Dropout(self.p, per_channel, self.noise, self.style, self.per_sequence)
+    def hidden(self, per_channel: bool = False, sequence: bool = False) -> Dropout:
+        """`sequence`: the layer sees [N, T, H] sequences (the GRU), where variational dropout applies."""
+        return Dropout(self.p, per_channel, self.noise, self.style, self.per_sequence and sequence)
 
-    def inputs(self) -> Dropout:
-        return Dropout(self.input_p, style=self.style, per_sequence=self.per_sequence)
+    def inputs(self, sequence: bool = False) -> Dropout:
+        return Dropout(self.input_p, style=self.style, per_sequence=self.per_sequence and sequence)
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
@@ -250,10 +251,10 @@ class GRULayer(nn.Module):
 class GRUClassifier(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: DropoutOptions):
         super().__init__()
-        self.input_dropout = dropout.inputs()  # the identity unless input_dropout > 0
+        self.input_dropout = dropout.inputs(sequence=True)  # the identity unless input_dropout > 0
         sizes = [input_size] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(GRULayer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.dropouts = nn.ModuleList(dropout.hidden() for _ in range(num_layers))
+        self.dropouts = nn.ModuleList(dropout.hidden(sequence=True) for _ in range(num_layers))
         self.output = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -227,38 +227,38 @@ def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: st
 
 def trial_status(sweep_dir: Path, trial: Trial) -> str:
     """completed | failed | interrupted | running (a run that died without saying so) | pending."""
-    summary = sweep_dir / trial.name / "summary.json"
+    return run_status(sweep_dir / trial.name)
+
+
+def run_status(folder: Path) -> str:
+    """The status a run folder's summary.json records; pending without one, unknown if it is unreadable."""
+    summary = folder / "summary.json"
     if not summary.is_file():
         return "pending"
     try:
-        return json.loads(summary.read_text()).get("status", "unknown")
-    except json.JSONDecodeError:
+        data = json.loads(summary.read_text())
+    except (OSError, ValueError):  # torn, not UTF-8, not JSON
         return "unknown"
+    return str(data.get("status", "unknown")) if isinstance(data, dict) else "unknown"
 
 
 def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
     record = sweep_dir / "sweep.json"
     try:
-        return json.loads(record.read_text())
+        data = json.loads(record.read_text())
     except FileNotFoundError:
         raise SweepError(f"{sweep_dir}: not a sweep folder (no sweep.json)") from None
-    except json.JSONDecodeError:
+    except (OSError, ValueError):
         raise SweepError(f"{sweep_dir}/sweep.json is corrupted") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{sweep_dir}/sweep.json is corrupted")
+    return data
 
 
 def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
     """Trial name → completed | running | failed | interrupted | pending | unknown, from the run folders."""
     record = read_sweep_record(sweep_dir)
-    statuses = {}
-    for trial in record.get("trials", []):
-        summary = sweep_dir / trial["name"] / "summary.json"
-        try:
-            statuses[trial["name"]] = json.loads(summary.read_text()).get("status", "unknown")
-        except FileNotFoundError:
-            statuses[trial["name"]] = "pending"
-        except json.JSONDecodeError:
-            statuses[trial["name"]] = "unknown"
-    return statuses
+    return {trial["name"]: run_status(sweep_dir / trial["name"]) for trial in record.get("trials", [])}
 
 
 # ---------------------------------------------------------------------------------------------------------

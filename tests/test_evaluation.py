@@ -58,3 +58,13 @@ def test_a_run_with_mc_samples_records_both_evaluations(tiny_raw, tmp_path):
     build_report(tmp_path / "runs", tmp_path / "report")
     assert "Monte-Carlo dropout vs weight scaling" in (tmp_path / "report" / "report.md").read_text()
     assert (tmp_path / "report" / "mc_dropout.png").is_file()
+
+
+def test_mc_dropout_samples_dropconnect_layers_too():
+    from dropcli.models import DropoutOptions
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_sizes=[64]), (40,), 10, DropoutOptions(dropconnect_p=0.5))
+    x, y = torch.randn(128, 40), torch.randint(0, 10, (128,))
+    report = mc_dropout_report(model, x, y, samples=2, seed=0)
+    assert report["mc"][1] != report["weight_scaling"]

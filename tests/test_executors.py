@@ -48,3 +48,23 @@ def test_dry_run_needs_slurm_and_executor_names_are_checked(runner, tiny_raw, wr
                                  "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "executor.name" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_slurm_without_sbatch_is_bad_input_and_writes_nothing(runner, tiny_raw, write_config, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "1",
+                                 "--executor", "slurm", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "no sbatch" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_status_survives_a_corrupted_summary(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "1", "--batch", "1",
+                               "--out", str(out), "-q"]).exit_code == 0
+    (out / "p-0.5_seed-0" / "summary.json").write_bytes(b"\xff[1, 2")
+    (out / "p-0.0_seed-0" / "summary.json").write_text("[1, 2]")
+    result = runner.invoke(app, ["status", str(out)])
+    assert result.exit_code == 0 and "2 unknown" in result.output

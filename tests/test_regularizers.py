@@ -273,3 +273,18 @@ def test_dropconnect_and_dropblock_train_end_to_end(tiny_raw, tmp_path):
     cnn = {**tiny_raw, "model": {**tiny_raw["model"], "name": "cnn"}}
     _, summary = trained_weights(cnn, tmp_path, dropblock={"p": 0.1, "block_size": 3})
     assert summary["status"] == "completed"
+
+
+def test_variational_dropout_touches_only_the_gru():
+    options = DropoutOptions(p=0.5, per_sequence=True)
+    cnn = build_model(ModelConfig(name="cnn", channels=[4]), (40,), 10, options)
+    gru = build_model(ModelConfig(name="gru", hidden_size=8), (40,), 10, options)
+    assert not any(m.per_sequence for m in cnn.modules() if isinstance(m, Dropout))
+    assert all(m.per_sequence for m in gru.modules() if isinstance(m, Dropout))
+
+
+def test_dropconnect_needs_hidden_linear_layers():
+    from dropcli.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="dropconnect"):
+        load_config(None, ["model.name=gru", "regularizer.dropconnect=0.3"])
