@@ -26,15 +26,15 @@ MASK_LEVELS = 65536  # a rate p is realized as round(p * 65536) / 65536: within 
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """Inverted-dropout mask: 0 with probability p, else 1/(1-p).
+                 generator: torch.Generator | None = None, scale: bool = True) -> torch.Tensor:
+    """Dropout mask: 0 with probability p, else 1/(1-p) (inverted dropout) or 1 (`scale` off).
 
     Each element is decided by 16 random bits: one 64-bit draw serves four elements, which makes masks
     2x cheaper than `torch.rand` and 4x cheaper than `bernoulli_` on CPU (masks were a quarter of a batched
     sweep's step). A batched sweep replays each trial's exact masks from its own generator."""
-    threshold = round(p * MASK_LEVELS)
     lanes = random_lanes(math.prod(shape), device, generator).view(shape)
-    return keep_mask(lanes, threshold, dtype)
+    kept = torch.tensor(keep_value(p) if scale else 1.0, dtype=dtype, device=device)
+    return keep_mask(lanes, lane_cutoff(p), kept)
 
 
 def random_lanes(count: int, device: torch.device, generator: torch.Generator | None = None,
@@ -45,11 +45,21 @@ def random_lanes(count: int, device: torch.device, generator: torch.Generator | 
     return words.view(torch.int16)[..., :count]
 
 
-def keep_mask(lanes: torch.Tensor, threshold: int | torch.Tensor, dtype: torch.dtype, scale: bool = True) -> torch.Tensor:
-    """lanes ≥ threshold - 32768 keeps an element (probability 1 - threshold/65536); survivors scaled up
-    by 1/(1 - p) unless `scale` is off (dropout_style: scale_at_test)."""
-    keep = (lanes >= threshold - MASK_LEVELS // 2).to(dtype)
-    return keep.div_(1.0 - threshold / MASK_LEVELS) if scale else keep
+def lane_cutoff(p: float) -> int:
+    """A uniform int16 lane is at least this with probability 1 - round(p * 65536) / 65536."""
+    return round(p * MASK_LEVELS) - MASK_LEVELS // 2
+
+
+def keep_value(p: float) -> float:
+    """1 / (1 - p) for p as the masks realize it (round(p * 65536) / 65536)."""
+    return 1.0 / (1.0 - round(p * MASK_LEVELS) / MASK_LEVELS)
+
+
+def keep_mask(lanes: torch.Tensor, cutoff: int | torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """`kept` where lanes >= cutoff, 0 elsewhere, in kept's dtype. Cutoffs and kept values may carry a
+    trial dimension ([T, 1, 1] int16 and float tensors) in a batched sweep. (A multiply, not torch.where:
+    twice as fast on CPU.)"""
+    return (lanes >= cutoff).to(kept.dtype).mul_(kept)
 
 
 class Dropout(nn.Module):
@@ -78,9 +88,7 @@ class Dropout(nn.Module):
             shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.per_channel else x.shape
         if self.noise == "gaussian":
             return x * (1.0 + math.sqrt(self.p / (1.0 - self.p)) * torch.randn(shape, device=x.device, dtype=x.dtype))
-        threshold = round(self.p * MASK_LEVELS)
-        lanes = random_lanes(math.prod(shape), x.device).view(shape)
-        return x * keep_mask(lanes, threshold, x.dtype, scale=self.style == "inverted")
+        return x * dropout_mask(shape, self.p, x.device, x.dtype, scale=self.style == "inverted")
 
     def extra_repr(self) -> str:
         return f"p={self.p}, per_channel={self.per_channel}, noise={self.noise}, style={self.style}"

@@ -59,7 +59,7 @@ def test_a_stacked_model_holds_each_lone_model_exactly():
     out = stacked(x.expand(3, 5, 40))
     for index, model in enumerate(models):
         model.eval()
-        torch.testing.assert_close(out[index], model(x))
+        torch.testing.assert_close(out[index].T, model(x))  # logits come class-major: [T, classes, B]
         copy = build_model(ModelConfig(hidden_sizes=[8, 4]), (40,), 10)
         stacked.copy_into(index, copy)
         for a, b in zip(copy.state_dict().values(), model.state_dict().values()):
