@@ -15,9 +15,10 @@ L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running
 
 Adam and SGD act element-wise, so one optimizer over the stacked parameters (with the trials' losses
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
-`finish_run` as a lone run. What differs from training alone: float rounding of the batched matrix
-products (metrics agree to ~1e-5, not bitwise), the `seconds` column (the group's epoch time) and no
-per-epoch checkpoint (an interrupted group restarts its unfinished trials from epoch 1).
+`finish_run` as a lone run, and checkpoints (as often as a lone run) in the lone format: each trial's
+weights, its slice of the optimizer state and its generators, so an interrupted group's trials continue
+one by one from where they were. What differs from training alone: float rounding of the batched matrix
+products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the group's epoch time).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli import train as training
+from dropcli.checkpoint import capture, save_checkpoint
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
 from dropcli.runs import RunFolder
@@ -203,7 +205,10 @@ def train_group(configs: list[Config], runs: list[RunFolder],
                         x_train.dtype)
     active = torch.ones(len(members), dtype=torch.bool, device=device)
     frozen: list[torch.Tensor] | None = None
-    wall_start = time.perf_counter()
+    wall_start = last_checkpoint = time.perf_counter()
+    checkpoint = lambda index, epoch: save_checkpoint(  # noqa: E731
+        members[index].run, member_state(members[index], index, model, optimizer, scheduler, masks, epoch,
+                                         (time.perf_counter() - wall_start) / len(members)))
     for epoch in range(1, first.config.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -242,6 +247,13 @@ def train_group(configs: list[Config], runs: list[RunFolder],
                 member.stop_reason = reasons[0]
                 active[index] = False
                 frozen = [p.detach().clone() for p in model.parameters()]  # a stopped trial's weights stay put
+                checkpoint(index, epoch)  # its last: a resume goes straight to finishing it
+        # --- checkpoint every running trial, in the lone format, as often as a lone run would
+        if epoch == 1 or time.perf_counter() - last_checkpoint >= training.CHECKPOINT_INTERVAL_S:
+            for index, member in enumerate(members):
+                if member.stop_reason is None:
+                    checkpoint(index, epoch)
+            last_checkpoint = time.perf_counter()
         if on_epoch is not None:
             on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
         if not active.any():
@@ -254,6 +266,51 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         summaries.append(training.finish_run(member.experiment, member.run, member.rows, member.stop_reason,
                                              member.summary))
     return summaries
+
+
+def member_state(member: Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,
+                 scheduler: Any, masks: "MaskStreams", epoch: int, elapsed: float) -> dict[str, Any]:
+    """Trial `index`'s share of the group, as the checkpoint it would have written training alone: its
+    weights, its slice of the optimizer's state, the scheduler, its regularizers (early stopping's best
+    weights), its batch-order generator and, as the global generator, its mask stream. `train --resume`
+    and a rerun sweep continue it on its own (a requeued cluster task too)."""
+    exp = member.experiment
+    model.copy_into(index, exp.model)
+    exp.optimizer.load_state_dict(lone_optimizer_state(exp, index, model, optimizer))
+    exp.scheduler.load_state_dict(scheduler.state_dict())
+    state = capture(exp, epoch, member.stop_reason, elapsed)
+    mask_stream = masks.generators[index].get_state()
+    if exp.device.type == "cuda":
+        state["rng"]["cuda"][exp.device.index or 0] = mask_stream
+    else:
+        state["rng"]["torch"] = mask_stream
+    return state
+
+
+def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMLP,
+                         optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The stacked optimizer's state (Adam's moments, SGD's momentum) sliced to one trial, in the layout
+    of its lone model's parameters."""
+    linears = [m for m in exp.model.modules() if isinstance(m, nn.Linear)]
+    last = len(linears) - 1
+    source = {}  # lone parameter → (stacked parameter, how one trial's slice maps onto it)
+    for layer, linear in enumerate(linears):
+        weight, bias = model.weights[layer], model.biases[layer]
+        source[linear.weight] = (weight, (lambda t: t[index]) if layer == last else (lambda t: t[index].T))
+        source[linear.bias] = (bias, (lambda t: t[index, :, 0]) if layer == last else (lambda t: t[index, 0]))
+    lone = exp.optimizer.state_dict()
+    stacked_state = optimizer.state
+    for position, parameter in enumerate(exp.optimizer.param_groups[0]["params"]):
+        stacked, slice_of = source[parameter]
+        entries = stacked_state.get(stacked, {})
+        lone["state"][position] = {
+            # contiguous copies: fused Adam walks state and parameter memory in step, so a transposed view's
+            # strides would pair each moment with the wrong weight
+            key: (slice_of(value) if value.shape == stacked.shape else value).clone(memory_format=torch.contiguous_format)
+            if torch.is_tensor(value) else value
+            for key, value in entries.items()}
+    lone["param_groups"][0].update({k: v for k, v in optimizer.param_groups[0].items() if k != "params"})
+    return lone
 
 
 def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, torch.Tensor]:

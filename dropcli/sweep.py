@@ -343,7 +343,7 @@ def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outc
     from dropcli import train as training
 
     observer.group_started(group)
-    for trial in group:  # no group checkpoints: an unfinished member starts afresh
+    for trial in group:  # members have no checkpoint (those that had one resume alone): they start afresh
         shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
     runs = [RunFolder.create(sweep_dir, t.config, folder_name=t.name) for t in group]
     message = "the group ended before this trial completed"
@@ -353,6 +353,10 @@ def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outc
         for run in runs:
             training.mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
         raise training.TrainingInterrupted(runs[0]) from None
+    except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoints
+        for run in runs:
+            training.mark_ended(run, "interrupted", training.REQUEUED)
+        raise
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
         for run in runs:

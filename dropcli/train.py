@@ -30,6 +30,7 @@ from dropcli.plots import plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
 from dropcli.runs import RunFolder
 
+REQUEUED = "stopped by the job's scheduler (preempted or out of time); the requeued task resumes it"
 EVAL_CHUNK = 4096  # examples per forward pass when evaluating; bounds memory on CIFAR-sized splits
 # A checkpoint costs ~2-4 ms (1 MB for the quickstart MLP and its Adam state), 10-20% of a quickstart epoch.
 # So one is written at the end of an epoch only when this long has passed since the last (and always after
@@ -259,6 +260,9 @@ def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | No
     except KeyboardInterrupt:
         mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
         raise TrainingInterrupted(run) from None
+    except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoint
+        mark_ended(run, "interrupted", REQUEUED)
+        raise
     except Exception as error:
         mark_ended(run, "failed", f"{type(error).__name__}: {error}", traceback.format_exc())
         raise TrainingFailed(run, error) from error

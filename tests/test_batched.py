@@ -49,6 +49,34 @@ def test_a_group_matches_each_trial_trained_alone(tiny_raw, tmp_path):
     assert [s["epochs_run"] for s in summaries[:-1]] == [4, 4, 4, 4]
 
 
+def test_an_interrupted_group_leaves_lone_checkpoints_that_continue_where_it_stopped(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
+    variants = [{"seed": 0, "regularizer": {"dropout": 0.5}},
+                {"seed": 1, "regularizer": {"l2": 1e-2}, "optimizer": {"schedule": "cosine"}},
+                {"seed": 2, "regularizer": {"dropout": 0.3, "early_stopping": {"patience": 1}}}]
+    raw = {**tiny_raw, "epochs": 5, "model": {"hidden_sizes": [32, 16]}}
+    configs = [validate_config({**raw, **v, "optimizer": {"schedule": "cosine"}}) for v in variants]
+    folders = lambda name: [RunFolder.create(tmp_path / name, c, folder_name=f"t{i}") for i, c in enumerate(configs)]  # noqa: E731
+    uninterrupted = folders("uninterrupted")
+    train_group(configs, uninterrupted)
+
+    def stop_after_epoch_3(row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    cut = folders("cut")
+    with pytest.raises(KeyboardInterrupt):
+        train_group(configs, cut, stop_after_epoch_3)
+    for config, run, reference in zip(configs, cut, uninterrupted):
+        state = torch.load(run.checkpoint_path, weights_only=False)
+        assert state["epoch"] <= 3 and (state["epoch"] == 3 or state["stop_reason"])
+        # each trial continues alone, from its share of the group: weights, Adam moments, generators
+        summary = training.run_experiment(training.prepare(config), run, resume=True)
+        assert summary["status"] == "completed" and summary["resumed"] == 1
+        assert_close_rows(run.read_metrics(), reference.read_metrics())
+        assert summary["test_acc"] == pytest.approx(reference.read_summary()["test_acc"], abs=1e-4)
+
+
 def test_a_stacked_model_holds_each_lone_model_exactly():
     from dropcli.config import ModelConfig
     from dropcli.models import build_model
