@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from dropcli.cli import app
+from dropcli.config import validate_config
 from dropcli.runs import RunFolder
 
 
@@ -27,6 +35,62 @@ def test_submitit_local_leaves_the_same_run_folders_as_the_local_executor(runner
     assert (tmp_path / "submitit" / ".submitit").is_dir()  # the job logs
     again = runner.invoke(app, [*common, "--out", str(tmp_path / "submitit"), "--executor", "submitit-local"])
     assert "already completed" in again.output  # nothing is resubmitted
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc): a local submitit job's controller runs its task as a child."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the task process through /proc")
+def test_a_preempted_task_is_requeued_resumes_from_its_checkpoint_and_keeps_completed_trials(tiny_raw, tmp_path):
+    """What Slurm does on preemption or at the time limit, done by hand: SIGUSR2 to the running task.
+    submitit calls the task's checkpoint(), requeues it (the local controller reruns it), and the rerun
+    skips the completed trial and continues the other from its last checkpoint, ending exactly where an
+    uninterrupted run ends."""
+    from dropcli import train as training
+    from dropcli.executors import Submission, submit
+    from dropcli.sweep import SweepSpec, open_sweep_dir
+
+    base = validate_config({**tiny_raw, "epochs": 200, "model": {"hidden_sizes": [64, 64]}}).to_dict()
+    spec = SweepSpec(base=base, axes={"regularizer.dropout": [0.0, 0.5]}, seeds=[0])
+    trials = spec.trials()
+    done_first, interrupted = trials
+    sweep_dir = tmp_path / "sweep"
+    open_sweep_dir(sweep_dir, spec, trials, "test")
+    parameters = {"name": "requeue-test", "timeout_min": 60, "cpus_per_task": 1}
+    job, = submit(Submission("local", [[t.name for t in trials]], parameters), sweep_dir, batch=1)
+
+    metrics = sweep_dir / interrupted.name / "metrics.csv"
+    wait_for(lambda: metrics.is_file() and len(metrics.read_text().splitlines()) > 10, 240, "the second trial to train")
+    first_summary = (sweep_dir / done_first.name / "summary.json").read_text()
+    task, = children_of(int(job.job_id))  # the job id of a local job is its controller's pid
+    os.kill(task, signal.SIGUSR2)  # Slurm's warning signal before preemption / the time limit
+    assert job.result()["trained"] == [interrupted.name]  # the rerun: nothing else was left to train
+
+    log = job.stdout() + (job.stderr() or "")
+    assert "Requeued job" in log and "Calling checkpoint method" in log
+    assert (sweep_dir / done_first.name / "summary.json").read_text() == first_summary  # never restarted
+    summary = json.loads((sweep_dir / interrupted.name / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumed"] == 1 and summary["epochs_run"] == 200
+    reference = RunFolder.create(tmp_path / "reference", interrupted.config)
+    training.run_experiment(training.prepare(interrupted.config), reference)
+    assert metric_values(sweep_dir / interrupted.name) == metric_values(reference.path)
 
 
 def test_slurm_dry_run_prints_the_array_and_writes_nothing(runner, tiny_raw, write_config, tmp_path):
