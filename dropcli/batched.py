@@ -94,15 +94,45 @@ class StackedMLP(nn.Module):
     def hidden_sizes(self) -> list[int]:
         return [w.shape[2] for w in self.weights[:-1]]
 
-    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
-        """x: [T, B, ...] → logits [T, classes, B]; masks: one scaled dropout mask [T, B, H] (or None) per
-        hidden layer, applied after the ReLU as in build_mlp."""
-        h = x.flatten(2)
+    @torch.no_grad()
+    def activations(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None
+                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every layer's input ([T, B, features]) and the logits, class-major [T, classes, B]. masks: one
+        scaled dropout mask [T, B, H] (or None) per hidden layer, applied after the ReLU as in build_mlp."""
+        inputs = [x.flatten(2)]
         for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
-            h = torch.baddbmm(bias, h, weight).relu_()  # in place: baddbmm's backward does not need its output
+            h = torch.baddbmm(bias, inputs[-1], weight).relu_()
             if masks is not None and masks[i] is not None:
-                h = h * masks[i]
-        return torch.baddbmm(self.biases[-1], self.weights[-1], ContiguousGrad.apply(h).transpose(1, 2))
+                h.mul_(masks[i])
+            inputs.append(h)
+        return inputs, torch.baddbmm(self.biases[-1], self.weights[-1], inputs[-1].transpose(1, 2))
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """x: [T, B, ...] → logits [T, classes, B] (no autograd graph: training uses `backpropagate`)."""
+        return self.activations(x, masks)[1]
+
+    @torch.no_grad()
+    def backpropagate(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor | None]) -> None:
+        """Set every parameter's .grad to the gradient of the sum over trials of each trial's mean
+        cross-entropy on its batch, so each trial gets its own loss's gradient. Written out by hand (it
+        agrees with autograd to ~1e-8): no graph to build and no loss value to compute (the logged metrics
+        come from the evaluation), in-place elementwise passes, and the gradient reaching the hidden layers
+        stays contiguous; 15 % faster per step than autograd on this CPU."""
+        inputs, logits = self.activations(x, masks)
+        grad = torch.softmax(logits, dim=1)  # d(mean cross-entropy)/d(logits) = (softmax - one-hot) / B
+        grad.scatter_add_(1, y.unsqueeze(1), torch.full_like(y, -1, dtype=grad.dtype).unsqueeze(1))
+        grad.div_(y.shape[1])
+        self.weights[-1].grad = torch.bmm(grad, inputs[-1])
+        self.biases[-1].grad = grad.sum(2, keepdim=True)
+        upstream = torch.bmm(grad.transpose(1, 2), self.weights[-1])  # d/d(last hidden output): [T, B, H]
+        for i in range(len(self.weights) - 2, -1, -1):
+            if masks is not None and masks[i] is not None:
+                upstream.mul_(masks[i])
+            grad = torch.ops.aten.threshold_backward(upstream, inputs[i + 1], 0)  # ReLU passes where output > 0
+            self.weights[i].grad = torch.bmm(inputs[i].transpose(1, 2), grad)
+            self.biases[i].grad = grad.sum(1, keepdim=True)
+            if i > 0:
+                upstream = torch.bmm(grad, self.weights[i].transpose(1, 2))
 
     @torch.no_grad()
     def copy_into(self, trial: int, model: nn.Module) -> None:
@@ -117,20 +147,6 @@ class StackedMLP(nn.Module):
     def incoming_dims(self) -> list[int]:
         """For each weight, the dimension that holds a unit's incoming vector (max-norm's unit)."""
         return [1] * (len(self.weights) - 1) + [2]
-
-
-class ContiguousGrad(torch.autograd.Function):
-    """Identity whose backward hands on a contiguous gradient. The gradient reaching the last hidden layer
-    through the class-major product is a transposed view, and the ReLU and dropout backward kernels ran 7x
-    slower on it than on a copy."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous()
 
 
 class MaskStreams:
@@ -219,12 +235,8 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         for start in range(0, order.shape[1], optimizer_config.batch_size):
             idx = order[:, start:start + optimizer_config.batch_size]
             x, y = x_train[trial_index, idx], y_train[trial_index, idx]
-            logits = model(x, masks.draw(idx.shape[1], model.hidden_sizes))
-            # the sum of per-trial mean losses: each trial's gradient is its own loss's gradient
-            loss = F.cross_entropy(logits, y, reduction="none").mean(1).sum()
-            loss = loss + penalties(model, per_trial)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            model.backpropagate(x, y, masks.draw(idx.shape[1], model.hidden_sizes))
+            add_penalty_gradients(model, per_trial)
             optimizer.step()
             constrain(model, per_trial, frozen, active)
         scheduler.step()
@@ -248,11 +260,12 @@ def train_group(configs: list[Config], runs: list[RunFolder],
                 active[index] = False
                 frozen = [p.detach().clone() for p in model.parameters()]  # a stopped trial's weights stay put
                 checkpoint(index, epoch)  # its last: a resume goes straight to finishing it
-        # --- checkpoint every running trial, in the lone format, as often as a lone run would
-        if epoch == 1 or time.perf_counter() - last_checkpoint >= training.CHECKPOINT_INTERVAL_S:
-            for index, member in enumerate(members):
-                if member.stop_reason is None:
-                    checkpoint(index, epoch)
+        # --- checkpoint every running trial in the lone format, as often per trial's share of the work as a
+        # lone run: after the first epoch, then once per CHECKPOINT_INTERVAL_S x running trials
+        running = [index for index, member in enumerate(members) if member.stop_reason is None]
+        if epoch == 1 or time.perf_counter() - last_checkpoint >= training.CHECKPOINT_INTERVAL_S * len(running):
+            for index in running:
+                checkpoint(index, epoch)
             last_checkpoint = time.perf_counter()
         if on_epoch is not None:
             on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
@@ -313,25 +326,28 @@ def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMLP
     return lone
 
 
-def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, torch.Tensor]:
-    """Per-trial coefficients, shaped [T, 1, 1] to broadcast against stacked weights."""
+def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, Any]:
+    """Per-trial coefficients, shaped [T, 1, 1] to broadcast against stacked weights (and whether any
+    trial uses L2 / L1 at all)."""
     column = lambda values: torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)  # noqa: E731
     return {"l2": column([c.regularizer.l2 for c in configs]), "l1": column([c.regularizer.l1 for c in configs]),
-            "max_norm": column([c.regularizer.max_norm or float("inf") for c in configs])}
-
-
-def penalties(model: StackedMLP, per_trial: dict[str, torch.Tensor]) -> torch.Tensor:
-    """L2 (l2/2 * sum w^2) and L1 (l1 * sum |w|) on weights, not biases, each trial with its coefficient."""
-    total = torch.zeros((), device=model.weights[0].device)
-    if per_trial["l2"].any():
-        total = total + sum((0.5 * per_trial["l2"] * w.pow(2)).sum() for w in model.weights)
-    if per_trial["l1"].any():
-        total = total + sum((per_trial["l1"] * w.abs()).sum() for w in model.weights)
-    return total
+            "max_norm": column([c.regularizer.max_norm or float("inf") for c in configs]),
+            "uses_l2": any(c.regularizer.l2 for c in configs), "uses_l1": any(c.regularizer.l1 for c in configs)}
 
 
 @torch.no_grad()
-def constrain(model: StackedMLP, per_trial: dict[str, torch.Tensor], frozen: list[torch.Tensor] | None,
+def add_penalty_gradients(model: StackedMLP, per_trial: dict[str, Any]) -> None:
+    """The gradients of L2 (l2/2 * sum w^2 → l2 * w) and L1 (l1 * sum |w| → l1 * sign(w)) on weights, not
+    biases, each trial with its coefficient."""
+    for weight in model.weights:
+        if per_trial["uses_l2"]:
+            weight.grad.add_(per_trial["l2"] * weight)
+        if per_trial["uses_l1"]:
+            weight.grad.add_(per_trial["l1"] * weight.sign())
+
+
+@torch.no_grad()
+def constrain(model: StackedMLP, per_trial: dict[str, Any], frozen: list[torch.Tensor] | None,
               active: torch.Tensor) -> None:
     """After a step: max-norm per trial (the same rescaling as torch.renorm), then put stopped trials back."""
     if torch.isfinite(per_trial["max_norm"]).any():

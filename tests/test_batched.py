@@ -77,6 +77,27 @@ def test_an_interrupted_group_leaves_lone_checkpoints_that_continue_where_it_sto
         assert summary["test_acc"] == pytest.approx(reference.read_summary()["test_acc"], abs=1e-4)
 
 
+def test_hand_written_backpropagation_matches_autograd_on_each_lone_model():
+    from dropcli.config import ModelConfig
+    from dropcli.models import build_model
+
+    torch.manual_seed(0)
+    models = [build_model(ModelConfig(hidden_sizes=[8, 6]), (40,), 10) for _ in range(3)]
+    stacked = StackedMLP(models)
+    x, y = torch.randn(3, 5, 40), torch.randint(0, 10, (3, 5))
+    masks = [(torch.rand(3, 5, 8) > 0.5) * 2.0, None]  # dropout p = 0.5 on the first hidden layer only
+    stacked.backpropagate(x, y, masks)
+    for index, model in enumerate(models):
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        h = torch.relu(linears[0](x[index])) * masks[0][index]
+        logits = linears[2](torch.relu(linears[1](h)))
+        torch.nn.functional.cross_entropy(logits, y[index]).backward()
+        torch.testing.assert_close(stacked.weights[0].grad[index].T, linears[0].weight.grad)
+        torch.testing.assert_close(stacked.biases[1].grad[index, 0], linears[1].bias.grad)
+        torch.testing.assert_close(stacked.weights[2].grad[index], linears[2].weight.grad)
+        torch.testing.assert_close(stacked.biases[2].grad[index, :, 0], linears[2].bias.grad)
+
+
 def test_a_stacked_model_holds_each_lone_model_exactly():
     from dropcli.config import ModelConfig
     from dropcli.models import build_model
