@@ -10,7 +10,8 @@ like with like on the same machine at the same moment:
 1. the same 16-trial sweep (p = 0, 0.1, ..., 0.7 x seeds 0, 1) through `run_sweep` with batch=1 (one
    trial after another, the plain path) and batch=16 (one stacked model), each into a fresh folder, with
    everything a user gets (run folders, metrics, checkpoints, curves.png, model.pt): trials/s for each
-   and `vs_sequential=<ratio>`; also the largest metric difference between the two paths;
+   and `vs_sequential=<ratio>`; also the training loop's own ratio (epoch times from metrics.csv) and the
+   largest metric difference between the two paths;
 2. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
    policy) against a bare hand-written loop over the same tensors that computes the same metrics.
 """
@@ -60,6 +61,19 @@ def largest_difference(trials, first: Path, second: Path) -> float:
             for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
                 worst = max(worst, abs(row_a[key] - row_b[key]))
     return worst
+
+
+def training_loop_seconds(trials, folder: Path) -> float:
+    """Mean epoch time per trial: a metrics.csv row's `seconds` is the epoch's train + evaluation time;
+    in a batched group it is the whole group's epoch, shared by its members."""
+    total, epochs = 0.0, 0
+    for trial in trials:
+        run = RunFolder(folder / trial.name)
+        share = run.read_summary().get("batched_with", 1)
+        rows = run.read_metrics()
+        total += sum(row["seconds"] for row in rows) / share
+        epochs += len(rows)
+    return total / epochs
 
 
 def bare_epoch_seconds(config, epochs: int) -> list[float]:
@@ -119,6 +133,11 @@ def main() -> None:
         print(f"sequential: {len(trials) / sequential:.2f} trials/s ({sequential:.1f} s)")
         print(f"batched   : {len(trials) / batched:.2f} trials/s ({batched:.1f} s, groups of {args.batch})")
         print(f"vs_sequential={sequential / batched:.2f}")
+        loop_sequential, loop_batched = training_loop_seconds(trials, tmp / "sequential"), training_loop_seconds(trials, tmp / "batched")
+        print(f"training loop alone (steps + per-epoch evaluation, from metrics.csv): sequential "
+              f"{1000 * loop_sequential:.1f} ms, batched {1000 * loop_batched:.1f} ms per trial-epoch: "
+              f"{loop_sequential / loop_batched:.2f}x; the rest of each trial (setup, test evaluation, "
+              f"model.pt, curves.png, summary) is the same work in both paths")
         print(f"largest metric difference batched vs sequential: {largest_difference(trials, tmp / 'sequential', tmp / 'batched'):.2e}")
 
         config = load_config("configs/quickstart.yaml", ["epochs=30", f"device={device}"])

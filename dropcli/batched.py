@@ -119,9 +119,10 @@ class StackedMLP(nn.Module):
         come from the evaluation), in-place elementwise passes, and the gradient reaching the hidden layers
         stays contiguous; 15 % faster per step than autograd on this CPU."""
         inputs, logits = self.activations(x, masks)
-        grad = torch.softmax(logits, dim=1)  # d(mean cross-entropy)/d(logits) = (softmax - one-hot) / B
-        grad.scatter_add_(1, y.unsqueeze(1), torch.full_like(y, -1, dtype=grad.dtype).unsqueeze(1))
-        grad.div_(y.shape[1])
+        # d(mean cross-entropy)/d(logits) = (softmax - one-hot) / B, in the order autograd's log-softmax and
+        # NLL backward compute it, so that rounding matches a lone run's as closely as possible
+        grad = torch.log_softmax(logits, dim=1).exp_().mul_(1.0 / y.shape[1])
+        grad.scatter_add_(1, y.unsqueeze(1), torch.full_like(y, -1.0 / y.shape[1], dtype=grad.dtype).unsqueeze(1))
         self.weights[-1].grad = torch.bmm(grad, inputs[-1])
         self.biases[-1].grad = grad.sum(2, keepdim=True)
         upstream = torch.bmm(grad.transpose(1, 2), self.weights[-1])  # d/d(last hidden output): [T, B, H]
