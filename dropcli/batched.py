@@ -15,9 +15,9 @@ L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running
 
 Adam and SGD act element-wise, so one optimizer over the stacked parameters (with the trials' losses
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
-`finish_run` as a lone run, and checkpoints (as often as a lone run) in the lone format: each trial's
-weights, its slice of the optimizer state and its generators, so an interrupted group's trials continue
-one by one from where they were. What differs from training alone: float rounding of the batched matrix
+`finish_run` steps as a lone run (the group's curves.png pictures are drawn together, on shared axes),
+and checkpoints as often as a lone run, in the lone format: each trial's weights, its slice of the
+optimizer state and its generators, so an interrupted group's trials continue one by one. What differs from training alone: float rounding of the batched matrix
 products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the group's epoch time).
 """
 
@@ -35,6 +35,7 @@ from dropcli import train as training
 from dropcli.checkpoint import capture, save_checkpoint
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
+from dropcli.plots import plot_run_curves
 from dropcli.runs import RunFolder
 
 # what the trials of one batch may differ in (besides the seed); everything else in the config must be equal
@@ -272,14 +273,16 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
         if not active.any():
             break
-    # --- finish each trial exactly as a lone run: restore best weights, test once, write its folder
-    summaries = []
+    # --- finish each trial as a lone run (restore best weights, test once, model.pt), draw the group's
+    # curves.png together (shared axes, one background), then mark each completed
+    curves = []
     for index, member in enumerate(members):
         model.copy_into(index, member.experiment.model)
         member.summary["wall_time_s"] = (time.perf_counter() - wall_start) / len(members)
-        summaries.append(training.finish_run(member.experiment, member.run, member.rows, member.stop_reason,
-                                             member.summary))
-    return summaries
+        curves.append(training.conclude_run(member.experiment, member.run, member.rows, member.stop_reason,
+                                            member.summary))
+    plot_run_curves(curves)
+    return [training.mark_completed(member.run, member.summary) for member in members]
 
 
 def member_state(member: Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,

@@ -26,7 +26,7 @@ from dropcli.checkpoint import capture, load_checkpoint, restore, save_atomicall
 from dropcli.data import Splits, load_splits, shuffled_batches
 from dropcli.evaluation import flat_mc_summary, mc_dropout_report
 from dropcli.models import build_model, count_parameters
-from dropcli.plots import plot_run_curves
+from dropcli.plots import RunCurves, plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
 from dropcli.runs import RunFolder
 
@@ -200,6 +200,15 @@ def finish_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], st
                summary: dict[str, Any]) -> dict[str, Any]:
     """After the last epoch: regularizers may restore weights (early stopping), then the one test
     evaluation, model.pt, curves.png and the completed summary."""
+    curves = conclude_run(exp, run, rows, stop_reason, summary)
+    plot_run_curves([curves])
+    return mark_completed(run, summary)
+
+
+def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], stop_reason: str | None,
+                 summary: dict[str, Any]) -> RunCurves:
+    """finish_run up to the picture: restored weights, model.pt, the test evaluation into `summary`.
+    Returns what curves.png is to show (a batched group draws its trials' pictures together)."""
     facts: dict[str, Any] = {}
     for regularizer in exp.regularizers:
         facts.update(regularizer.finish(exp.model))
@@ -212,7 +221,11 @@ def finish_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], st
                                    seed=exp.config.seed)
         summary.update(flat_mc_summary(report), mc_dropout=report)
     marked = "restored weights" if "restored_epoch" in facts else "lowest val loss"
-    plot_run_curves(rows, run.curves_path, curves_title(exp), marked_epoch=int(best_epoch), marked_label=marked)
+    return RunCurves(rows, run.curves_path, curves_title(exp), marked_epoch=int(best_epoch), marked_label=marked)
+
+
+def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:
+    """The last step of a run, once curves.png is written: the summary says completed."""
     run.write_summary(summary)
     run.checkpoint_path.unlink(missing_ok=True)  # completed: model.pt holds the weights, the checkpoint is spent
     return summary

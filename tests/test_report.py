@@ -145,3 +145,23 @@ def test_report_command_prints_a_table_and_honours_the_format(runs_root, tmp_pat
     assert "p=0.5" in result.output and "left out" in result.output
     assert len(list((tmp_path / "r").glob("*.svg"))) == 4
     assert runner.invoke(app, ["report", str(runs_root), "--format", "gif"]).exit_code == 2
+
+
+def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dropcli.plots import RunCurves, plot_run_curves
+
+    def rows(slope, epochs):
+        return [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 + slope * e, "train_acc": 1 - 0.5 / e,
+                 "val_acc": 0.5} for e in range(1, epochs + 1)]
+
+    runs = [RunCurves(rows(0.1, 20), tmp_path / "a.png", "run a", 5), RunCurves(rows(0.0, 8), tmp_path / "b.png", "run b", 8)]
+    plot_run_curves(runs)
+    alone = RunCurves(rows(0.0, 8), tmp_path / "b_alone.png", "run b", 8)
+    plot_run_curves([alone])
+    a, b, b_alone = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png", "b_alone.png"))
+    assert a.shape == b.shape == (440, 1100, 4)  # 10 x 4 inches at 110 dpi
+    assert (a != b).any()  # each its own curves and title
+    assert (b != b_alone).any()  # drawn with run a, b's axes span a's 20 epochs and higher losses
