@@ -136,8 +136,8 @@ def main() -> None:
         loop_sequential, loop_batched = training_loop_seconds(trials, tmp / "sequential"), training_loop_seconds(trials, tmp / "batched")
         print(f"training loop alone (steps + per-epoch evaluation, from metrics.csv): sequential "
               f"{1000 * loop_sequential:.1f} ms, batched {1000 * loop_batched:.1f} ms per trial-epoch: "
-              f"{loop_sequential / loop_batched:.2f}x; the rest of each trial (setup, test evaluation, "
-              f"model.pt, curves.png, summary) is the same work in both paths")
+              f"{loop_sequential / loop_batched:.2f}x (the rest of a trial: setup, test evaluation, model.pt, "
+              f"curves.png, summary)")
         print(f"largest metric difference batched vs sequential: {largest_difference(trials, tmp / 'sequential', tmp / 'batched'):.2e}")
 
         config = load_config("configs/quickstart.yaml", ["epochs=30", f"device={device}"])

@@ -91,9 +91,7 @@ class StackedMLP(nn.Module):
             [stacked([layers[i].bias.unsqueeze(0) for layers in per_model]) for i in range(depth - 1)]
             + [stacked([layers[-1].bias.unsqueeze(1) for layers in per_model])])
 
-    @property
-    def hidden_sizes(self) -> list[int]:
-        return [w.shape[2] for w in self.weights[:-1]]
+        self.hidden_sizes = [w.shape[2] for w in self.weights[:-1]]
 
     @torch.no_grad()
     def activations(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None
@@ -172,16 +170,25 @@ class MaskStreams:
         self.kept = torch.tensor([keep_value(p) for p in rates], dtype=dtype, device=device).view(-1, 1, 1)
 
     def draw(self, batch: int, hidden_sizes: list[int]) -> list[torch.Tensor | None]:
+        """Each hidden layer's mask for one step, [T, batch, width]. A lone run draws layer after layer
+        from one generator, which on the CPU generates word after word: so one draw per trial covering
+        every layer's words yields the very same masks, with a single call per trial."""
         if not self.active:
             return [None] * len(hidden_sizes)
-        masks = []
-        for width in hidden_sizes:  # layer by layer, trial by trial: the order a lone forward pass draws in
-            count = batch * width
-            words = torch.empty(len(self.generators), (count + 3) // 4, dtype=torch.int64, device=self.device)
-            for index in self.active:
-                random_lanes(count, self.device, self.generators[index], out=words[index])
-            lanes = words.view(torch.int16)[:, :count].view(-1, batch, width)
+        counts = [batch * width for width in hidden_sizes]
+        word_counts = [(count + 3) // 4 for count in counts]
+        words = torch.empty(len(self.generators), sum(word_counts), dtype=torch.int64, device=self.device)
+        for index in self.active:
+            if self.device.type == "cpu":
+                random_lanes(4 * words.shape[1], self.device, self.generators[index], out=words[index])
+            else:  # a CUDA generator's words depend on how a draw is cut: draw layer by layer, as alone
+                for offset, size in zip(torch.tensor([0, *word_counts]).cumsum(0).tolist(), word_counts):
+                    random_lanes(4 * size, self.device, self.generators[index], out=words[index, offset:offset + size])
+        masks, offset = [], 0
+        for width, count, size in zip(hidden_sizes, counts, word_counts):
+            lanes = words[:, offset:offset + size].view(torch.int16)[:, :count].reshape(-1, batch, width)
             masks.append(keep_mask(lanes, self.cutoffs, self.kept))
+            offset += size
         return masks
 
 
@@ -254,7 +261,8 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             row = training.metrics_row(epoch, *numbers[index], lr, seconds)
             member.run.append_metrics(row)
             member.rows.append(row)
-            model.copy_into(index, member.experiment.model)
+            if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
+                model.copy_into(index, member.experiment.model)
             reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
                                    for reg in member.experiment.regularizers) if r]
             if reasons:

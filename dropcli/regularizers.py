@@ -46,6 +46,8 @@ class Regularizer:
     def start_of_epoch(self, epoch: int, model: nn.Module) -> None:
         """Called before each epoch's training pass (a dropout schedule sets p here)."""
 
+    reads_weights_at_epoch_end = False  # end_of_epoch looks at the model (a batched group copies it out)
+
     def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
         """Return a reason to stop training now, or None to go on."""
         return None
@@ -197,6 +199,8 @@ class EarlyStopping(Regularizer):
 
     def describe(self) -> str:
         return f"early stopping ({self.config.metric}, patience {self.config.patience})"
+
+    reads_weights_at_epoch_end = True  # it keeps the best epoch's weights
 
     def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
         score = self.sign * metrics[self.config.metric]
