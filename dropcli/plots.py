@@ -13,9 +13,13 @@ from PIL import Image
 
 matplotlib.use("Agg")  # files only: no display is needed, none is assumed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 TRAIN_STYLE = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
+MARKER_STYLE = {"color": "0.35", "linestyle": ":", "linewidth": 1.2}
+GAP_COLOR = "0.85"
 
 
 @dataclass
@@ -33,42 +37,45 @@ class RunCurvesFigure:
     """curves.png: loss and accuracy per epoch, train vs validation, the gap shaded, one epoch marked.
 
     A sweep draws one per run, so the figure is built once per process and only its data change from run
-    to run. The axes, ticks, labels and titles are rendered once per `draw` call and kept as a background;
-    each run then adds only its curves, legend and title on top. Runs drawn in one call (the trials of a
-    batched group) share their axes' ranges, so their pictures compare by eye, and the background is
-    rendered once for all of them: ~25 ms a picture instead of ~85."""
+    to run. The axes, ticks, labels, panel titles and the legend (above the panels, where it hides no
+    curve) are rendered once per `draw` call and kept as a background; each run then adds only its curves
+    and its title. Runs drawn in one call (the trials of a batched group) share their axes' ranges, so
+    their pictures compare by eye, and the background is rendered once for all of them: under 20 ms a
+    picture instead of ~85."""
 
     DPI = 110
 
     def __init__(self) -> None:
-        self.figure, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=self.DPI)
+        self.figure, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=self.DPI)
         # fixed margins: the constrained-layout solver was half of the drawing time
-        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
+        self.figure.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.78, wspace=0.22)
         self.panels = []
         for axis, metric, label in zip(axes, ("loss", "acc"), ("cross-entropy loss", "accuracy")):
-            train_line, = axis.plot([], [], label="train (eval mode)", animated=True, **TRAIN_STYLE)
-            val_line, = axis.plot([], [], label="validation", animated=True, **VAL_STYLE)
-            marker = axis.axvline(1, color="0.35", linestyle=":", linewidth=1.2, animated=True)
+            train_line, = axis.plot([], [], animated=True, **TRAIN_STYLE)
+            val_line, = axis.plot([], [], animated=True, **VAL_STYLE)
+            marker = axis.axvline(1, animated=True, **MARKER_STYLE)
             axis.set_xlabel("epoch")
             axis.set_ylabel(label)
             axis.set_title("loss" if metric == "loss" else "accuracy")
             axis.grid(alpha=0.3)
             self.panels.append({"axis": axis, "metric": metric, "train": train_line, "val": val_line,
                                 "marker": marker, "fill": None})
-        self.title = self.figure.suptitle("", animated=True)
+        self.title = self.figure.suptitle("", y=0.975, animated=True)
+        self.legend = None
 
     def draw(self, runs: Sequence[RunCurves]) -> None:
         """Write each run's picture, all on the same axes ranges (those that fit every run)."""
         self.fit_axes(runs)
+        self.draw_legend({run.marked_label for run in runs if run.marked_epoch is not None})
         canvas = self.figure.canvas
-        canvas.draw()  # everything not animated: frame, grid, ticks, labels, panel titles
+        canvas.draw()  # everything not animated: frame, grid, ticks, labels, panel titles, legend
         background = canvas.copy_from_bbox(self.figure.bbox)
         for run in runs:
             canvas.restore_region(background)
             self.draw_curves(run)
             width, height = canvas.get_width_height()
             Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
-                run.path, format="png", compress_level=3)
+                run.path, format="png", compress_level=1)
 
     def fit_axes(self, runs: Sequence[RunCurves]) -> None:
         for panel in self.panels:
@@ -80,6 +87,17 @@ class RunCurvesFigure:
             axis.relim()
             axis.autoscale_view()
 
+    def draw_legend(self, marked_labels: set[str]) -> None:
+        if self.legend is not None:
+            self.legend.remove()
+        handles = [Line2D([], [], **TRAIN_STYLE), Line2D([], [], **VAL_STYLE), Patch(color=GAP_COLOR)]
+        labels = ["train (eval mode)", "validation", "generalization gap"]
+        if marked_labels:
+            handles.append(Line2D([], [], **MARKER_STYLE))
+            labels.append(marked_labels.pop() if len(marked_labels) == 1 else "marked epoch (see title)")
+        self.legend = self.figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.925),
+                                         ncol=len(handles), frameon=False, fontsize=9)
+
     def draw_curves(self, run: RunCurves) -> None:
         epochs = [row["epoch"] for row in run.rows]
         for panel in self.panels:
@@ -90,17 +108,13 @@ class RunCurvesFigure:
             panel["val"].set_data(epochs, val)
             if panel["fill"] is not None:
                 panel["fill"].remove()
-            panel["fill"] = axis.fill_between(epochs, train, val, color="0.85", label="generalization gap", zorder=0,
-                                              animated=True)
+            panel["fill"] = axis.fill_between(epochs, train, val, color=GAP_COLOR, zorder=0, animated=True)
             panel["marker"].set_visible(run.marked_epoch is not None)
             panel["marker"].set_xdata([run.marked_epoch or 1] * 2)
-            panel["marker"].set_label(f"{run.marked_label} ({run.marked_epoch})")
             for artist in (panel["fill"], panel["train"], panel["val"], panel["marker"]):
                 axis.draw_artist(artist)
-        legend = self.panels[1]["axis"].legend(loc="lower right")
-        legend.set_animated(True)
-        self.panels[1]["axis"].draw_artist(legend)
-        self.title.set_text(run.title)
+        marked = f"  ·  {run.marked_label}: epoch {run.marked_epoch}" if run.marked_epoch is not None else ""
+        self.title.set_text(run.title + marked)
         self.figure.draw_artist(self.title)
 
 

@@ -162,6 +162,6 @@ def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_pa
     alone = RunCurves(rows(0.0, 8), tmp_path / "b_alone.png", "run b", 8)
     plot_run_curves([alone])
     a, b, b_alone = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png", "b_alone.png"))
-    assert a.shape == b.shape == (440, 1100, 4)  # 10 x 4 inches at 110 dpi
+    assert a.shape == b.shape == (462, 1100, 4)  # 10 x 4.2 inches at 110 dpi
     assert (a != b).any()  # each its own curves and title
     assert (b != b_alone).any()  # drawn with run a, b's axes span a's 20 epochs and higher losses
