@@ -241,10 +241,11 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
                              for m in members]).to(device)
         trial_index = torch.arange(len(members), device=device).unsqueeze(1)
+        x_epoch, y_epoch = x_train[trial_index, order], y_train[trial_index, order]  # one gather, then slices
         for start in range(0, order.shape[1], optimizer_config.batch_size):
-            idx = order[:, start:start + optimizer_config.batch_size]
-            x, y = x_train[trial_index, idx], y_train[trial_index, idx]
-            model.backpropagate(x, y, masks.draw(idx.shape[1], model.hidden_sizes))
+            x = x_epoch[:, start:start + optimizer_config.batch_size]
+            y = y_epoch[:, start:start + optimizer_config.batch_size]
+            model.backpropagate(x, y, masks.draw(y.shape[1], model.hidden_sizes))
             add_penalty_gradients(model, per_trial)
             optimizer.step()
             constrain(model, per_trial, frozen, active)
@@ -344,7 +345,8 @@ def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, Any]
     column = lambda values: torch.tensor(values, dtype=torch.float32, device=device).view(-1, 1, 1)  # noqa: E731
     return {"l2": column([c.regularizer.l2 for c in configs]), "l1": column([c.regularizer.l1 for c in configs]),
             "max_norm": column([c.regularizer.max_norm or float("inf") for c in configs]),
-            "uses_l2": any(c.regularizer.l2 for c in configs), "uses_l1": any(c.regularizer.l1 for c in configs)}
+            "uses_l2": any(c.regularizer.l2 for c in configs), "uses_l1": any(c.regularizer.l1 for c in configs),
+            "uses_max_norm": any(c.regularizer.max_norm for c in configs)}
 
 
 @torch.no_grad()
@@ -362,7 +364,7 @@ def add_penalty_gradients(model: StackedMLP, per_trial: dict[str, Any]) -> None:
 def constrain(model: StackedMLP, per_trial: dict[str, Any], frozen: list[torch.Tensor] | None,
               active: torch.Tensor) -> None:
     """After a step: max-norm per trial (the same rescaling as torch.renorm), then put stopped trials back."""
-    if torch.isfinite(per_trial["max_norm"]).any():
+    if per_trial["uses_max_norm"]:
         for weight, dim in zip(model.weights, model.incoming_dims()):
             norms = weight.norm(dim=dim, keepdim=True)
             scale = torch.where(norms > per_trial["max_norm"], per_trial["max_norm"] / (norms + 1e-7), 1.0)
