@@ -40,8 +40,9 @@ from dropcli.runs import RunFolder
 
 # what the trials of one batch may differ in (besides the seed); everything else in the config must be equal
 PER_TRIAL_REGULARIZERS = ("dropout", "l2", "l1", "max_norm", "early_stopping")
-STACKABLE_MODELS = {"mlp"}
-STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)  # models with a stacked implementation; the others train one by one
+STACKABLE_MODELS = {"mlp"}  # models with a stacked implementation; the others train one by one
+STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
+EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffled copy is gathered at once
 
 
 def unbatchable_reason(config: Config) -> str | None:
@@ -187,7 +188,7 @@ class MaskStreams:
         masks, offset = [], 0
         for width, count, size in zip(hidden_sizes, counts, word_counts):
             lanes = words[:, offset:offset + size].view(torch.int16)[:, :count].reshape(-1, batch, width)
-            masks.append(keep_mask(lanes, self.cutoffs, self.kept))
+            masks.append(keep_mask(lanes, self.cutoffs, self.kept, self.kept.dtype))
             offset += size
         return masks
 
@@ -241,10 +242,14 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
                              for m in members]).to(device)
         trial_index = torch.arange(len(members), device=device).unsqueeze(1)
-        x_epoch, y_epoch = x_train[trial_index, order], y_train[trial_index, order]  # one gather, then slices
+        # small data: one gather of the shuffled epoch, then slices (a gather per step cost ~150 us a step);
+        # large data (CIFAR-sized stacks): a gather per step, not a second copy of every trial's data
+        whole_epoch = x_train.numel() * x_train.element_size() <= EPOCH_GATHER_BYTES
+        x_epoch, y_epoch = (x_train[trial_index, order], y_train[trial_index, order]) if whole_epoch else (x_train, y_train)
         for start in range(0, order.shape[1], optimizer_config.batch_size):
-            x = x_epoch[:, start:start + optimizer_config.batch_size]
-            y = y_epoch[:, start:start + optimizer_config.batch_size]
+            batch = slice(start, start + optimizer_config.batch_size)
+            x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
+                (x_train[trial_index, order[:, batch]], y_train[trial_index, order[:, batch]])
             model.backpropagate(x, y, masks.draw(y.shape[1], model.hidden_sizes))
             add_penalty_gradients(model, per_trial)
             optimizer.step()

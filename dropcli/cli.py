@@ -229,7 +229,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
             outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)
     except (KeyboardInterrupt, training.TrainingInterrupted):
         errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}; an unfinished one "
-                     f"continues from its checkpoint (a batched group restarts). Resume with the same command: "
+                     f"continues from its checkpoint. Resume with the same command: "
                      f"{command}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     summary = sweeps.summarize(trials, sweep_dir)

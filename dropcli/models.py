@@ -33,8 +33,7 @@ def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: 
     2x cheaper than `torch.rand` and 4x cheaper than `bernoulli_` on CPU (masks were a quarter of a batched
     sweep's step). A batched sweep replays each trial's exact masks from its own generator."""
     lanes = random_lanes(math.prod(shape), device, generator).view(shape)
-    kept = torch.tensor(keep_value(p) if scale else 1.0, dtype=dtype, device=device)
-    return keep_mask(lanes, lane_cutoff(p), kept)
+    return keep_mask(lanes, lane_cutoff(p), keep_value(p) if scale else 1.0, dtype)
 
 
 def random_lanes(count: int, device: torch.device, generator: torch.Generator | None = None,
@@ -55,11 +54,13 @@ def keep_value(p: float) -> float:
     return 1.0 / (1.0 - round(p * MASK_LEVELS) / MASK_LEVELS)
 
 
-def keep_mask(lanes: torch.Tensor, cutoff: int | torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """`kept` where lanes >= cutoff, 0 elsewhere, in kept's dtype. Cutoffs and kept values may carry a
-    trial dimension ([T, 1, 1] int16 and float tensors) in a batched sweep. (A multiply, not torch.where:
-    twice as fast on CPU.)"""
-    return (lanes >= cutoff).to(kept.dtype).mul_(kept)
+def keep_mask(lanes: torch.Tensor, cutoff: int | torch.Tensor, kept: float | torch.Tensor,
+              dtype: torch.dtype) -> torch.Tensor:
+    """`kept` where lanes >= cutoff, 0 elsewhere. In a batched sweep cutoffs and kept values carry a trial
+    dimension ([T, 1, 1] int16 and float tensors); a lone run passes numbers (a tensor made per call
+    would cost a blocking host-to-GPU copy at every dropout layer). Either way an element is
+    float32(kept) or 0. (A multiply, not torch.where: twice as fast on CPU.)"""
+    return (lanes >= cutoff).to(dtype).mul_(kept)
 
 
 class Dropout(nn.Module):

@@ -80,6 +80,9 @@ class RunCurvesFigure:
     def fit_axes(self, runs: Sequence[RunCurves]) -> None:
         for panel in self.panels:
             axis, metric = panel["axis"], panel["metric"]
+            if panel["fill"] is not None:  # the previous call's last gap: relim would count it
+                panel["fill"].remove()
+                panel["fill"] = None
             epochs = [row["epoch"] for run in runs for row in run.rows]
             for line, split in ((panel["train"], "train"), (panel["val"], "val")):
                 line.set_data(epochs, [row[f"{split}_{metric}"] for run in runs for row in run.rows])

@@ -239,6 +239,8 @@ def begin(exp: Experiment, run: RunFolder, resume: bool) -> tuple[dict[str, Any]
         previous = read_summary_if_any(run)
         summary.update(started_at=previous.get("started_at", summary["started_at"]),
                        resumed=previous.get("resumed", 0) + 1)
+        if "batched_with" in previous:  # began in a batched group, continues alone
+            summary["batched_with"] = previous["batched_with"]
     if state is not None:
         restore(exp, state)
     rows = run.keep_metrics_up_to(state["epoch"] if state else 0) if resume else []

@@ -165,3 +165,20 @@ def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_pa
     assert a.shape == b.shape == (462, 1100, 4)  # 10 x 4.2 inches at 110 dpi
     assert (a != b).any()  # each its own curves and title
     assert (b != b_alone).any()  # drawn with run a, b's axes span a's 20 epochs and higher losses
+
+
+def test_a_run_picture_does_not_inherit_the_axes_of_the_picture_drawn_before_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dropcli.plots import RunCurves, RunCurvesFigure, plot_run_curves
+
+    def rows(epochs, loss):
+        return [{"epoch": e, "train_loss": loss / e, "val_loss": loss, "train_acc": 0.9, "val_acc": 0.5}
+                for e in range(1, epochs + 1)]
+
+    plot_run_curves([RunCurves(rows(200, 9.0), tmp_path / "long.png", "long run", 100)])
+    plot_run_curves([RunCurves(rows(8, 1.0), tmp_path / "short.png", "short run", 4)])
+    RunCurvesFigure().draw([RunCurves(rows(8, 1.0), tmp_path / "fresh.png", "short run", 4)])
+    short, fresh = (np.asarray(Image.open(tmp_path / name)) for name in ("short.png", "fresh.png"))
+    assert (short == fresh).all()
