@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Callable
 
 import torch
@@ -183,7 +184,7 @@ class MaskStreams:
             if self.device.type == "cpu":
                 random_lanes(4 * words.shape[1], self.device, self.generators[index], out=words[index])
             else:  # a CUDA generator's words depend on how a draw is cut: draw layer by layer, as alone
-                for offset, size in zip(torch.tensor([0, *word_counts]).cumsum(0).tolist(), word_counts):
+                for offset, size in zip(accumulate([0, *word_counts]), word_counts):
                     random_lanes(4 * size, self.device, self.generators[index], out=words[index, offset:offset + size])
         masks, offset = [], 0
         for width, count, size in zip(hidden_sizes, counts, word_counts):
