@@ -5,11 +5,20 @@ train.CHECKPOINT_INTERVAL_S), so a SIGKILL at any point leaves either the previo
 regularizer state (early stopping's best weights and patience), every random generator (torch, CUDA,
 Python, NumPy, the batch-order generator) and the epoch makes a resumed run produce the same metrics as
 one that was never interrupted.
+
+A checkpoint may come from anyone who can write to a shared sweep folder, so it is read with
+`torch.load(weights_only=True)`: tensors, numbers, strings and containers only, never code. Everything in
+it is stored as such types (NumPy's generator state as a list of ints). The one before the newest is
+kept as checkpoint.prev.pt: a damaged newest checkpoint falls back to it, and with neither readable the run
+restarts from its first epoch; both with a warning. A file that asks to run code is refused outright.
+Checkpoint files are never group- or world-writable (whatever the umask) unless DROPCLI_SHARED_CHECKPOINTS=1.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -19,8 +28,17 @@ import torch
 
 from dropcli.runs import RunFolder
 
+log = logging.getLogger("dropcli")
+REQUIRED_KEYS = ("epoch", "device", "stop_reason", "elapsed_s", "model", "optimizer", "scheduler",
+                 "regularizers", "rng")
+
+
+class UnsafeCheckpoint(Exception):
+    """A checkpoint holds objects other than tensors and plain data: loading it could run code."""
+
 
 def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[str, Any]:
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     return {
         "epoch": epoch,
         "device": str(exp.device),
@@ -35,31 +53,78 @@ def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[st
             # only for CUDA runs: asking a CPU run's process for CUDA states would start CUDA there
             "cuda": torch.cuda.get_rng_state_all() if exp.device.type == "cuda" else None,
             "python": random.getstate(),
-            "numpy": np.random.get_state(),
+            # plain ints, not an ndarray: weights_only loading accepts no NumPy objects
+            "numpy": [kind, keys.tolist(), position, has_gauss, cached_gaussian],
             "batch_order": exp.batch_order.get_state(),
         },
     }
 
 
 def save_checkpoint(run: RunFolder, state: dict[str, Any]) -> None:
-    save_atomically(state, run.checkpoint_path)
+    """The new checkpoint replaces the newest, which becomes the previous one."""
+    save_atomically(state, run.checkpoint_path, keep_previous=run.previous_checkpoint_path)
 
 
-def save_atomically(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, fsync, rename: a reader never sees half a file."""
+def save_atomically(obj: Any, path: Path, keep_previous: Path | None = None) -> None:
+    """torch.save to a temporary file, fsync, rename: a reader never sees half a file. On any error (a full
+    disk) the temporary file is removed and the files already there are untouched."""
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    try:
+        with open(partial, "wb") as handle:
+            if os.environ.get("DROPCLI_SHARED_CHECKPOINTS") != "1":  # others may read, never rewrite
+                os.fchmod(handle.fileno(), os.fstat(handle.fileno()).st_mode & 0o755)
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if keep_previous is not None and path.exists():
+            path.replace(keep_previous)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    # our own file, holding Python and NumPy generator states that weights_only cannot represent
-    return torch.load(path, map_location="cpu", weights_only=False)
+def remove_checkpoints(run: RunFolder) -> None:
+    for path in (run.checkpoint_path, run.previous_checkpoint_path):
+        path.unlink(missing_ok=True)
+
+
+def load_checkpoint(run: RunFolder) -> dict[str, Any] | None:
+    """The newest readable checkpoint (newest, else the previous one), or None: nothing to continue from.
+    A damaged file is named in a warning; a file that would run code raises UnsafeCheckpoint."""
+    damaged = []
+    for path in (run.checkpoint_path, run.previous_checkpoint_path):
+        if not path.is_file():
+            continue
+        try:
+            state = read_checkpoint(path)
+        except UnsafeCheckpoint:
+            raise
+        except Exception as error:  # truncated, not a zip, wrong layout ...: unusable, not dangerous
+            damaged.append(f"{path.name} ({type(error).__name__})")
+            continue
+        if damaged:
+            log.warning(f"{run.path}: {', '.join(damaged)} is damaged; continuing from {path.name} "
+                        f"(epoch {state['epoch']})")
+        return state
+    if damaged:
+        log.warning(f"{run.path}: {', '.join(damaged)} is damaged and there is no earlier checkpoint; "
+                    f"the run restarts from its first epoch")
+    return None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise UnsafeCheckpoint(f"{path}: holds objects other than tensors and numbers; refusing to load it, "
+                                   f"since loading could run code. dropcli never writes such a file: delete "
+                                   f"it if you trust nothing in it, and the run restarts") from None
+        raise
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        raise ValueError("not a dropcli checkpoint")
+    return state
 
 
 def restore(exp, state: dict[str, Any]) -> None:
@@ -72,6 +137,8 @@ def restore(exp, state: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    python_version, python_words, gauss = rng["python"]
+    random.setstate((python_version, tuple(python_words), gauss))
+    kind, keys, position, has_gauss, cached_gaussian = rng["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     exp.batch_order.set_state(rng["batch_order"])

@@ -7,6 +7,7 @@ torch is imported inside the commands that train, never at module level, so `dro
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from enum import Enum
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.markup import escape
 
 from dropcli import __version__
 from dropcli.config import ConfigError, load_config, short_name
+from dropcli.signals import stop_on_sigterm
 
 app = typer.Typer(
     name="dropcli",
@@ -55,6 +57,21 @@ def main(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """dropcli: regularization experiments on the command line."""
+    show_warnings()
+
+
+class WarningLine(logging.Handler):
+    """dropcli's warnings (a damaged checkpoint it fell back from, ...) as one plain line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        errors.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+
+
+def show_warnings() -> None:
+    logger = logging.getLogger("dropcli")
+    if not any(isinstance(handler, WarningLine) for handler in logger.handlers):
+        logger.addHandler(WarningLine(logging.WARNING))
+        logger.propagate = False
 
 
 @app.command()
@@ -85,38 +102,47 @@ def train(
 
 
 def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet: bool, resume: Path | None) -> None:
+    from dropcli.locks import FolderBusy
     from dropcli.runs import RunFolder, load_run
 
     if resume is not None:
         previous = load_run(resume)
         if previous.status == "completed":
-            console.print(f"{resume} is already completed; nothing to resume")
+            console.print(f"{escape(str(resume))} is already completed; nothing to resume")
             return
-        if not (resume / "config.yaml").is_file():
-            exit_bad_input(f"--resume {resume}: not a run folder (no config.yaml); nothing to resume")
+        if previous.config is None or not previous.summary.get("run") or not resume.joinpath("metrics.csv").is_file():
+            # never train a default config into a folder that is not one of ours: it would overwrite its files
+            exit_bad_input(f"--resume {resume}: not a dropcli run folder (it needs a non-empty config.yaml, "
+                           f"metrics.csv and summary.json); nothing to resume")
         config_path = resume / "config.yaml"
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
     from dropcli import train as training  # torch: only now
+    from dropcli.checkpoint import UnsafeCheckpoint
     from dropcli.data import DatasetError
     from dropcli.display import epoch_progress
 
     experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
-    run = RunFolder(resume) if resume is not None else RunFolder.create(runs_dir, config)
-    if resume is not None:
-        with_bad_input_handled(lambda: training.check_resumable(experiment, run))
+    run = with_bad_input_handled(lambda: RunFolder.claim(resume) if resume is not None
+                                 else RunFolder.create(runs_dir, config), FolderBusy)
     verb = "resuming" if resume is not None else "run"
-    console.print(f"[bold]{verb}[/bold] {run.path}  ({config.model.name} on {config.dataset.name}, "
-                  f"{training.describe_regularizers(experiment)}, device {experiment.device})")
+    console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
+                  f"{training.describe_regularizers(experiment)}, device {experiment.device})", soft_wrap=True)
+    stop_on_sigterm()
     try:
         with epoch_progress(console, config.name, config.epochs, enabled=not quiet) as on_epoch:
-            summary = training.run_experiment(experiment, run, on_epoch, resume=resume is not None)
+            summary = with_bad_input_handled(
+                lambda: training.run_experiment(experiment, run, on_epoch, resume=resume is not None), UnsafeCheckpoint)
     except training.TrainingInterrupted as stop:
-        errors.print(f"[yellow]interrupted[/yellow]: what was done is kept in {stop.run.path} (status: interrupted). "
-                     f"Resume with: dropcli train --resume {stop.run.path}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]interrupted[/yellow]: what was done is kept in {escape(str(stop.run.path))} (status: "
+                     f"interrupted). Resume with: dropcli train --resume {escape(str(stop.run.path))}",
+                     highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except training.TrainingFailed as failure:
-        errors.print(f"[red]run failed[/red]: {failure}. The error is recorded in {failure.run.summary_path}")
+        errors.print(f"[red]run failed[/red]: {escape(training.failure_reason(failure.error))}. The error is "
+                     f"recorded in {escape(str(failure.run.summary_path))}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        run.release()
     console.print(
         f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs ({summary['stop_reason']}); "
         f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
@@ -151,6 +177,9 @@ def sweep(
                                             "stacked model (mlp only; other models run one by one). auto: 16 "
                                             "on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
+    max_trials: Annotated[int, typer.Option("--max-trials", min=1,
+                                            help="Refuse a sweep of more trials than this (a guard against "
+                                                 "typos such as --p 0..0.7:0.0001).")] = 10_000,
     executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|slurm|submitit-local",
                                                     help="Where trials run: here (default), as one Slurm job array "
                                                          "through submitit, or through submitit's local executor "
@@ -184,12 +213,12 @@ def sweep(
     # applied like --set, after the YAML's executor: section
     executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items() if value is not None]
     _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *executor_sets], runs_dir, out,
-           batch, quiet, dry_run)
+           batch, quiet, dry_run, max_trials)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
            seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, batch: str,
-           quiet: bool, dry_run: bool = False) -> None:
+           quiet: bool, dry_run: bool = False, max_trials: int = 10_000) -> None:
     import shlex
     import sys
 
@@ -197,7 +226,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     def plan():
         base = load_config(config_path, overrides)
-        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list))
+        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list), max_trials)
         sweeps.parse_batch(batch)  # checked before anything runs
         return base.executor, spec, spec.trials()
 
@@ -217,29 +246,37 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         _sweep_through_submitit(executor_config, trials, spec, sweep_dir, group_size, command, dry_run)
         return
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
-    console.print(f"[bold]sweep[/bold] {sweep_dir}: {len(trials)} trials "
+    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {len(trials)} trials "
                   f"({' × '.join(f'{len(v)} {short_name(k)}' for k, v in spec.axes.items()) or '1 setting'} × {len(spec.seeds)} seeds)")
     from dropcli.batched import unbatchable_reason
 
     reasons = sorted({r for r in (unbatchable_reason(t.config) for t in trials) if r})
     if group_size > 1 and reasons:
         console.print(f"note: {'; '.join(reasons)}: those trials run one by one")
+    stop_on_sigterm()
     try:
         with SweepProgress(console, enabled=not quiet) as progress:
             outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)
     except (KeyboardInterrupt, training.TrainingInterrupted):
-        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {sweep_dir}; an unfinished one "
-                     f"continues from its checkpoint. Resume with the same command: "
-                     f"{command}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {escape(str(sweep_dir))}; an "
+                     f"unfinished one continues from its checkpoint. Resume with the same command: "
+                     f"{escape(command)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
         console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+    held = f", left to another process {len(outcome.held)}" if outcome.held else ""
     console.print(f"trained {len(outcome.trained)}, already completed {len(outcome.skipped)}, "
-                  f"failed {len(outcome.failed)}; run folders in {sweep_dir}/")
+                  f"failed {len(outcome.failed)}{held}; run folders in {escape(str(sweep_dir))}/", soft_wrap=True)
+    for name, holder in outcome.held.items():
+        errors.print(f"[yellow]held[/yellow] {escape(name)}: trained by {escape(holder)}", highlight=False, soft_wrap=True)
+    for name, error in outcome.failed.items():
+        errors.print(f"[red]failed[/red] {escape(name)}: {escape(error)}", highlight=False, soft_wrap=True)
+    if outcome.stopped:
+        not_run = len(trials) - len(outcome.trained) - len(outcome.skipped) - len(outcome.failed) - len(outcome.held)
+        errors.print(f"[red]stopped[/red]: {escape(outcome.stopped)}; {not_run} trials not started. Free some space "
+                     f"and rerun the same command: {escape(command)}", highlight=False, soft_wrap=True)
     if outcome.failed:
-        for name, error in outcome.failed.items():
-            errors.print(f"[red]failed[/red] {name}: {error}")
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -317,15 +354,23 @@ def status(
 
     statuses = with_bad_input_handled(lambda: sweeps.sweep_statuses(sweep_dir))
     counts = Counter(statuses.values())
-    order = ["completed", "running", "failed", "interrupted", "pending", "unknown"]
-    console.print(f"[bold]{sweep_dir}[/bold]: {len(statuses)} trials — " +
-                  ", ".join(f"{counts[s]} {s}" for s in order if counts[s]))
+    console.print(f"[bold]{escape(str(sweep_dir))}[/bold]: {len(statuses)} trials — " +
+                  ", ".join(f"{count} {state}" for state, count in sorted(counts.items(), key=status_order)),
+                  soft_wrap=True)
     unfinished = [(name, state) for name, state in statuses.items() if state != "completed"]
     if unfinished:
         table = Table("trial", "status")
         for name, state in unfinished:
-            table.add_row(name, state)
+            table.add_row(escape(name), state)  # names come from sweep.json: anyone may have written it
         console.print(table)
+        if counts["running (stale)"]:
+            console.print("running (stale): the summary says running but no process holds the trial: it was "
+                          "killed; rerunning the sweep continues it")
+
+
+def status_order(item: tuple[str, int]) -> int:
+    order = ["completed", "running", "running (stale)", "failed", "interrupted", "broken", "pending", "unknown"]
+    return order.index(item[0]) if item[0] in order else len(order)
 
 
 class FigureFormat(str, Enum):
@@ -357,7 +402,8 @@ def report(
     if not result.summary.empty:
         console.print(summary_table(result.summary, f"{runs_dir}: mean ± std over seeds"))
     for row in result.problems.itertuples():
-        errors.print(f"[yellow]left out[/yellow] {row.run}: {row.status} ({row.reason})", highlight=False)
+        errors.print(f"[yellow]left out[/yellow] {escape(str(row.run))}: {escape(str(row.status))} "
+                     f"({escape(str(row.reason))})", highlight=False, soft_wrap=True)
     written = ["runs.csv"] + (["summary.csv"] if not result.summary.empty else [])
     console.print(f"report: {target / 'report.md'}  ({len(result.table)} runs, {len(result.figures)} figures, "
                   f"{', '.join(written)})")
@@ -369,6 +415,15 @@ def with_bad_input_handled(action, *extra_errors: type[Exception]):
         return action()
     except (ConfigError, *extra_errors) as error:
         exit_bad_input(*getattr(error, "problems", [str(error)]))
+    except OSError as error:  # the environment: an unwritable or impossible path, a full disk, too long a name
+        exit_bad_input(describe_os_error(error))
+
+
+def describe_os_error(error: OSError) -> str:
+    """"runs/x: Permission denied" — the path and the system's words, without Python's [Errno N]."""
+    where = error.filename if error.filename is not None else "a file"
+    return f"{where}: {error.strerror or type(error).__name__}" + (
+        f" (and {error.filename2})" if error.filename2 is not None else "")
 
 
 def exit_bad_input(*problems: str) -> NoReturn:

@@ -20,6 +20,9 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from dropcli import yamlsafe
+from dropcli.yamlsafe import brief
+
 
 class ConfigError(Exception):
     """A user's config or override is wrong. `problems` holds one line per problem, each naming the field."""
@@ -34,7 +37,9 @@ class ConfigError(Exception):
 DatasetName = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10"]
 ModelName = Literal["mlp", "cnn", "gru"]
 OptimizerName = Literal["adam", "sgd"]
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,3})?)$")  # cuda:N with N < 1000: no absurd indices
+MAX_NAME_LENGTH = 100  # a run folder is <name>-<timestamp>[-N]; a sweep trial's folder adds its settings
+MAX_TEXT_LENGTH = 4096  # any text value (a path is at most 4096 bytes on Linux)
 
 # Short names for config keys in folder names, table headers and figure labels.
 SHORT_NAMES = {"regularizer.dropout": "p"}
@@ -51,7 +56,8 @@ NonNegative = Annotated[float, Field(ge=0.0)]
 
 class Section(BaseModel):
     # extra="forbid": a typo is an error naming the key, not a silently ignored setting.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: lr=.inf or l2=.nan cannot train; refused here rather than diverging at epoch 1.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=MAX_TEXT_LENGTH)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -166,6 +172,15 @@ class ExecutorConfig(Section):
     array_parallelism: Annotated[int, Field(gt=0)] = 32  # array tasks running at once
     slurm_setup: list[str] = []  # shell lines run before each task, e.g. "module load cuda"
 
+    @field_validator("slurm_partition", "slurm_setup")
+    @classmethod
+    def _one_line_each(cls, value: str | list[str] | None) -> str | list[str] | None:
+        # these go into the sbatch script: a newline would start a shell line nobody asked for
+        for text in [value] if isinstance(value, str) else value or []:
+            if any(ord(char) < 32 for char in text):
+                raise ValueError("must be one line: no newlines or other control characters")
+        return value
+
 
 class Config(Section):
     name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
@@ -191,6 +206,8 @@ class Config(Section):
     def _folder_safe_name(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", value):
             raise ValueError("use letters, digits, '.', '_' and '-' only (it names the run folder)")
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"at most {MAX_NAME_LENGTH} characters (it names the run folder)")
         return value
 
     @model_validator(mode="before")
@@ -245,23 +262,30 @@ def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     if base_name is None:
         return data
     if not isinstance(base_name, str):
-        raise ConfigError(f"{path}: extends: expected a file name, got {base_name!r}")
+        raise ConfigError(f"{path}: extends: expected a file name, got {brief(base_name)}")
     base = read_yaml_with_bases(path.parent / base_name, (*_seen, resolved))
     return deep_merge(base, data)
+
+
+def read_yaml_file(path: Path) -> Any:
+    """A YAML file through yamlsafe (size, aliases, duplicate keys); any problem is a one-line ConfigError."""
+    try:
+        if path.stat().st_size > yamlsafe.MAX_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a config may have at most "
+                              f"{yamlsafe.MAX_BYTES:,}")
+        return yamlsafe.load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config is a YAML text file") from None
+    except yamlsafe.YamlError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error.strerror or error}") from None
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; a config is a YAML text file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}:{where}: malformed YAML: {problem}") from None
+    data = read_yaml_file(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -285,11 +309,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set regularizer.dropout=0.5")
+        raise ConfigError(f"--set {brief(text)}: expected KEY=VALUE, e.g. --set regularizer.dropout=0.5")
     try:
-        return key, yaml.safe_load(value)
-    except yaml.YAMLError:
-        return key, value
+        return key, yamlsafe.load(value)
+    except yamlsafe.MalformedYaml:
+        return key, value  # plain text, e.g. a name with a colon in it
+    except yamlsafe.YamlError as error:
+        raise ConfigError(f"--set {brief(key)}: {error}") from None
 
 
 def set_dotted(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
@@ -304,11 +330,11 @@ def set_dotted(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
 
 def describe_error(error: dict[str, Any]) -> str:
     """One line per problem: the dotted field, what is wrong, and the allowed values or closest key."""
-    location = ".".join(str(part) for part in error["loc"])
+    location = ".".join(str(part)[:80] for part in error["loc"])  # a key may be anything a user typed
     if error["type"] == "extra_forbidden":
         return f"{location}: unknown key{suggest_key(error['loc'])}"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{location}: {message} (got {error['input']!r})"
+    return f"{location}: {message} (got {brief(error['input'])})"
 
 
 def suggest_key(loc: tuple[Any, ...]) -> str:

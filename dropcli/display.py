@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -70,18 +71,20 @@ class SweepProgress(SweepObserver):
     def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None:
         self.progress.update(self.trials_task, advance=1, stats=f"last: {trial.name} {status}")
         if error:
-            self.progress.console.print(f"[red]trial {trial.name} failed[/red]: {error}")
+            label = "held" if status == "held" else "failed"
+            self.progress.console.print(f"[red]trial {escape(trial.name)} {label}[/red]: {escape(error)}",
+                                        highlight=False, soft_wrap=True)
 
 
 def summary_table(summary, title: str) -> Table:
     """One row per setting: mean ± std over seeds; the best setting (by validation accuracy) in bold green."""
     from dropcli.report import mean_std, runs_and_seeds
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for header in ("setting", "runs", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):
         table.add_column(header, justify="left" if header == "setting" else "right")
     for _, row in summary.iterrows():
-        cells = [row["setting"], runs_and_seeds(row)]
+        cells = [escape(str(row["setting"])), runs_and_seeds(row)]  # settings come from run folders: no markup
         cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in ("val_acc", "test_acc", "gap_loss", "gap_acc")]
         table.add_row(*cells, style="bold green" if row["best"] else None)
     table.caption = "best (bold green): highest mean validation accuracy; test accuracy is shown, never used to choose"

@@ -8,7 +8,8 @@
       curves.png     train vs val loss and accuracy per epoch
 
 Files that are rewritten (summary, config) are replaced atomically: write a temporary file, then rename,
-so a crash leaves either the old or the new version, never half of one.
+so a crash leaves either the old or the new version, never half of one. A process owns the folder while it
+writes (locks.py: `.lock`), so two writers never share one run.
 """
 
 from __future__ import annotations
@@ -16,49 +17,95 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dropcli import locks
 from dropcli.config import Config, dump_yaml
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Temporary file, fsync, rename. On any error (a full disk) the temporary file is removed."""
     partial = path.with_name(f".{path.name}.partial")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    try:
+        with open(partial, "wb" if isinstance(text, bytes) else "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def strict_json(data: Any) -> str:
+    """JSON that every parser reads: NaN and infinities (a diverged run's losses) become null."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(item) for item in value]
+        return value
+
+    return json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n"
 
 
 @dataclass
 class RunFolder:
     path: Path
+    lock: locks.FolderLock | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, runs_dir: Path, config: Config, folder_name: str | None = None) -> RunFolder:
-        """A new run folder: `<name>-<timestamp>`, or `folder_name` (a sweep's trial) when given."""
+        """A new run folder, owned by this process: `<name>-<timestamp>`, or `folder_name` (a sweep's
+        trial) when given, emptied first (FolderBusy if another process owns it)."""
         runs_dir.mkdir(parents=True, exist_ok=True)
         if folder_name is not None:
-            path = runs_dir / folder_name
+            run = cls.claim(runs_dir / folder_name)
         else:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            path = runs_dir / f"{config.name}-{stamp}"
-            suffix = 1
-            while path.exists():  # two runs started within the same second
-                suffix += 1
-                path = runs_dir / f"{config.name}-{stamp}-{suffix}"
-        path.mkdir()
-        run = cls(path)
-        write_atomically(run.config_path, dump_yaml(config))
-        with open(run.metrics_path, "w", newline="") as handle:
-            csv.writer(handle, lineterminator="\n").writerow(METRIC_COLUMNS)
+            for suffix in range(1, 10_000):  # two runs started within the same second take the next name
+                path = runs_dir / (f"{config.name}-{stamp}" + (f"-{suffix}" if suffix > 1 else ""))
+                try:
+                    path.mkdir()  # atomic: exactly one process creates a given folder
+                    break
+                except FileExistsError:
+                    continue
+            run = cls.claim(path)
+        try:
+            run.start_fresh(config)
+        except BaseException:
+            run.release()
+            raise
         return run
+
+    @classmethod
+    def claim(cls, path: Path) -> RunFolder:
+        """Own `path` (created if missing): FolderBusy when another process does."""
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path, locks.acquire(path))
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def start_fresh(self, config: Config) -> None:
+        """Empty the folder (its lock file aside) and write the config and the metrics header."""
+        for entry in self.path.iterdir():
+            if entry.name != locks.LOCK_NAME:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        write_atomically(self.config_path, dump_yaml(config))
+        write_atomically(self.metrics_path, ",".join(METRIC_COLUMNS) + "\n")
 
     @property
     def config_path(self) -> Path:
@@ -84,6 +131,14 @@ class RunFolder:
     def checkpoint_path(self) -> Path:
         return self.path / "checkpoint.pt"
 
+    @property
+    def previous_checkpoint_path(self) -> Path:
+        """The checkpoint before the newest: what a resume falls back to when the newest is damaged."""
+        return self.path / "checkpoint.prev.pt"
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.is_file() or self.previous_checkpoint_path.is_file()
+
     def keep_metrics_up_to(self, last_epoch: int) -> list[dict[str, float]]:
         """Drop metrics rows written after the last checkpoint (and any torn last line); return those kept."""
         rows = [row for row in read_metrics_tolerantly(self.metrics_path) if row["epoch"] <= last_epoch]
@@ -101,10 +156,15 @@ class RunFolder:
             os.fsync(handle.fileno())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        write_atomically(self.summary_path, json.dumps(summary, indent=2, default=str) + "\n")
+        write_atomically(self.summary_path, strict_json(summary))
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text())
+        """The summary as a dict; {} for a missing, torn or foreign summary.json."""
+        try:
+            data = json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def read_metrics(self) -> list[dict[str, float]]:
         with open(self.metrics_path, newline="") as handle:
@@ -138,36 +198,50 @@ def discover_run_folders(root: Path, skip: Path | None = None) -> list[Path]:
     return found
 
 
+MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
+
+
 def load_run(path: Path) -> LoadedRun:
-    """Read what there is; never raise. Anything missing or unreadable becomes a status and a reason."""
-    import yaml
+    """Read what there is; never raise. Anything missing or unreadable becomes a status and a reason.
+    The files may have been written by anyone: YAML goes through yamlsafe, sizes are capped."""
+    from dropcli import yamlsafe
 
     problems: list[str] = []
     config = summary = None
     try:
-        config = yaml.safe_load((path / "config.yaml").read_text())
-        if not isinstance(config, dict):
-            problems.append("config.yaml is not a mapping")
+        if (path / "config.yaml").stat().st_size > yamlsafe.MAX_BYTES:
+            raise yamlsafe.YamlError("too large")
+        config = yamlsafe.load((path / "config.yaml").read_text())
+        if not isinstance(config, dict) or not config:
+            problems.append("config.yaml is empty or not a mapping")
             config = None
     except FileNotFoundError:
         problems.append("config.yaml is missing")
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except (yamlsafe.YamlError, UnicodeDecodeError, OSError):
         problems.append("config.yaml is unreadable")
     try:
+        if (path / "summary.json").stat().st_size > MAX_SUMMARY_BYTES:
+            raise ValueError
         summary = json.loads((path / "summary.json").read_text())
         if not isinstance(summary, dict):
             raise ValueError
     except FileNotFoundError:
         problems.append("summary.json is missing (killed before its first epoch?)")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError):
         problems.append("summary.json is corrupted")
         summary = None
     metrics = read_metrics_tolerantly(path / "metrics.csv")
     summary = summary or {}
-    status = summary.get("status", "broken")
+    status = str(summary.get("status", "broken"))
     if status == "completed" and (config is None or not metrics):
         status = "broken"
-        problems.append("completed, but its metrics.csv is empty or missing")
+        problems.append("completed, but its config.yaml or metrics.csv is empty or missing")
+    elif status == "completed" and [row["epoch"] for row in metrics] != list(range(1, len(metrics) + 1)):
+        status = "broken"
+        problems.append("completed, but the epochs in metrics.csv are repeated or out of order")
+    elif status == "completed" and isinstance(summary.get("epochs_run"), int) and len(metrics) != summary["epochs_run"]:
+        status = "broken"
+        problems.append(f"completed after {summary['epochs_run']} epochs, but metrics.csv holds {len(metrics)}")
     if status == "completed" and not all(isinstance(summary.get(k), (int, float)) for k in ("val_acc", "test_acc", "gap_loss")):
         status = "broken"
         problems.append("completed, but summary.json lacks its results")

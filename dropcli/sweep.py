@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import os
 import re
-import shutil
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,11 +27,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from dropcli.config import Config, ConfigError, set_dotted, short_name, validate_config
+from dropcli import locks, yamlsafe
+from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.runs import RunFolder, load_run, write_atomically
+from dropcli.signals import interruption_reason
+from dropcli.yamlsafe import brief
 
+MAX_TRIALS = 10_000  # per sweep unless --max-trials says more: a typo like 0..0.7:0.0001 must not mean 7 million
+MAX_AXIS_VALUES = 10_000  # values of one axis (or seeds), checked before any list is built
 RATE_FORM = "A..B[:STEP] (e.g. 0.1..0.7 or 0.1..0.7:0.2) or a comma list (e.g. 0,0.2,0.5), rates in [0, 1)"
 
 
@@ -45,9 +50,9 @@ def parse_decimal(text: str, option: str, form: str) -> Decimal:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise SweepError(f"{option} {text.strip()!r}: not a number; expected {form}") from None
+        raise SweepError(f"{option} {brief(text.strip())}: not a number; expected {form}") from None
     if not value.is_finite():
-        raise SweepError(f"{option} {text.strip()!r}: not a finite number; expected {form}")
+        raise SweepError(f"{option} {brief(text.strip())}: not a finite number; expected {form}")
     return value
 
 
@@ -59,16 +64,19 @@ def parse_rates(text: str, option: str = "--p") -> list[float]:
         start, end = parse_decimal(start_text, option, RATE_FORM), parse_decimal(end_text, option, RATE_FORM)
         step = parse_decimal(step_text, option, RATE_FORM) if step_text else Decimal("0.1")
         if step <= 0:
-            raise SweepError(f"{option} {text!r}: the step must be > 0; expected {RATE_FORM}")
+            raise SweepError(f"{option} {brief(text)}: the step must be > 0; expected {RATE_FORM}")
         if start > end:
-            raise SweepError(f"{option} {text!r}: the range runs backwards ({start} > {end}); expected {RATE_FORM}")
+            raise SweepError(f"{option} {brief(text)}: the range runs backwards ({start} > {end}); expected {RATE_FORM}")
         count = int((end - start) / step) + 1
+        if count > MAX_AXIS_VALUES:
+            raise SweepError(f"{option} {brief(text)}: {count:,} rates; an axis may have at most "
+                             f"{MAX_AXIS_VALUES:,} values (a larger step?)")
         values = [start + i * step for i in range(count)]
     else:
         values = [parse_decimal(part, option, RATE_FORM) for part in text.split(",")]
     out_of_range = [str(v) for v in values if not Decimal(0) <= v < Decimal(1)]
     if out_of_range:
-        raise SweepError(f"{option} {text!r}: {', '.join(out_of_range)} outside [0, 1); expected {RATE_FORM}")
+        raise SweepError(f"{option} {brief(text)}: {', '.join(out_of_range[:5])} outside [0, 1); expected {RATE_FORM}")
     return [float(v) for v in sorted(set(values) | {Decimal(0)})]
 
 
@@ -77,7 +85,7 @@ def parse_non_negative_list(text: str, option: str) -> list[float]:
     values = [parse_decimal(part, option, form) for part in text.split(",")]
     negative = [str(v) for v in values if v < 0]
     if negative:
-        raise SweepError(f"{option} {text!r}: {', '.join(negative)} is negative; expected {form}")
+        raise SweepError(f"{option} {brief(text)}: {', '.join(negative[:5])} is negative; expected {form}")
     return [float(v) for v in sorted(set(values))]
 
 
@@ -87,11 +95,11 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     form = "expected KEY=V1,V2,..., e.g. --grid dataset.train_size=250,500 or --grid model.hidden_sizes=[64],[128,128]"
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
-        raise SweepError(f"--grid {text!r}: {form}")
+        raise SweepError(f"--grid {brief(text)}: {form}")
     try:
-        parsed = yaml.safe_load(f"[{values}]")
-    except yaml.YAMLError:
-        raise SweepError(f"--grid {text!r}: the values are not valid YAML; {form}") from None
+        parsed = yamlsafe.load(f"[{values}]")
+    except yamlsafe.YamlError as error:
+        raise SweepError(f"--grid {brief(key.strip())}: the values are not valid YAML ({error}); {form}") from None
     unique = []
     for value in parsed:
         if value not in unique:
@@ -108,7 +116,7 @@ def parse_batch(text: str, device_is_cuda: bool = False) -> int:
     except ValueError:
         size = 0
     if size < 1:
-        raise SweepError(f"--batch {text!r}: expected auto, or a group size >= 1 (1 trains trials one by one)")
+        raise SweepError(f"--batch {brief(text)}: expected auto, or a group size >= 1 (1 trains trials one by one)")
     return size
 
 
@@ -117,12 +125,12 @@ def parse_seeds(seeds: int | None, seed_list: str | None) -> list[int]:
         try:
             chosen = [int(part) for part in seed_list.split(",")]
         except ValueError:
-            raise SweepError(f"--seed-list {seed_list!r}: expected integers separated by commas, e.g. 0,1,2") from None
+            raise SweepError(f"--seed-list {brief(seed_list)}: expected integers separated by commas, e.g. 0,1,2") from None
         return sorted(set(chosen))
     if seeds is None:
         return [0, 1, 2]
-    if seeds < 1:
-        raise SweepError(f"--seeds {seeds}: expected a count >= 1 (seeds 0..N-1 are run)")
+    if not 1 <= seeds <= MAX_AXIS_VALUES:
+        raise SweepError(f"--seeds {seeds}: expected a count from 1 to {MAX_AXIS_VALUES:,} (seeds 0..N-1 are run)")
     return list(range(seeds))
 
 
@@ -180,7 +188,10 @@ def trial_name(settings: dict[str, Any]) -> str:
     return "_".join(parts)
 
 
-def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str], seeds: list[int]) -> SweepSpec:
+def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str], seeds: list[int],
+               max_trials: int = MAX_TRIALS) -> SweepSpec:
+    """The sweep's axes and seeds; refused when it would have more than `max_trials` trials (counted before
+    any trial is built)."""
     axes: dict[str, list[Any]] = {}
     if rates is not None:
         axes["regularizer.dropout"] = parse_rates(rates)
@@ -189,10 +200,14 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
     for text in grid:
         key, values = parse_grid(text)
         if key in axes or key == "seed":
-            raise SweepError(f"--grid {text!r}: {key} is already an axis (use --seeds / --seed-list for seeds)")
+            raise SweepError(f"--grid {brief(text)}: {key} is already an axis (use --seeds / --seed-list for seeds)")
         axes[key] = values
     # where trials run is not what they are: the same sweep may be resumed through another executor
     settings = {key: value for key, value in base.to_dict().items() if key != "executor"}
+    count = math.prod(len(values) for values in axes.values()) * len(seeds)
+    if count > max_trials:
+        raise SweepError(f"{count:,} trials ({' × '.join(str(len(v)) for v in [*axes.values(), seeds])}); at most "
+                         f"{max_trials:,} per sweep: use fewer values, or raise the cap with --max-trials")
     return SweepSpec(base=settings, axes=axes, seeds=seeds)
 
 
@@ -205,7 +220,41 @@ def default_sweep_dir(runs_dir: Path, spec: SweepSpec) -> Path:
 
 
 def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: str) -> None:
-    """Create the sweep folder, or check that an existing one was made by this very sweep."""
+    """Create the sweep folder, or check that an existing one was made by this very sweep. Two processes
+    opening one folder at once take turns (the sweep folder's lock, held only while opening)."""
+    check_folder_names(path, trials)
+    if path.exists() and not path.is_dir():
+        raise SweepError(f"{path}: exists and is not a folder; choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):  # another process is writing sweep.json: it takes milliseconds
+        try:
+            with locks.acquire(path):
+                return create_or_check_record(path, spec, trials, command)
+        except locks.FolderBusy:
+            time.sleep(0.05)
+    raise SweepError(f"{path}: another process keeps the sweep folder locked; try again")
+
+
+def check_folder_names(sweep_dir: Path, trials: list[Trial]) -> None:
+    """Every trial's folder name must be possible here, checked before anything is written."""
+    limit = os.pathconf(existing_parent(sweep_dir), "PC_NAME_MAX") if existing_parent(sweep_dir) else 255
+    too_long = [t.name for t in trials if len(t.name.encode()) > limit]
+    if too_long:
+        raise SweepError(f"trial folder name {brief(too_long[0])} is {len(too_long[0].encode())} bytes; this file "
+                         f"system allows {limit}: use shorter --grid values")
+    longest = max((len(str((sweep_dir / t.name).absolute()).encode()) for t in trials), default=0)
+    if longest + len("/checkpoint.prev.pt") >= 4096:
+        raise SweepError(f"{brief(str(sweep_dir))}: trial paths would be longer than Linux allows (4096 bytes)")
+
+
+def existing_parent(path: Path) -> Path | None:
+    for candidate in (path, *path.absolute().parents):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def create_or_check_record(path: Path, spec: SweepSpec, trials: list[Trial], command: str) -> None:
     record = path / "sweep.json"
     if record.is_file():
         try:
@@ -216,9 +265,8 @@ def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: st
             raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
                              f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")
         return
-    if path.exists() and any(path.iterdir()):
+    if any(entry.name != locks.LOCK_NAME for entry in path.iterdir()):
         raise SweepError(f"{path}: exists and is not a sweep folder (no sweep.json); choose another --out")
-    path.mkdir(parents=True, exist_ok=True)
     content = {"fingerprint": spec.fingerprint(), "created_at": datetime.now().isoformat(timespec="seconds"),
                "command": command, **spec.to_dict(),
                "trials": [{"name": t.name, "settings": t.settings} for t in trials]}
@@ -230,16 +278,25 @@ def trial_status(sweep_dir: Path, trial: Trial) -> str:
     return run_status(sweep_dir / trial.name)
 
 
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")  # what a summary.json of dropcli's says
+
+
 def run_status(folder: Path) -> str:
-    """The status a run folder's summary.json records; pending without one, unknown if it is unreadable."""
+    """The status a run folder's summary.json records; pending without one, unknown if it is unreadable,
+    broken if it says completed but its config, metrics or results are missing (it is trained again)."""
     summary = folder / "summary.json"
     if not summary.is_file():
         return "pending"
     try:
         data = json.loads(summary.read_text())
-    except (OSError, ValueError):  # torn, not UTF-8, not JSON
+    except (OSError, ValueError, RecursionError):  # torn, not UTF-8, not JSON
         return "unknown"
-    return str(data.get("status", "unknown")) if isinstance(data, dict) else "unknown"
+    status = data.get("status") if isinstance(data, dict) else None
+    if status not in RUN_STATUSES:  # the file may have been written by anyone
+        return "unknown"
+    if status == "completed" and load_run(folder).status != "completed":
+        return "broken"
+    return status
 
 
 def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
@@ -256,9 +313,22 @@ def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
 
 
 def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
-    """Trial name → completed | running | failed | interrupted | pending | unknown, from the run folders."""
+    """Trial name → completed | running | failed | interrupted | pending | broken | unknown, from the run
+    folders. A trial whose summary says running but that no process owns was killed: "running (stale)"."""
     record = read_sweep_record(sweep_dir)
-    return {trial["name"]: run_status(sweep_dir / trial["name"]) for trial in record.get("trials", [])}
+    trials = record.get("trials")
+    if not isinstance(trials, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in trials):
+        raise SweepError(f"{sweep_dir}/sweep.json is corrupted (no list of trials)")
+    statuses = {}
+    for trial in trials:
+        folder = sweep_dir / trial["name"]
+        if folder.parent != sweep_dir:  # a name with a path in it: not ours
+            raise SweepError(f"{sweep_dir}/sweep.json is corrupted (trial {brief(trial['name'])})")
+        status = run_status(folder)
+        if status == "running" and locks.holder_of(folder) is None:
+            status = "running (stale)"
+        statuses[trial["name"]] = status
+    return statuses
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -280,15 +350,23 @@ class SweepOutcome:
     trained: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # trial name → error
+    held: dict[str, str] = field(default_factory=dict)  # trial name → who else is training it
+    stopped: str | None = None  # why the sweep stopped before its end (a full disk)
+
+
+class DiskFull(Exception):
+    """The disk filled up: the trial is recorded failed and the sweep stops (every next trial would fail)."""
 
 
 def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,
               batch: int = 1) -> SweepOutcome:
     """Train every trial not yet completed; a failing trial is recorded and the sweep goes on.
 
-    batch > 1 trains trials that share model, data and optimizer as stacked groups of up to `batch`
-    (batched.py); trials with a checkpoint to continue from, and models without a stacked version, run
-    one by one."""
+    Each trial is owned while it trains (its run folder's lock): a trial that another process owns (the
+    same sweep started twice, a live array task) is left to it, and one that completed meanwhile is not
+    trained again. batch > 1 trains trials that share model, data and optimizer as stacked groups of up
+    to `batch` (batched.py); trials with a checkpoint to continue from, and models without a stacked
+    version, run one by one."""
     from dropcli import batched
 
     observer = observer or SweepObserver()
@@ -296,78 +374,119 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
     outcome.skipped = [t.name for t in trials if t not in pending]
     observer.start(len(trials), len(outcome.skipped))
-    resumable = [t for t in pending if (sweep_dir / t.name / "checkpoint.pt").is_file()]
+    resumable = [t for t in pending if RunFolder(sweep_dir / t.name).has_checkpoint()]
     fresh = [t for t in pending if t not in resumable]
     groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch) if batch > 1 else \
         [[t] for t in fresh]
-    for group in [[t] for t in resumable] + groups:
-        if len(group) == 1:
-            run_one(group[0], sweep_dir, observer, outcome)
-        else:
-            run_group(group, sweep_dir, observer, outcome)
+    try:
+        for group in [[t] for t in resumable] + groups:
+            claimed = claim_trials(group, sweep_dir, observer, outcome)
+            if len(claimed) == 1:
+                run_one(*claimed[0], observer, outcome)
+            elif claimed:
+                run_group(claimed, observer, outcome)
+    except DiskFull as full:
+        outcome.stopped = str(full)
     return outcome
 
 
-def run_one(trial: Trial, sweep_dir: Path, observer: SweepObserver, outcome: SweepOutcome) -> None:
+def claim_trials(group: list[Trial], sweep_dir: Path, observer: SweepObserver,
+                 outcome: SweepOutcome) -> list[tuple[Trial, RunFolder]]:
+    """Own each trial's run folder; trials owned by another process, or completed since the sweep
+    looked, are left out (and reported)."""
+    claimed = []
+    for trial in group:
+        try:
+            run = RunFolder.claim(sweep_dir / trial.name)
+        except locks.FolderBusy as busy:
+            outcome.held[trial.name] = busy.holder
+            observer.trial_ended(trial, "held", f"trained by {busy.holder}")
+            continue
+        if trial_status(sweep_dir, trial) == "completed":  # another process finished it meanwhile
+            run.release()
+            outcome.skipped.append(trial.name)
+            observer.trial_ended(trial, "completed")
+            continue
+        claimed.append((trial, run))
+    return claimed
+
+
+def resumable_with(run: RunFolder, config: Config) -> bool:
+    """An unfinished trial continues from its checkpoint when its folder still holds this trial's config;
+    anything else (killed before its first checkpoint, a damaged config.yaml) starts afresh."""
+    if not run.has_checkpoint():
+        return False
+    try:
+        return load_config(run.config_path) == config
+    except ConfigError:
+        return False
+
+
+def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: SweepOutcome) -> None:
     from dropcli import train as training
 
     observer.trial_started(trial)
-    folder = sweep_dir / trial.name
-    # an unfinished trial continues from its last checkpoint; one killed before it had a config starts afresh
-    resume = (folder / "config.yaml").is_file()
-    run = RunFolder(folder)
     try:
+        resume = resumable_with(run, trial.config)
         if not resume:
-            shutil.rmtree(folder, ignore_errors=True)
-            run = RunFolder.create(sweep_dir, trial.config, folder_name=trial.name)
+            run.start_fresh(trial.config)
         experiment = training.prepare(trial.config)
-        if resume:
-            training.check_resumable(experiment, run)
         training.run_experiment(experiment, run, observer.epoch, resume=resume)
     except training.TrainingInterrupted:
         raise
-    except Exception as error:  # TrainingFailed, or anything prepare raised: recorded, and the sweep goes on
-        message = str(error) if isinstance(error, training.TrainingFailed) else f"{type(error).__name__}: {error}"
+    except Exception as error:  # TrainingFailed, or anything before it: recorded, and the sweep goes on
+        cause = error.error if isinstance(error, training.TrainingFailed) else error
+        message = training.failure_reason(cause)
         if not isinstance(error, training.TrainingFailed) and run.path.is_dir():
-            training.mark_ended(run, "failed", message, traceback.format_exc())
+            training.mark_ended(run, "failed", message, None if training.known_failure(cause) else traceback.format_exc())
         outcome.failed[trial.name] = message
         observer.trial_ended(trial, "failed", message)
+        if training.disk_full(cause):
+            raise DiskFull(message) from None
         return
+    finally:
+        run.release()
     outcome.trained.append(trial.name)
     observer.trial_ended(trial, "completed")
 
 
-def run_group(group: list[Trial], sweep_dir: Path, observer: SweepObserver, outcome: SweepOutcome) -> None:
+def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, outcome: SweepOutcome) -> None:
     """Train a group as one stacked model; statuses are kept honest for every member, as for a lone run."""
     from dropcli import batched
     from dropcli import train as training
 
+    group, runs = [trial for trial, _ in claimed], [run for _, run in claimed]
     observer.group_started(group)
-    for trial in group:  # members have no checkpoint (those that had one resume alone): they start afresh
-        shutil.rmtree(sweep_dir / trial.name, ignore_errors=True)
-    runs = [RunFolder.create(sweep_dir, t.config, folder_name=t.name) for t in group]
-    message = "the group ended before this trial completed"
+    message, full = "the group ended before this trial completed", False
     try:
+        for trial, run in claimed:  # members have no checkpoint (those that had one resume alone)
+            run.start_fresh(trial.config)
         batched.train_group([t.config for t in group], runs, observer.epoch)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         for run in runs:
-            training.mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
+            training.mark_ended(run, "interrupted", interruption_reason(stop))
         raise training.TrainingInterrupted(runs[0]) from None
     except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoints
         for run in runs:
             training.mark_ended(run, "interrupted", training.REQUEUED)
         raise
     except Exception as error:
-        message = f"{type(error).__name__}: {error}"
+        message, full = training.failure_reason(error), training.disk_full(error)
+        trace = None if training.known_failure(error) else traceback.format_exc()
         for run in runs:
-            training.mark_ended(run, "failed", message, traceback.format_exc())  # completed ones stay completed
-    for trial in group:
-        status = trial_status(sweep_dir, trial)
+            training.mark_ended(run, "failed", message, trace)  # completed ones stay completed
+    finally:
+        for run in runs:
+            run.release()
+    for trial, run in claimed:
+        status = trial_status(run.path.parent, trial)
         if status == "completed":
             outcome.trained.append(trial.name)
         else:
-            outcome.failed[trial.name] = message
-        observer.trial_ended(trial, status, None if status == "completed" else message)
+            outcome.failed[trial.name] = str(run.read_summary().get("error") or message)
+        observer.trial_ended(trial, status, outcome.failed.get(trial.name))
+    if full:
+        raise DiskFull(message)
 
 
 def check_resources(trials: list[Trial]) -> None:

@@ -6,6 +6,9 @@ run folder exists, so bad input leaves nothing behind. `train` then runs the fla
 
 from __future__ import annotations
 
+import errno
+import logging
+import math
 import platform
 import random
 import time
@@ -22,13 +25,16 @@ from torch import nn
 
 import dropcli
 from dropcli.config import Config, ConfigError, OptimizerConfig
-from dropcli.checkpoint import capture, load_checkpoint, restore, save_atomically, save_checkpoint
+from dropcli.checkpoint import capture, load_checkpoint, remove_checkpoints, restore, save_atomically, save_checkpoint
 from dropcli.data import Splits, load_splits, shuffled_batches
 from dropcli.evaluation import flat_mc_summary, mc_dropout_report
 from dropcli.models import build_model, count_parameters
 from dropcli.plots import RunCurves, plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
-from dropcli.runs import RunFolder
+from dropcli.runs import RunFolder, read_metrics_tolerantly
+from dropcli.signals import interruption_reason
+
+log = logging.getLogger("dropcli")
 
 REQUEUED = "stopped by the job's scheduler (preempted or out of time); the requeued task resumes it"
 EVAL_CHUNK = 4096  # examples per forward pass when evaluating; bounds memory on CIFAR-sized splits
@@ -47,6 +53,19 @@ class TrainingFailed(Exception):
     def __init__(self, run: RunFolder, error: BaseException):
         self.run, self.error = run, error
         super().__init__(f"{type(error).__name__}: {error}")
+
+
+class Diverged(Exception):
+    """A loss became NaN or infinite: nothing after it can be trusted, so the run ends failed."""
+
+    def __init__(self, epoch: int, row: dict[str, float]):
+        bad = [key for key in ("train_loss", "val_loss") if not math.isfinite(row[key])]
+        super().__init__(f"epoch {epoch}: {' and '.join(bad)} became {row[bad[0]]} (training diverged; a lower "
+                         f"optimizer.lr or a smaller regularizer coefficient may help)")
+
+
+def disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class TrainingInterrupted(Exception):
@@ -175,6 +194,8 @@ def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None
         row = metrics_row(epoch, train_loss.item(), train_acc.item(), val_loss.item(), val_acc.item(), lr,
                           time.perf_counter() - started)
         run.append_metrics(row)
+        if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
+            raise Diverged(epoch, row)
         rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -227,70 +248,84 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
 def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:
     """The last step of a run, once curves.png is written: the summary says completed."""
     run.write_summary(summary)
-    run.checkpoint_path.unlink(missing_ok=True)  # completed: model.pt holds the weights, the checkpoint is spent
+    remove_checkpoints(run)  # completed: model.pt holds the weights, the checkpoints are spent
     return summary
 
 
 def begin(exp: Experiment, run: RunFolder, resume: bool) -> tuple[dict[str, Any], list[dict[str, float]], str | None, float]:
     """The summary, the metrics rows so far, a stop already decided, and the seconds already spent."""
     summary = base_summary(exp, run)
-    state = load_checkpoint(run.checkpoint_path) if resume else None
+    state = load_checkpoint(run) if resume else None
+    if state is not None and state["device"] != str(exp.device):
+        # generator states continue exactly only on the kind of device that wrote them
+        raise ConfigError(f"--resume {run.path}: its checkpoint was written on {state['device']}, this run would "
+                          f"be on {exp.device}; resume where it ran (its config.yaml says device: "
+                          f"{exp.config.device})")
+    if state is not None and len(read_metrics_tolerantly(run.metrics_path)) < state["epoch"]:
+        log.warning(f"{run.path}: metrics.csv holds fewer epochs than its checkpoint ({state['epoch']}); the run "
+                    f"restarts from its first epoch")
+        state = None
     if resume:
-        previous = read_summary_if_any(run)
+        previous = run.read_summary()
         summary.update(started_at=previous.get("started_at", summary["started_at"]),
-                       resumed=previous.get("resumed", 0) + 1)
+                       resumed=previous.get("resumed", 0) + 1 if isinstance(previous.get("resumed", 0), int) else 1)
         if "batched_with" in previous:  # began in a batched group, continues alone
             summary["batched_with"] = previous["batched_with"]
     if state is not None:
         restore(exp, state)
     rows = run.keep_metrics_up_to(state["epoch"] if state else 0) if resume else []
-    if state is not None and len(rows) != state["epoch"]:
-        raise RuntimeError(f"metrics.csv holds {len(rows)} epochs but the checkpoint is at epoch {state['epoch']}: "
-                           f"the run folder was changed by hand and cannot be resumed exactly")
     run.write_summary(summary)
     return summary, rows, state["stop_reason"] if state else None, state["elapsed_s"] if state else 0.0
 
 
-def check_resumable(exp: Experiment, run: RunFolder) -> None:
-    """A checkpoint continues exactly only on the kind of device that wrote it (its generator states)."""
-    state = load_checkpoint(run.checkpoint_path)
-    if state is not None and state.get("device", str(exp.device)) != str(exp.device):
-        raise ConfigError(f"--resume {run.path}: its checkpoint was written on {state['device']}, this run would "
-                          f"be on {exp.device}; resume where it ran (its config.yaml says device: "
-                          f"{exp.config.device})")
-
-
-def read_summary_if_any(run: RunFolder) -> dict[str, Any]:
-    try:
-        return run.read_summary()
-    except (OSError, ValueError):
-        return {}
-
-
 def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,
                    resume: bool = False) -> dict[str, Any]:
-    """`train`, with the run's status kept honest: failed (with the error) or interrupted when it ends early."""
+    """`train`, with the run's status kept honest: failed (with the error) or interrupted when it ends early.
+    A checkpoint that is unsafe or from another device is bad input (ConfigError, UnsafeCheckpoint) and
+    leaves the run as it was."""
+    from dropcli.checkpoint import UnsafeCheckpoint
+
     try:
         return train(exp, run, on_epoch, resume)
-    except KeyboardInterrupt:
-        mark_ended(run, "interrupted", "stopped by the user (Ctrl-C)")
+    except (ConfigError, UnsafeCheckpoint):
+        raise
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM
+        mark_ended(run, "interrupted", interruption_reason(stop))
         raise TrainingInterrupted(run) from None
     except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoint
         mark_ended(run, "interrupted", REQUEUED)
         raise
     except Exception as error:
-        mark_ended(run, "failed", f"{type(error).__name__}: {error}", traceback.format_exc())
+        mark_ended(run, "failed", failure_reason(error), None if known_failure(error) else traceback.format_exc())
         raise TrainingFailed(run, error) from error
 
 
+def known_failure(error: BaseException) -> bool:
+    """Failures that are no bug of dropcli's: the reason says it all, a traceback would only hide it."""
+    return isinstance(error, (Diverged, OSError))
+
+
+def failure_reason(error: BaseException) -> str:
+    if disk_full(error):
+        return f"disk full while writing {getattr(error, 'filename', None) or 'the run folder'}"
+    if isinstance(error, OSError):
+        return f"{error.strerror or type(error).__name__}: {error.filename or ''}".rstrip(": ")
+    return str(error) if isinstance(error, Diverged) else f"{type(error).__name__}: {error}"
+
+
 def mark_ended(run: RunFolder, status: str, error: str, trace: str | None = None) -> None:
-    summary = read_summary_if_any(run)
+    """Record how the run ended, unless it completed first. Never raises: on a full disk the summary may be
+    unwritable, and the error that brought us here is the one to report."""
+    summary = run.read_summary()
     if summary.get("status") == "completed":
         return  # finished before the error or Ctrl-C came: it stays completed
     summary.update(status=status, error=error, finished_at=now())
     if trace:
         summary["traceback"] = trace
-    run.write_summary(summary)
+    try:
+        run.write_summary(summary)
+    except OSError as write_error:
+        log.warning(f"{run.path}: could not record the run as {status}: {write_error.strerror or write_error}")
 
 
 def base_summary(exp: Experiment, run: RunFolder) -> dict[str, Any]:
@@ -301,6 +336,8 @@ def base_summary(exp: Experiment, run: RunFolder) -> dict[str, Any]:
         "seed": exp.config.seed,
         "device": str(exp.device),
         "device_name": torch.cuda.get_device_name(exp.device) if exp.device.type == "cuda" else platform.processor() or "cpu",
+        # CPU results can differ in the last bits with the thread count (the order of float sums)
+        "torch_threads": torch.get_num_threads(),
         "num_parameters": count_parameters(exp.model),
         "train_examples": len(exp.splits.y_train),
         "val_examples": len(exp.splits.y_val),

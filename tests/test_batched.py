@@ -68,7 +68,7 @@ def test_an_interrupted_group_leaves_lone_checkpoints_that_continue_where_it_sto
     with pytest.raises(KeyboardInterrupt):
         train_group(configs, cut, stop_after_epoch_3)
     for config, run, reference in zip(configs, cut, uninterrupted):
-        state = torch.load(run.checkpoint_path, weights_only=False)
+        state = torch.load(run.checkpoint_path, weights_only=True)
         assert state["epoch"] <= 3 and (state["epoch"] == 3 or state["stop_reason"])
         # each trial continues alone, from its share of the group: weights, Adam moments, generators
         summary = training.run_experiment(training.prepare(config), run, resume=True)

@@ -143,7 +143,7 @@ def test_sigint_stops_cleanly_with_exit_130_and_the_resume_command(data_root, tm
 
 def test_resume_refuses_overrides_and_non_run_folders(runner, tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
-    assert result.exit_code == 2 and "not a run folder" in result.output
+    assert result.exit_code == 2 and "not a dropcli run folder" in result.output
     result = runner.invoke(app, ["train", "--resume", str(tmp_path), "--set", "epochs=3"])
     assert result.exit_code == 2 and "--set cannot change" in result.output
     result = runner.invoke(app, ["train"])
@@ -185,7 +185,8 @@ def test_resume_refuses_a_checkpoint_from_another_device(tiny_raw, tmp_path, run
             if row["epoch"] == 2:  # epoch 1 has its checkpoint by then
                 raise KeyboardInterrupt
         training.run_experiment(training.prepare(config), run, stop)
-    state = torch.load(run.checkpoint_path, weights_only=False)
+    run.release()  # this process stops writing it, as the interrupted `dropcli train` would have
+    state = torch.load(run.checkpoint_path, weights_only=True)
     state["device"] = "cuda:0"
     torch.save(state, run.checkpoint_path)
     result = runner.invoke(app, ["train", "--resume", str(run.path)])

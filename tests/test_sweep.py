@@ -174,7 +174,8 @@ def test_status_counts_trials_from_the_run_folders(runner, tiny_raw, write_confi
     shutil.rmtree(out / "p-0.0_seed-1")
     result = runner.invoke(app, ["status", str(out)])
     assert result.exit_code == 0
-    assert "4 trials — 2 completed, 1 running, 1 pending" in result.output
+    # no process holds the "running" trial: it was killed, and status says so
+    assert "4 trials — 2 completed, 1 running (stale), 1 pending" in result.output
     assert "p-0.5_seed-1" in result.output and "p-0.0_seed-0" not in result.output
     result = runner.invoke(app, ["status", str(tmp_path)])
     assert result.exit_code == 2 and "not a sweep folder" in result.output

@@ -20,7 +20,9 @@ def run_tiny(raw: dict, tmp_path) -> tuple[RunFolder, dict]:
 
 def test_run_folder_explains_itself(tiny_raw, tmp_path):
     run, summary = run_tiny(tiny_raw, tmp_path)
-    assert {p.name for p in run.path.iterdir()} == {"config.yaml", "metrics.csv", "summary.json", "model.pt", "curves.png"}
+    # and the hidden .lock through which a process owns the folder while it writes
+    assert {p.name for p in run.path.iterdir()} == {".lock", "config.yaml", "metrics.csv", "summary.json", "model.pt",
+                                                     "curves.png"}
     assert run.path.name.startswith("tiny-")
     # config.yaml is the resolved config: it reloads to the same Config
     assert validate_config(yaml.safe_load(run.config_path.read_text())) == validate_config(tiny_raw)

@@ -1,0 +1,90 @@
+"""Ownership of run and sweep folders: one writer at a time, even across machines sharing the folder.
+
+A folder is owned by whoever holds an exclusive `flock` on its `.lock` file. The lock dies with its
+process (kill -9 included), so a crash never leaves a folder locked; the file itself stays (deleting it
+while another process waits on it would let two writers in). After taking the lock the owner writes who it
+is into the file, so a second writer can be told who holds it.
+
+flock is per open file: a process that opens the lock file again (to ask who holds it) does not drop its
+own lock, unlike POSIX record locks. On NFS, Linux emulates flock with NFS byte-range locks, so two
+machines exclude each other; on file systems mounted without lock support (some Lustre/GPFS set-ups:
+`localflock`) two machines do not see each other's locks. The README says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+LOCK_NAME = ".lock"
+HOLDER_BYTES = 300  # what is read back of a holder line: the file may have been written by anyone
+
+
+class FolderBusy(Exception):
+    """Another process owns the folder."""
+
+    def __init__(self, folder: Path, holder: str):
+        self.folder, self.holder = folder, holder
+        super().__init__(f"{folder} is in use by {holder}; wait for it to end, or stop it first")
+
+
+@dataclass
+class FolderLock:
+    folder: Path
+    fd: int | None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+    def __del__(self) -> None:  # a lock nobody refers to any more is released, not leaked
+        self.release()
+
+    def __enter__(self) -> FolderLock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def acquire(folder: Path) -> FolderLock:
+    """Own `folder` (which must exist) or raise FolderBusy naming the owner. Never blocks."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            raise FolderBusy(folder, holder_of(folder) or "another process") from None
+        raise
+    try:
+        me = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now().isoformat(timespec='seconds')}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.encode(), 0)
+    except OSError:
+        pass  # a full disk: the lock holds all the same, the holder just cannot say who it is
+    return FolderLock(folder, fd)
+
+
+def holder_of(folder: Path) -> str | None:
+    """Who owns `folder`, or None when nobody does (asked without taking the lock for long)."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.pread(fd, HOLDER_BYTES, 0).decode("utf-8", "replace")
+            return " ".join(text.split()) or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
