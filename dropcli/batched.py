@@ -23,6 +23,7 @@ products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the gro
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from itertools import accumulate
@@ -203,6 +204,7 @@ class Member:
     rows: list[dict[str, float]]
     summary: dict[str, Any]
     stop_reason: str | None = None
+    failure: str | None = None  # why it ended failed (a diverged loss); the rest of the group goes on
 
 
 def global_generator_state(device: torch.device) -> torch.Tensor:
@@ -268,6 +270,12 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             row = training.metrics_row(epoch, *numbers[index], lr, seconds)
             member.run.append_metrics(row)
             member.rows.append(row)
+            if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
+                # a diverged trial ends failed, as alone; its NaN weights stay in its own slice of the stack
+                member.stop_reason, member.failure = "diverged", str(training.Diverged(epoch, row))
+                active[index] = False
+                frozen = [p.detach().clone() for p in model.parameters()]
+                continue
             if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
                 model.copy_into(index, member.experiment.model)
             reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
@@ -290,14 +298,18 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             break
     # --- finish each trial as a lone run (restore best weights, test once, model.pt), draw the group's
     # curves.png together (shared axes, one background), then mark each completed
-    curves = []
+    curves, finished = [], []
     for index, member in enumerate(members):
+        if member.failure is not None:
+            training.mark_ended(member.run, "failed", member.failure)
+            continue
+        finished.append(member)
         model.copy_into(index, member.experiment.model)
         member.summary["wall_time_s"] = (time.perf_counter() - wall_start) / len(members)
         curves.append(training.conclude_run(member.experiment, member.run, member.rows, member.stop_reason,
                                             member.summary))
     plot_run_curves(curves)
-    return [training.mark_completed(member.run, member.summary) for member in members]
+    return [training.mark_completed(member.run, member.summary) for member in finished]
 
 
 def member_state(member: Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,

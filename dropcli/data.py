@@ -10,6 +10,7 @@ validation is carved out of the training pool, so nothing is ever chosen on test
 from __future__ import annotations
 
 import functools
+import logging
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,9 @@ import torch
 
 from dropcli.config import DatasetConfig
 from dropcli.registry import Registry
+
+
+log = logging.getLogger("dropcli")
 
 
 class DatasetError(Exception):
@@ -117,15 +121,28 @@ def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
 @DATASETS.register("mnist1d")
 def load_mnist1d(root: Path, download: bool) -> RawDataset:
     cache = root / "mnist1d" / "mnist1d_default_seed42.npz"
-    if not cache.is_file():
+    if cache.is_file():
         try:
-            generate_mnist1d(cache)
-        except OSError as error:
-            raise DatasetError(f"dataset.root: cannot write the MNIST-1D cache under {root}: {error}") from None
-    arrays = np.load(cache)
-    return RawDataset(torch.from_numpy(arrays["x"]).float(), torch.from_numpy(arrays["y"]).long(),
-                      torch.from_numpy(arrays["x_test"]).float(), torch.from_numpy(arrays["y_test"]).long(),
-                      num_classes=10)
+            return read_mnist1d(cache)
+        except Exception as error:  # truncated, not a zip, other arrays: the cache is ours to remake
+            log.warning(f"{cache} is damaged ({type(error).__name__}); generating MNIST-1D again")
+    try:
+        generate_mnist1d(cache)
+    except OSError as error:
+        raise DatasetError(f"dataset.root: cannot write the MNIST-1D cache under {root}: "
+                           f"{error.strerror or error}") from None
+    return read_mnist1d(cache)
+
+
+def read_mnist1d(cache: Path) -> RawDataset:
+    # allow_pickle=False: a cache in a shared folder must not run code when read
+    with np.load(cache, allow_pickle=False) as arrays:
+        x, y, x_test, y_test = (arrays[name] for name in ("x", "y", "x_test", "y_test"))
+    if x.ndim != 2 or len(x) != len(y) or x_test.shape[1:] != x.shape[1:] or len(x_test) != len(y_test) \
+            or min(y.min(), y_test.min()) < 0 or max(y.max(), y_test.max()) >= 10:
+        raise ValueError("arrays of the wrong shape or labels")
+    return RawDataset(torch.from_numpy(x).float(), torch.from_numpy(y).long(),
+                      torch.from_numpy(x_test).float(), torch.from_numpy(y_test).long(), num_classes=10)
 
 
 def generate_mnist1d(cache: Path) -> None:
@@ -173,11 +190,13 @@ def load_torchvision(dataset_class: type, title: str, root: Path, download: bool
     try:
         train = dataset_class(str(root), train=True, download=download)
         test = dataset_class(str(root), train=False, download=download)
-    except (RuntimeError, OSError) as error:
-        how = "download failed (is there a network?)" if download else "not found and dataset.download is false"
-        reason = " ".join(str(error).split())  # torchvision's messages span several lines
-        raise DatasetError(f"dataset {title}: {how}: {reason}. Put torchvision's files under {root}/ "
-                           f"or use dataset.name=mnist1d, which is generated offline.") from None
+    except (RuntimeError, OSError, ValueError, EOFError) as error:
+        how = "not found or not readable, and the download failed (is there a network?)" if download else \
+            "not found or not readable, and dataset.download is false"
+        reason = " ".join(str(error).split())[:300]  # torchvision's messages span several lines
+        raise DatasetError(f"dataset {title}: {how}: {reason}. Put torchvision's files under {root}/ (delete "
+                           f"damaged ones to download them again) or use dataset.name=mnist1d, which is "
+                           f"generated offline.") from None
     x_pool, x_test = images_to_tensor(train.data), images_to_tensor(test.data)
     mean = x_pool.mean(dim=(0, 2, 3), keepdim=True)
     std = x_pool.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)

@@ -301,6 +301,12 @@ def bar_label(kind: str, setting: str) -> str:
 
 def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str = "png",
                    mc_table=None) -> list[Path]:
+    # labels come from run folders that anyone may have written: "$...$" is text here, never mathtext
+    with plt.rc_context({"text.parse_math": False}):
+        return draw_report_figures(curves, summary, keys, out, figure_format, mc_table)
+
+
+def draw_report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str, mc_table) -> list[Path]:
     settings = list(summary["setting"])
     figures = [plot_overfitting_curves(curves, settings, out, figure_format),
                plot_gap_curves(curves, settings, out, figure_format)]

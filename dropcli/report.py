@@ -11,8 +11,10 @@ never used to choose.
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,10 @@ from typing import Any
 import pandas as pd
 
 from dropcli.config import short_name
-from dropcli.runs import LoadedRun, discover_run_folders, load_run
+from dropcli.runs import LoadedRun, discover_run_folders, load_run, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
+IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
 # gap_loss / gap_acc: the gap of the weights the run ends with (under early stopping, the restored ones);
 # final_gap_*: the last epoch's row; max_gap_*: the largest over epochs
 RESULT_COLUMNS = ["best_epoch", "epochs_run", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
@@ -70,15 +73,25 @@ def runs_table(runs: list[LoadedRun], root: Path) -> pd.DataFrame:
                                "status": run.status, "reason": run.reason}
         if run.config is not None:
             row.update(flatten_config(run.config))
-        row.update({key: run.summary.get(key) for key in RESULT_COLUMNS})
+        row.update({key: result_value(key, run.summary.get(key)) for key in RESULT_COLUMNS})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def result_value(key: str, value: Any) -> Any:
+    """A summary.json value as the table takes it: numbers stay numbers, anything else (written by hand, by
+    someone else, by an older dropcli) becomes missing, so no column mixes numbers and text."""
+    if key == "stop_reason":
+        return None if value is None else str(value)[:100]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return value
 
 
 def varying_settings(table: pd.DataFrame) -> list[str]:
     """The config keys whose value differs between completed runs (the seed aside): what was compared."""
     completed = table[table["status"] == "completed"]
-    keys = [c for c in completed.columns if "." in c or c == "epochs"]
+    keys = [c for c in completed.columns if ("." in c or c == "epochs") and not c.startswith(IGNORED_SECTIONS)]
     return [k for k in keys if k not in IGNORED_SETTINGS and completed[k].astype(str).nunique() > 1]
 
 
@@ -105,6 +118,13 @@ def format_setting(key: str, value: Any) -> str:
         options = json.loads(value) if isinstance(value, str) else value
         return f"DropBlock (p={options['p']:g}, block {options['block_size']})"
     return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
+
+
+def markdown_text(value: Any) -> str:
+    """Text from a run folder, safe inside report.md (and a table cell): no HTML, links, emphasis or
+    column breaks of its own."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return re.sub(r"([\\`*_\[\]{}()#+!|~])", r"\\\1", text)
 
 
 def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -185,20 +205,22 @@ def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
     out.mkdir(parents=True, exist_ok=True)
     leading = ["run", "status", "reason", "seed", *keys, *RESULT_COLUMNS]
     ordered = table[[c for c in leading if c in table] + [c for c in table if c not in leading]]
-    ordered.convert_dtypes().to_csv(out / "runs.csv", index=False)  # integers stay integers beside missing cells
+    # integers stay integers beside missing cells; every file replaced atomically, never left half-written
+    write_atomically(out / "runs.csv", ordered.convert_dtypes().to_csv(index=False))
     report = Report(out, table, pd.DataFrame(), keys, problems=problems)
     if (table["status"] == "completed").any():
         report.summary = settings_summary(table, keys)
-        report.summary.drop(columns=["best"]).assign(best=report.summary["best"]).to_csv(out / "summary.csv", index=False)
+        write_atomically(out / "summary.csv",
+                         report.summary.drop(columns=["best"]).assign(best=report.summary["best"]).to_csv(index=False))
         curves = per_epoch_curves(runs, table, keys)
         report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format,
                                               mc_by_passes(runs, table, keys))
-    (out / "report.md").write_text(report_markdown(report, root))
+    write_atomically(out / "report.md", report_markdown(report, root))
     return report
 
 
 def report_markdown(report: Report, root: Path) -> str:
-    lines = [f"# dropcli report: `{root}`", ""]
+    lines = [f"# dropcli report: {markdown_text(root)}", ""]
     n_done = int((report.table["status"] == "completed").sum())
     lines += [f"{len(report.table)} run folders, {n_done} completed. "
               f"Compared settings: {', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
@@ -215,7 +237,8 @@ def report_markdown(report: Report, root: Path) -> str:
             lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", ""]
     if not report.problems.empty:
         lines += ["## Runs left out", "", "| run | status | reason |", "| --- | --- | --- |"]
-        lines += [f"| `{row.run}` | {row.status} | {str(row.reason).replace('|', '/')} |" for row in report.problems.itertuples()]
+        lines += [f"| {markdown_text(row.run)} | {markdown_text(row.status)} | {markdown_text(row.reason)} |"
+                  for row in report.problems.itertuples()]
         lines.append("")
     return "\n".join(lines)
 
@@ -224,7 +247,7 @@ def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
     headers = ["setting", "regularizers", "runs", *SUMMARY_METRICS.values()]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for _, row in summary.iterrows():
-        cells = [row["setting"], row["regularizers"], runs_and_seeds(row)]
+        cells = [markdown_text(row["setting"]), row["regularizers"], runs_and_seeds(row)]
         cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in SUMMARY_METRICS]
         if row["best"]:
             cells = [f"**{c}**" for c in cells]
@@ -241,7 +264,7 @@ def mc_markdown_table(summary: pd.DataFrame) -> list[str]:
     lines = ["### Monte-Carlo dropout vs weight scaling (test split)", "",
              "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for _, row in measured.iterrows():
-        cells = [row["setting"]] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in MC_METRICS]
+        cells = [markdown_text(row["setting"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in MC_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + ["", "ECE: expected calibration error over 15 confidence bins; MC: the softmax of "
                     "`evaluation.mc_samples` stochastic passes averaged.", ""]
@@ -267,7 +290,7 @@ def matching_baseline(summary: pd.DataFrame, best: pd.Series, keys: list[str]) -
 def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     """The plain-words paragraph: which setting generalized best, and how much the gap shrank."""
     best = summary[summary["best"]].iloc[0]
-    text = [f"**Best setting by validation accuracy: {best['setting']}** ({best['regularizers']}): "
+    text = [f"**Best setting by validation accuracy: {markdown_text(best['setting'])}** ({best['regularizers']}): "
             f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
             f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
             f"run{'s' if best['runs'] != 1 else ''}."]
@@ -280,14 +303,14 @@ def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
     else:
         before, after = base["gap_loss_mean"], best["gap_loss_mean"]
         change = (after - before) / abs(before) * 100 if before else float("nan")
-        which = "" if base["setting"] == "no regularizer" else f" ({base['setting']})"
+        which = "" if base["setting"] == "no regularizer" else f" ({markdown_text(base['setting'])})"
         text.append(f"Against the no-regularizer baseline{which}, the final generalization gap "
                     f"(val − train loss) went from {before:.3f} to {after:.3f} ({change:+.0f}%), the accuracy gap "
                     f"from {base['gap_acc_mean']:.3f} to {best['gap_acc_mean']:.3f}, and test accuracy "
                     f"changed by {100 * (best['test_acc_mean'] - base['test_acc_mean']):+.1f} points.")
     smallest = summary.loc[summary["gap_loss_mean"].idxmin()]
     if smallest["setting"] != best["setting"]:
-        text.append(f"The smallest gap ({smallest['gap_loss_mean']:.3f}) belongs to {smallest['setting']}, "
+        text.append(f"The smallest gap ({smallest['gap_loss_mean']:.3f}) belongs to {markdown_text(smallest['setting'])}, "
                     f"whose validation accuracy is {smallest['val_acc_mean']:.3f}: a small gap alone does not "
                     f"mean the best model.")
     return [" ".join(text)]

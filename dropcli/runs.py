@@ -230,9 +230,12 @@ def load_run(path: Path) -> LoadedRun:
     except (ValueError, UnicodeDecodeError, OSError, RecursionError):
         problems.append("summary.json is corrupted")
         summary = None
+    if config is not None:
+        config = conforming_config(config, problems)
     metrics = read_metrics_tolerantly(path / "metrics.csv")
     summary = summary or {}
-    status = str(summary.get("status", "broken"))
+    status = summary.get("status")
+    status = status if status in ("running", "completed", "failed", "interrupted") else "broken"
     if status == "completed" and (config is None or not metrics):
         status = "broken"
         problems.append("completed, but its config.yaml or metrics.csv is empty or missing")
@@ -248,10 +251,22 @@ def load_run(path: Path) -> LoadedRun:
     if status == "running":
         problems.append("never finished: still running, or killed")
     if status in ("failed", "interrupted") and summary.get("error"):
-        problems.append(str(summary["error"]))
+        problems.append(" ".join(str(summary["error"]).split())[:500])
     if status != "completed" and not problems:
         problems.append(f"status {status!r}")
     return LoadedRun(path, status, "; ".join(problems) if status != "completed" else "", config, summary, metrics)
+
+
+def conforming_config(raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    """The config as this dropcli's schema resolves it (types normalized, missing keys at their defaults,
+    so runs written by older versions line up), or None with the reason in `problems`."""
+    from dropcli.config import ConfigError, validate_config
+
+    try:
+        return validate_config(raw).to_dict()
+    except ConfigError as error:
+        problems.append(f"config.yaml does not fit this dropcli's config schema ({error.problems[0]})")
+        return None
 
 
 def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:

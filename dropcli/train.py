@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import platform
 import random
 import time
@@ -107,6 +108,44 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+# Bytes per parameter while training: float32 weights, gradients, Adam's two moments, early stopping's copy
+TRAINING_BYTES_PER_PARAMETER = 5 * 4
+
+
+def check_model_fits(config: Config, splits: Splits, model_options: dict[str, Any], device: torch.device) -> None:
+    """Build the model on the meta device (shapes only, no memory) and refuse, before anything is allocated,
+    one that cannot take the inputs or whose training state would not fit in the device's free memory."""
+    try:
+        with torch.device("meta"):
+            shadow = build_model(config.model, splits.input_shape, splits.num_classes, **model_options)
+    except RuntimeError as error:  # e.g. more pooling blocks than the input has positions
+        raise ConfigError(f"model: a {config.model.name} with these settings cannot take inputs of shape "
+                          f"{list(splits.input_shape)}: {' '.join(str(error).split())}") from None
+    count = count_parameters(shadow)
+    need, free = count * TRAINING_BYTES_PER_PARAMETER, free_memory(device)
+    if free is not None and need > free:
+        raise ConfigError(f"model: {count:,} parameters need about {need / 2**30:,.1f} GiB to train (weights, "
+                          f"gradients, optimizer state); {device} has {free / 2**30:,.1f} GiB free. Use smaller "
+                          f"model sizes (model.hidden_sizes, channels, hidden_size, num_layers)")
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for a new model on `device` (None: unknown)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -117,16 +156,13 @@ def prepare(config: Config) -> Experiment:
     device = resolve_device(config.device)
     # Load (and maybe generate) data before seeding: mnist1d's generator reseeds the global RNGs.
     splits = load_splits(config.dataset, config.seed).to(device)
-    seed_everything(config.seed)
     regularizers = build_regularizers(config.regularizer)
     model_options: dict[str, Any] = {}
     for regularizer in regularizers:
         model_options.update(regularizer.model_options())
-    try:
-        model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
-    except RuntimeError as error:  # e.g. more pooling blocks than the input has positions
-        raise ConfigError(f"model: a {config.model.name} with these settings cannot take inputs of shape "
-                          f"{list(splits.input_shape)}: {' '.join(str(error).split())}") from None
+    check_model_fits(config, splits, model_options, device)
+    seed_everything(config.seed)
+    model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
     optimizer = OPTIMIZERS[config.optimizer.name](list(model.parameters()), config.optimizer)
     if config.optimizer.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
