@@ -1,5 +1,5 @@
 """The command line. Commands are thin: they parse options, call one function, and turn the project's
-exceptions into a message and an exit code (2: bad input, 1: a run failed, 130: interrupted).
+exceptions into a message and an exit code (2: bad input, 1: a run failed, 130: interrupted by Ctrl-C, 143: by SIGTERM).
 
 torch is imported inside the commands that train, never at module level, so `dropcli --help` is instant.
 """
@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from dropcli import __version__
 from dropcli.config import ConfigError, load_config, short_name
-from dropcli.signals import stop_on_sigterm
+from dropcli.signals import Terminated, stop_on_sigterm
 
 app = typer.Typer(
     name="dropcli",
@@ -32,7 +32,7 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 
-EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 
 SetOption = Annotated[
     Optional[list[str]],
@@ -92,7 +92,7 @@ def train(
     The folder holds config.yaml (resolved), metrics.csv (per-epoch train/val loss and accuracy and the
     generalization gap), summary.json (test accuracy, best epoch, stop reason), model.pt and curves.png,
     and checkpoint.pt while it trains. Config merge order: schema defaults, then the YAML file, then each
-    --set in order. Ctrl-C stops cleanly (exit 130) and prints the --resume command.
+    --set in order. Ctrl-C (exit 130) or SIGTERM (exit 143) stops cleanly and prints the --resume command.
     """
     if (config is None) == (resume is None):
         exit_bad_input("give a CONFIG file to start a run, or --resume RUN_DIR to continue one")
@@ -136,7 +136,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         errors.print(f"[yellow]interrupted[/yellow]: what was done is kept in {escape(str(stop.run.path))} (status: "
                      f"interrupted). Resume with: dropcli train --resume {escape(str(stop.run.path))}",
                      highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_TERMINATED if stop.terminated else EXIT_INTERRUPTED) from None
     except training.TrainingFailed as failure:
         errors.print(f"[red]run failed[/red]: {escape(training.failure_reason(failure.error))}. The error is "
                      f"recorded in {escape(str(failure.run.summary_path))}", highlight=False, soft_wrap=True)
@@ -237,10 +237,11 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     from dropcli.data import DatasetError
     from dropcli.display import SweepProgress, summary_table
 
+    sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
+    with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
     with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
     on_gpu = training.resolve_device(trials[0].config.device).type == "cuda"
     group_size = sweeps.parse_batch(batch, on_gpu)
-    sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     command = shlex.join(["dropcli", *sys.argv[1:]])
     if executor_config.name != "local":
         _sweep_through_submitit(executor_config, trials, spec, sweep_dir, group_size, command, dry_run)
@@ -257,11 +258,12 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     try:
         with SweepProgress(console, enabled=not quiet) as progress:
             outcome = sweeps.run_sweep(trials, sweep_dir, progress, batch=group_size)
-    except (KeyboardInterrupt, training.TrainingInterrupted):
+    except (KeyboardInterrupt, training.TrainingInterrupted) as stop:
         errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {escape(str(sweep_dir))}; an "
                      f"unfinished one continues from its checkpoint. Resume with the same command: "
                      f"{escape(command)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        terminated = isinstance(stop, Terminated) or getattr(stop, "terminated", False)
+        raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
         console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))

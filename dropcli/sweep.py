@@ -30,7 +30,7 @@ from typing import Any, Callable
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.runs import RunFolder, load_run, write_atomically
-from dropcli.signals import interruption_reason
+from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
 
 MAX_TRIALS = 10_000  # per sweep unless --max-trials says more: a typo like 0..0.7:0.0001 must not mean 7 million
@@ -465,7 +465,7 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
     except KeyboardInterrupt as stop:
         for run in runs:
             training.mark_ended(run, "interrupted", interruption_reason(stop))
-        raise training.TrainingInterrupted(runs[0]) from None
+        raise training.TrainingInterrupted(runs[0], isinstance(stop, Terminated)) from None
     except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoints
         for run in runs:
             training.mark_ended(run, "interrupted", training.REQUEUED)

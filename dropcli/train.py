@@ -33,7 +33,7 @@ from dropcli.models import build_model, count_parameters
 from dropcli.plots import RunCurves, plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
 from dropcli.runs import RunFolder, read_metrics_tolerantly
-from dropcli.signals import interruption_reason
+from dropcli.signals import Terminated, interruption_reason
 
 log = logging.getLogger("dropcli")
 
@@ -70,8 +70,8 @@ def disk_full(error: BaseException) -> bool:
 
 
 class TrainingInterrupted(Exception):
-    def __init__(self, run: RunFolder):
-        self.run = run
+    def __init__(self, run: RunFolder, terminated: bool = False):
+        self.run, self.terminated = run, terminated  # terminated: by SIGTERM, not Ctrl-C
         super().__init__(f"interrupted; what was done is in {run.path}")
 
 
@@ -327,7 +327,7 @@ def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | No
         raise
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM
         mark_ended(run, "interrupted", interruption_reason(stop))
-        raise TrainingInterrupted(run) from None
+        raise TrainingInterrupted(run, isinstance(stop, Terminated)) from None
     except SystemExit:  # submitit's requeue on preemption or time limit: the rerun resumes the checkpoint
         mark_ended(run, "interrupted", REQUEUED)
         raise

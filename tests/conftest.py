@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
-import yaml
-from typer.testing import CliRunner
+# Pinned before torch is imported (by the imports below), and inherited by the subprocesses tests start: on a
+# busy 2-core machine torch's default thread count made epochs 100-200x slower. The value itself is
+# recorded in each summary.json (torch_threads): CPU metrics may differ in the last bits with it.
+os.environ["OMP_NUM_THREADS"] = "1"
 
-from dropcli.data import generate_mnist1d
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from dropcli.data import generate_mnist1d  # noqa: E402
 
 
 @pytest.fixture(scope="session")
