@@ -425,3 +425,25 @@ def test_the_thread_count_is_recorded(runner, tiny_raw, write_config, tmp_path):
     assert runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path)]).exit_code == 0
     [summary] = tmp_path.glob("*/summary.json")
     assert json.loads(summary.read_text())["torch_threads"] == torch.get_num_threads()
+
+
+def test_a_sweep_trial_with_a_damaged_checkpoint_continues_on_rerun(runner, tiny_raw, write_config, tmp_path,
+                                                                   monkeypatch):
+    out = tmp_path / "sweep"
+    args = sweep_args(write_config(tiny_raw | {"epochs": 3}), out, "--seeds", "1")
+    real = RunFolder.append_metrics
+
+    def killed_at_epoch_3(self, row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+        real(self, row)
+
+    monkeypatch.setattr(RunFolder, "append_metrics", killed_at_epoch_3)
+    assert runner.invoke(app, args).exit_code == 130
+    monkeypatch.undo()
+    trial = out / "seed-0"
+    for checkpoint in trial.glob("checkpoint*.pt"):
+        checkpoint.write_bytes(b"\x80\x02 torn")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "damaged" in result.output and "trained 1" in result.output, result.output
+    assert epochs_of(trial) == [1, 2, 3]
