@@ -38,26 +38,29 @@ from dropcli.checkpoint import capture, save_checkpoint
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
 from dropcli.plots import plot_run_curves
+from dropcli.registry import Registry
+from dropcli.regularizers import REGULARIZERS, build_regularizers
 from dropcli.runs import RunFolder
 
-# what the trials of one batch may differ in (besides the seed); everything else in the config must be equal
-PER_TRIAL_REGULARIZERS = ("dropout", "l2", "l1", "max_norm", "early_stopping")
-STACKABLE_MODELS = {"mlp"}  # models with a stacked implementation; the others train one by one
 STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
 EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffled copy is gathered at once
+STACKED_MODELS: Registry[type[nn.Module]] = Registry("stacked model")  # model name → its stacked form
 
 
 def unbatchable_reason(config: Config) -> str | None:
-    """Why this trial cannot join a stacked group (None: it can)."""
-    if config.model.name not in STACKABLE_MODELS:
+    """Why this trial cannot join a stacked group (None: it can). An allow-list: the model must have a
+    stacked form and every regularizer the trial uses must declare one (Regularizer.stacking_refusal)."""
+    if config.model.name not in STACKED_MODELS:
         return f"model {config.model.name} has no batched implementation"
-    reg = config.regularizer
-    if (reg.dropout_style != "inverted" or reg.input_dropout or reg.gaussian_dropout or reg.dropconnect
-            or reg.dropout_schedule != "constant"):
-        return "scale-at-test, input, gaussian, scheduled dropout and DropConnect have no batched implementation"
     if config.model.batchnorm:
         return "batchnorm has no batched implementation (its running statistics)"
-    return None
+    refusals = [r for r in (reg.stacking_refusal() for reg in build_regularizers(config.regularizer)) if r]
+    return refusals[0] if refusals else None
+
+
+def per_trial_keys() -> set[str]:
+    """The `regularizer:` keys the trials of one group may differ in, as the regularizers declare them."""
+    return {key for regularizer in REGULARIZERS.values() for key in regularizer.per_trial_keys}
 
 
 def group_key(config: Config) -> str | None:
@@ -67,11 +70,12 @@ def group_key(config: Config) -> str | None:
     shared = config.to_dict()
     shared.pop("seed")
     shared.pop("name")
-    for key in PER_TRIAL_REGULARIZERS:
+    for key in per_trial_keys():
         shared["regularizer"].pop(key)
     return repr(shared)
 
 
+@STACKED_MODELS.register("mlp")
 class StackedMLP(nn.Module):
     """T copies of models.build_mlp's network, weights stacked on a leading trial dimension.
 

@@ -13,7 +13,7 @@ there (`from_config`), and a key whose value is 0 or null is off. "Weights" mean
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -25,6 +25,18 @@ from dropcli.registry import Registry
 
 
 class Regularizer:
+    # What the rest of dropcli derives from, declared here and nowhere else:
+    # config_keys: the `regularizer:` keys this regularizer reads (its labelled ones name it in reports);
+    # per_trial_keys: those a stacked group's trials may differ in (batched.py carries them per trial).
+    config_keys: ClassVar[tuple[str, ...]] = ()
+    per_trial_keys: ClassVar[tuple[str, ...]] = ()
+
+    def stacking_refusal(self) -> str | None:
+        """Why a trial using this regularizer cannot train in a stacked group (None: it can, with the same
+        result as alone). The default refuses: a regularizer batched.py does not implement trains its trials
+        one by one, never silently without it (tests/test_regularizers.py walks every registered one)."""
+        return f"{self.describe()} has no stacked implementation"
+
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> Regularizer | None:
         """Build from the `regularizer:` section, or None when its keys leave this regularizer off."""
@@ -83,8 +95,20 @@ class Dropout(Regularizer):
     """The dropout family, handed to the model builder (models.DropoutOptions): Bernoulli or Gaussian
     noise on the hidden units, inverted or scale-at-test, and dropout on the inputs."""
 
+    config_keys = ("dropout", "dropout_style", "input_dropout", "gaussian_dropout", "dropconnect", "dropblock",
+                   "rnn_dropout", "dropout_schedule", "dropout_schedule_epochs")
+    per_trial_keys = ("dropout",)
+
     def __init__(self, options: DropoutOptions, schedule: str = "constant", schedule_epochs: int = 10):
         self.options, self.schedule, self.schedule_epochs = options, schedule, schedule_epochs
+
+    def stacking_refusal(self) -> str | None:
+        o = self.options
+        if (o.noise != "bernoulli" or o.style != "inverted" or o.input_p or o.dropconnect_p or o.dropblock
+                or self.schedule != "constant"):
+            return ("scale-at-test, input, gaussian, scheduled dropout, DropConnect and DropBlock have no "
+                    "stacked implementation")
+        return None  # hidden-unit dropout at a per-trial p: batched.MaskStreams
 
     def schedule_factor(self, epoch: int) -> float:
         """p at `epoch` (1-based) is the configured p times this."""
@@ -128,6 +152,11 @@ class Dropout(Regularizer):
 
 @REGULARIZERS.register("l2")
 class L2(Regularizer):
+    config_keys = per_trial_keys = ("l2",)
+
+    def stacking_refusal(self) -> str | None:
+        return None  # batched.add_penalty_gradients, a coefficient per trial
+
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
 
@@ -145,6 +174,11 @@ class L2(Regularizer):
 
 @REGULARIZERS.register("l1")
 class L1(Regularizer):
+    config_keys = per_trial_keys = ("l1",)
+
+    def stacking_refusal(self) -> str | None:
+        return None  # batched.add_penalty_gradients, a coefficient per trial
+
     def __init__(self, coefficient: float):
         self.coefficient = coefficient
 
@@ -163,6 +197,11 @@ class L1(Regularizer):
 class MaxNorm(Regularizer):
     """After every step, rescale each unit's incoming weight vector (a row of a Linear weight, an output
     channel's filter bank of a conv) so its L2 norm is at most `max_norm` (Srivastava et al. 2014)."""
+
+    config_keys = per_trial_keys = ("max_norm",)
+
+    def stacking_refusal(self) -> str | None:
+        return None  # batched.constrain, a norm per trial
 
     def __init__(self, max_norm: float):
         self.max_norm = max_norm
@@ -184,6 +223,11 @@ class MaxNorm(Regularizer):
 class EarlyStopping(Regularizer):
     """Stop when the monitored validation metric has not improved by `min_delta` for `patience` epochs,
     and restore the best epoch's weights before the test evaluation."""
+
+    config_keys = per_trial_keys = ("early_stopping",)
+
+    def stacking_refusal(self) -> str | None:
+        return None  # each trial's own instance decides on its lone model; a stopped trial is frozen
 
     def __init__(self, config: EarlyStoppingConfig):
         self.config = config

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from dropcli.config import short_name
+from dropcli.config import regularizer_labels, short_name
 from dropcli.runs import LoadedRun, discover_run_folders, load_run, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
@@ -36,10 +36,7 @@ SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "fi
                    "gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
 MC_METRICS = {"ws_test_acc": "acc, weight scaling", "mc_test_acc": "acc, MC", "ws_test_nll": "NLL, weight scaling",
               "mc_test_nll": "NLL, MC", "ws_test_ece": "ECE, weight scaling", "mc_test_ece": "ECE, MC"}
-REGULARIZER_NAMES = {"regularizer.dropout": "dropout", "regularizer.input_dropout": "input dropout",
-                     "regularizer.gaussian_dropout": "gaussian dropout", "regularizer.dropconnect": "DropConnect",
-                     "regularizer.dropblock": "DropBlock", "regularizer.l2": "L2", "regularizer.l1": "L1",
-                     "regularizer.max_norm": "max-norm", "regularizer.early_stopping": "early stopping"}
+REGULARIZER_NAMES = regularizer_labels()  # "regularizer.l2" → "L2", declared with the config schema
 
 
 class ReportError(Exception):

@@ -155,3 +155,91 @@ def test_bad_batch_values_exit_2(runner, tiny_raw, write_config, tmp_path, value
                                  "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--batch" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+# --- the guard: every registered regularizer either stacks with the same result as alone, or is refused ------
+
+# A config that switches each registered regularizer on. A regularizer registered without a sample here fails
+# test_every_registered_regularizer_stacks_exactly_or_is_refused_a_group: write its sample, then see.
+SAMPLES = {
+    "dropout": [{"dropout": 0.4}, {"dropout": 0.3, "input_dropout": 0.2}, {"gaussian_dropout": 0.3},
+                {"dropout": 0.3, "dropout_schedule": "linear_warmup"}, {"dropconnect": 0.3}],
+    "l2": [{"l2": 1e-2}],
+    "l1": [{"l1": 1e-3}],
+    "max_norm": [{"max_norm": 0.5}],
+    "early_stopping": [{"early_stopping": {"patience": 1}}],
+}
+
+
+def test_every_registered_regularizer_stacks_exactly_or_is_refused_a_group(tiny_raw, tmp_path):
+    from dropcli.batched import unbatchable_reason
+    from dropcli.regularizers import REGULARIZERS
+
+    assert set(SAMPLES) == set(REGULARIZERS), "write a sample config for each registered regularizer"
+    raw = {**tiny_raw, "epochs": 3, "model": {"hidden_sizes": [16, 8]}}
+    for name, samples in SAMPLES.items():
+        for index, sample in enumerate(samples):
+            configs = [validate_config({**raw, "seed": seed, "regularizer": sample}) for seed in (0, 1)]
+            if unbatchable_reason(configs[0]) is not None:
+                assert group_key(configs[0]) is None  # trains alone: nothing of it can be skipped
+                continue
+            runs = [RunFolder.create(tmp_path / f"{name}{index}", c, folder_name=f"seed{i}") for i, c in enumerate(configs)]
+            train_group(configs, runs)
+            for config, run in zip(configs, runs):
+                assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / f"lone-{name}{index}"))
+
+
+def test_a_regularizer_registered_without_a_stacked_form_is_never_skipped_by_a_sweep(tiny_raw, tmp_path):
+    """The silent wrong result this guard exists for: a new penalty, registered through the documented
+    interface, was ignored by batched groups (the trial's metrics equalled those without it)."""
+    from dropcli.regularizers import REGULARIZERS, Regularizer, weight_parameters
+    from dropcli.sweep import SweepSpec, run_sweep
+
+    class Orthogonality(Regularizer):  # a user's own penalty: pushes W Wᵀ towards the identity
+        @classmethod
+        def from_config(cls, config):
+            return cls() if config.l1 == 0.0123 else None  # switched on by a marker value, for this test
+
+        def describe(self):
+            return "orthogonality"
+
+        def penalty(self, model):
+            return sum(((w @ w.T - torch.eye(len(w))) ** 2).sum() for w in weight_parameters(model)) * 0.1
+
+    raw = {**tiny_raw, "epochs": 2}
+    spec = lambda l1: SweepSpec(base={**validate_config(raw).to_dict(), "regularizer": {"l1": l1}},  # noqa: E731
+                                seeds=[0, 1])
+    REGULARIZERS.register("orthogonality")(Orthogonality)
+    try:
+        with_penalty = spec(0.0123).trials()
+        assert group_key(with_penalty[0].config) is None  # refused a group: it trains alone, with its penalty
+        run_sweep(with_penalty, tmp_path / "with", batch=16)
+    finally:
+        del REGULARIZERS["orthogonality"]
+    run_sweep(spec(0.0123).trials(), tmp_path / "without", batch=16)  # the same numbers, penalty unregistered
+    for trial in with_penalty:
+        got = RunFolder(tmp_path / "with" / trial.name).read_metrics()
+        plain = RunFolder(tmp_path / "without" / trial.name).read_metrics()
+        assert got[-1]["train_loss"] != pytest.approx(plain[-1]["train_loss"], abs=1e-4)
+
+
+def test_labelled_config_keys_and_registered_regularizers_agree():
+    from dropcli.config import RegularizerConfig, regularizer_labels
+    from dropcli.regularizers import REGULARIZERS
+
+    owners: dict[str, list[str]] = {}
+    for name, regularizer in REGULARIZERS.items():
+        assert set(regularizer.per_trial_keys) <= set(regularizer.config_keys), name
+        for key in regularizer.config_keys:
+            assert key in RegularizerConfig.model_fields, (name, key)
+            owners.setdefault(key, []).append(name)
+    assert all(len(names) == 1 for names in owners.values()), owners
+    for key in regularizer_labels():
+        assert key.removeprefix("regularizer.") in owners, f"{key} is labelled but no regularizer reads it"
+
+
+def test_models_without_a_stacked_form_are_listed_here():
+    from dropcli.batched import STACKED_MODELS
+    from dropcli.models import MODELS
+
+    assert set(MODELS) - set(STACKED_MODELS) == {"cnn", "gru"}  # train one by one in sweeps (README: Speed)
