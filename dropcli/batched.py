@@ -15,7 +15,7 @@ L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running
 
 Adam and SGD act element-wise, so one optimizer over the stacked parameters (with the trials' losses
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
-`finish_run` steps as a lone run (the group's curves.png pictures are drawn together, on shared axes),
+`finish_run` steps as a lone run (the sweep draws the group's curves.png pictures afterwards, on shared axes),
 and checkpoints as often as a lone run, in the lone format: each trial's weights, its slice of the
 optimizer state and its generators, so an interrupted group's trials continue one by one. What differs from training alone: float rounding of the batched matrix
 products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the group's epoch time).
@@ -37,7 +37,6 @@ from dropcli import train as training
 from dropcli.checkpoint import capture, save_checkpoint
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
-from dropcli.plots import plot_run_curves
 from dropcli.registry import Registry
 from dropcli.regularizers import REGULARIZERS, build_regularizers
 from dropcli.runs import RunFolder
@@ -300,20 +299,17 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
         if not active.any():
             break
-    # --- finish each trial as a lone run (restore best weights, test once, model.pt), draw the group's
-    # curves.png together (shared axes, one background), then mark each completed
-    curves, finished = [], []
+    # --- finish each trial as a lone run: restore best weights, test once, model.pt, completed summary
+    summaries = []
     for index, member in enumerate(members):
         if member.failure is not None:
             training.mark_ended(member.run, "failed", member.failure)
             continue
-        finished.append(member)
         model.copy_into(index, member.experiment.model)
         member.summary["wall_time_s"] = (time.perf_counter() - wall_start) / len(members)
-        curves.append(training.conclude_run(member.experiment, member.run, member.rows, member.stop_reason,
-                                            member.summary))
-    plot_run_curves(curves)
-    return [training.mark_completed(member.run, member.summary) for member in finished]
+        summaries.append(training.finish_run(member.experiment, member.run, member.rows, member.stop_reason,
+                                             member.summary))
+    return summaries
 
 
 def member_state(member: Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,

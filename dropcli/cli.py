@@ -143,6 +143,9 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         run.release()
+    from dropcli.plots import draw_run_curves  # presentation: after training, from the run folder
+
+    draw_run_curves([run.path])
     console.print(
         f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs ({summary['stop_reason']}); "
         f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "

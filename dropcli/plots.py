@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ matplotlib.use("Agg")  # files only: no display is needed, none is assumed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+
+from dropcli.labels import setting_label  # noqa: E402
 
 TRAIN_STYLE = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
@@ -60,7 +63,8 @@ class RunCurvesFigure:
             axis.grid(alpha=0.3)
             self.panels.append({"axis": axis, "metric": metric, "train": train_line, "val": val_line,
                                 "marker": marker, "fill": None})
-        self.title = self.figure.suptitle("", y=0.975, animated=True)
+        # parse_math off: a title from summary.json is text, never mathtext
+        self.title = self.figure.suptitle("", y=0.975, animated=True, parse_math=False)
         self.legend = None
 
     def draw(self, runs: Sequence[RunCurves]) -> None:
@@ -122,6 +126,35 @@ class RunCurvesFigure:
 
 
 _run_curves: RunCurvesFigure | None = None
+
+
+def draw_run_curves(folders: Sequence[Path]) -> list[Path]:
+    """curves.png for each completed run folder among `folders`, from what the folder holds (metrics.csv,
+    summary.json): drawn after training, never during it. Folders given together (a batched group) share
+    their axes' ranges. Returns the pictures written."""
+    from dropcli.runs import load_run
+
+    curves = [run_curves(load_run(folder)) for folder in folders]
+    curves = [c for c in curves if c is not None]
+    try:
+        if curves:
+            plot_run_curves(curves)
+    except Exception as error:  # a picture that cannot be drawn (a full disk ...) never fails a run
+        logging.getLogger("dropcli").warning(f"curves.png not drawn for {len(curves)} run(s): "
+                                             f"{type(error).__name__}: {error}")
+        return []
+    return [c.path for c in curves]
+
+
+def run_curves(run) -> RunCurves | None:
+    if run.status != "completed":
+        return None
+    summary = run.summary
+    restored = isinstance(summary.get("restored_epoch"), int)
+    marked = summary.get("restored_epoch") if restored else summary.get("best_epoch")
+    title = str(summary.get("title") or run.path.name)[:200]
+    return RunCurves(run.metrics, run.path / "curves.png", title, marked if isinstance(marked, int) else None,
+                     "restored weights" if restored else "lowest val loss")
 
 
 def plot_run_curves(runs: Sequence[RunCurves]) -> None:
@@ -212,7 +245,6 @@ def has_a_rate_curve(summary, keys: Sequence[str]) -> bool:
 def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: str) -> Path:
     """The "best p" curve: final gap and accuracy against dropout rate, one line per other setting that was
     run at two or more rates (lone runs at one rate are in the other figures)."""
-    from dropcli.report import setting_label
 
     others = [k for k in keys if k != "regularizer.dropout"]
     groups = [group for _, group in summary.groupby(others, sort=False)] if others else [summary]

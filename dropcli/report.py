@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from dropcli.config import regularizer_labels, short_name
+from dropcli.config import short_name
+from dropcli.labels import REGULARIZER_NAMES, format_setting, setting_label
 from dropcli.runs import LoadedRun, discover_run_folders, load_run, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
@@ -36,7 +37,6 @@ SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "fi
                    "gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
 MC_METRICS = {"ws_test_acc": "acc, weight scaling", "mc_test_acc": "acc, MC", "ws_test_nll": "NLL, weight scaling",
               "mc_test_nll": "NLL, MC", "ws_test_ece": "ECE, weight scaling", "mc_test_ece": "ECE, MC"}
-REGULARIZER_NAMES = regularizer_labels()  # "regularizer.l2" → "L2", declared with the config schema
 
 
 class ReportError(Exception):
@@ -90,31 +90,6 @@ def varying_settings(table: pd.DataFrame) -> list[str]:
     completed = table[table["status"] == "completed"]
     keys = [c for c in completed.columns if ("." in c or c == "epochs") and not c.startswith(IGNORED_SECTIONS)]
     return [k for k in keys if k not in IGNORED_SETTINGS and completed[k].astype(str).nunique() > 1]
-
-
-def setting_label(row: pd.Series | dict, keys: list[str]) -> str:
-    """Words for one setting, from the keys that vary: "p=0.3, l2=0.0001", "train_size=250, no regularizer".
-    Regularizers that are off are left out of the label rather than spelled "=0"."""
-    if not keys:
-        return "all runs"
-    parts = [format_setting(key, row[key]) for key in keys]
-    parts = [part for part in parts if part]
-    if not any(key in REGULARIZER_NAMES and format_setting(key, row[key]) for key in keys) and \
-            any(key in REGULARIZER_NAMES for key in keys):
-        parts.append("no regularizer")
-    return ", ".join(parts)
-
-
-def format_setting(key: str, value: Any) -> str:
-    if key in REGULARIZER_NAMES and value in (0, 0.0, "off", None):
-        return ""
-    if key == "regularizer.early_stopping":
-        options = json.loads(value) if isinstance(value, str) else value
-        return f"early stopping (patience {options['patience']}, {options['metric']})"
-    if key == "regularizer.dropblock":
-        options = json.loads(value) if isinstance(value, str) else value
-        return f"DropBlock (p={options['p']:g}, block {options['block_size']})"
-    return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
 
 
 def markdown_text(value: Any) -> str:
@@ -193,6 +168,9 @@ def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
     from dropcli import plots
 
     runs = [load_run(path) for path in discover_run_folders(root, skip=out)]
+    # a run killed between completing and drawing its picture, or trained where none was drawn, gets it now
+    plots.draw_run_curves([run.path for run in runs if run.status == "completed"
+                           and not (run.path / "curves.png").is_file()])
     if not runs:
         raise ReportError(f"{root}: no run folders found (a run folder holds config.yaml, metrics.csv and "
                           f"summary.json; make some with `dropcli train` or `dropcli sweep`)")

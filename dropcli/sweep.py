@@ -381,13 +381,24 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     try:
         for group in [[t] for t in resumable] + groups:
             claimed = claim_trials(group, sweep_dir, observer, outcome)
-            if len(claimed) == 1:
-                run_one(*claimed[0], observer, outcome)
-            elif claimed:
-                run_group(claimed, observer, outcome)
+            try:
+                if len(claimed) == 1:
+                    run_one(*claimed[0], observer, outcome)
+                elif claimed:
+                    run_group(claimed, observer, outcome)
+            finally:
+                draw_pictures([run.path for _, run in claimed])
     except DiskFull as full:
         outcome.stopped = str(full)
     return outcome
+
+
+def draw_pictures(folders: list[Path]) -> None:
+    """Each completed trial's curves.png, after its group ended: drawn from its folder, off the training path
+    (the trials of a group on shared axes)."""
+    from dropcli.plots import draw_run_curves
+
+    draw_run_curves(folders)
 
 
 def claim_trials(group: list[Trial], sweep_dir: Path, observer: SweepObserver,

@@ -30,7 +30,6 @@ from dropcli.checkpoint import capture, load_checkpoint, remove_checkpoints, res
 from dropcli.data import Splits, load_splits, shuffled_batches
 from dropcli.evaluation import flat_mc_summary, mc_dropout_report
 from dropcli.models import build_model, count_parameters
-from dropcli.plots import RunCurves, plot_run_curves
 from dropcli.regularizers import Regularizer, build_regularizers
 from dropcli.runs import RunFolder, read_metrics_tolerantly
 from dropcli.signals import Terminated, interruption_reason
@@ -256,16 +255,16 @@ def metrics_row(epoch: int, train_loss: float, train_acc: float, val_loss: float
 def finish_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], stop_reason: str | None,
                summary: dict[str, Any]) -> dict[str, Any]:
     """After the last epoch: regularizers may restore weights (early stopping), then the one test
-    evaluation, model.pt, curves.png and the completed summary."""
-    curves = conclude_run(exp, run, rows, stop_reason, summary)
-    plot_run_curves([curves])
+    evaluation, model.pt and the completed summary. curves.png is drawn afterwards, off the training path,
+    from what the folder holds (plots.draw_run_curves: by the CLI, after a sweep's group, or by `report`)."""
+    conclude_run(exp, run, rows, stop_reason, summary)
     return mark_completed(run, summary)
 
 
 def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], stop_reason: str | None,
-                 summary: dict[str, Any]) -> RunCurves:
-    """finish_run up to the picture: restored weights, model.pt, the test evaluation into `summary`.
-    Returns what curves.png is to show (a batched group draws its trials' pictures together)."""
+                 summary: dict[str, Any]) -> None:
+    """finish_run up to the completed summary: restored weights, model.pt, the test evaluation and what the
+    run's picture is to say (its title) into `summary`."""
     facts: dict[str, Any] = {}
     for regularizer in exp.regularizers:
         facts.update(regularizer.finish(exp.model))
@@ -277,8 +276,7 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
         report = mc_dropout_report(exp.model, exp.splits.x_test, exp.splits.y_test, exp.config.evaluation.mc_samples,
                                    seed=exp.config.seed)
         summary.update(flat_mc_summary(report), mc_dropout=report)
-    marked = "restored weights" if "restored_epoch" in facts else "lowest val loss"
-    return RunCurves(rows, run.curves_path, curves_title(exp), marked_epoch=int(best_epoch), marked_label=marked)
+    summary["title"] = curves_title(exp)
 
 
 def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:

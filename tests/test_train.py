@@ -20,6 +20,11 @@ def run_tiny(raw: dict, tmp_path) -> tuple[RunFolder, dict]:
 
 def test_run_folder_explains_itself(tiny_raw, tmp_path):
     run, summary = run_tiny(tiny_raw, tmp_path)
+    # training leaves no picture: it is drawn afterwards from the folder (by the CLI, a sweep, or report)
+    assert not run.curves_path.exists()
+    from dropcli.plots import draw_run_curves
+
+    assert draw_run_curves([run.path]) == [run.curves_path]
     # and the hidden .lock through which a process owns the folder while it writes
     assert {p.name for p in run.path.iterdir()} == {".lock", "config.yaml", "metrics.csv", "summary.json", "model.pt",
                                                      "curves.png"}
@@ -94,3 +99,13 @@ def test_same_seed_gives_identical_metrics_on_cpu(tiny_raw, tmp_path):
     second, _ = run_tiny(raw, tmp_path)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(first.read_metrics()) == strip(second.read_metrics())
+
+
+def test_training_imports_nothing_of_presentation():
+    import subprocess
+    import sys
+
+    code = ("import sys, dropcli.train, dropcli.batched, dropcli.sweep; "
+            "print(sorted(m for m in ('matplotlib', 'pandas', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,35 @@
+"""Words for settings, shared by the report's tables and its figures (so neither imports the other)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dropcli.config import regularizer_labels, short_name
+
+REGULARIZER_NAMES = regularizer_labels()  # "regularizer.l2" → "L2", declared with the config schema
+
+
+def setting_label(row, keys: list[str]) -> str:
+    """Words for one setting, from the keys that vary: "p=0.3, l2=0.0001", "train_size=250, no regularizer".
+    Regularizers that are off are left out of the label rather than spelled "=0"."""
+    if not keys:
+        return "all runs"
+    parts = [format_setting(key, row[key]) for key in keys]
+    parts = [part for part in parts if part]
+    if not any(key in REGULARIZER_NAMES and format_setting(key, row[key]) for key in keys) and \
+            any(key in REGULARIZER_NAMES for key in keys):
+        parts.append("no regularizer")
+    return ", ".join(parts)
+
+
+def format_setting(key: str, value: Any) -> str:
+    if key in REGULARIZER_NAMES and value in (0, 0.0, "off", None):
+        return ""
+    if key == "regularizer.early_stopping":
+        options = json.loads(value) if isinstance(value, str) else value
+        return f"early stopping (patience {options['patience']}, {options['metric']})"
+    if key == "regularizer.dropblock":
+        options = json.loads(value) if isinstance(value, str) else value
+        return f"DropBlock (p={options['p']:g}, block {options['block_size']})"
+    return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
