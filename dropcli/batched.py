@@ -23,9 +23,6 @@ products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the gro
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Callable
 
@@ -34,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli import train as training
-from dropcli.checkpoint import capture, save_checkpoint
+from dropcli.checkpoint import capture
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
 from dropcli.registry import Registry
@@ -198,121 +195,91 @@ class MaskStreams:
         return masks
 
 
-@dataclass
-class Member:
-    """One trial of a group: its lone experiment (data, model, regularizers) and its run folder."""
-
-    experiment: training.Experiment
-    run: RunFolder
-    rows: list[dict[str, float]]
-    summary: dict[str, Any]
-    stop_reason: str | None = None
-    failure: str | None = None  # why it ended failed (a diverged loss); the rest of the group goes on
-
-
 def global_generator_state(device: torch.device) -> torch.Tensor:
     return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
 
 
 def train_group(configs: list[Config], runs: list[RunFolder],
                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, Any]]:
-    """Train the trials together; every run folder ends completed. Returns their summaries."""
+    """Train the trials together through the one epoch loop (train.run_epochs); every run folder ends
+    completed, or failed for a trial whose loss diverged. Returns the completed summaries."""
     members, mask_states = [], []
     for config, run in zip(configs, runs):
         experiment = training.prepare(config)  # seeds, splits and initial weights exactly as a lone run
         mask_states.append(global_generator_state(experiment.device))
-        members.append(Member(experiment, run, [], training.base_summary(experiment, run)))
+        members.append(training.Member(experiment, run, training.base_summary(experiment, run)))
         members[-1].summary["batched_with"] = len(configs)
         run.write_summary(members[-1].summary)
-    first = members[0].experiment
-    device, optimizer_config = first.device, first.config.optimizer
-    model = StackedMLP([m.experiment.model for m in members]).to(device)
-    optimizer = training.OPTIMIZERS[optimizer_config.name](list(model.parameters()), optimizer_config)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=first.config.epochs)
-                 if optimizer_config.schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
-    per_trial = trial_tensors([m.experiment.config for m in members], device)
-    stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
-    x_train, y_train, x_val, y_val = stack("x_train"), stack("y_train"), stack("x_val"), stack("y_val")
-    masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, device,
-                        x_train.dtype)
-    active = torch.ones(len(members), dtype=torch.bool, device=device)
-    frozen: list[torch.Tensor] | None = None
-    wall_start = last_checkpoint = time.perf_counter()
-    checkpoint = lambda index, epoch: save_checkpoint(  # noqa: E731
-        members[index].run, member_state(members[index], index, model, optimizer, scheduler, masks, epoch,
-                                         (time.perf_counter() - wall_start) / len(members)))
-    for epoch in range(1, first.config.epochs + 1):
-        started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        # --- forward / backward / update: every trial's batch from its own permutation, one stacked step
+    stepper = StackedStepper(members, mask_states)
+    wall_time = training.run_epochs(stepper, members[0].experiment.config.epochs, on_epoch)
+    return training.finish_members(stepper, wall_time)
+
+
+class StackedStepper(training.Stepper):
+    """The trials of a group as one stacked model: one optimizer over the stacked parameters (the trials'
+    losses summed: Adam and SGD act element-wise), per-trial coefficients as [T, 1, 1] tensors, each
+    trial's batches from its own permutation and its masks from its own stream."""
+
+    def __init__(self, members: list[training.Member], mask_states: list[torch.Tensor]):
+        self.members = members
+        first = members[0].experiment
+        self.device, self.optimizer_config = first.device, first.config.optimizer
+        self.model = StackedMLP([m.experiment.model for m in members]).to(self.device)
+        self.optimizer = training.OPTIMIZERS[self.optimizer_config.name](list(self.model.parameters()),
+                                                                         self.optimizer_config)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=first.config.epochs)
+                          if self.optimizer_config.schedule == "cosine"
+                          else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: 1.0))
+        self.per_trial = trial_tensors([m.experiment.config for m in members], self.device)
+        stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
+        self.x_train, self.y_train, self.x_val, self.y_val = stack("x_train"), stack("y_train"), stack("x_val"), stack("y_val")
+        self.masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, self.device,
+                                 self.x_train.dtype)
+        self.active = torch.ones(len(members), dtype=torch.bool, device=self.device)
+        self.frozen: list[torch.Tensor] | None = None
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train_epoch(self, epoch: int) -> None:
+        """Every trial's batch from its own permutation, one stacked step."""
+        members, x_train, y_train = self.members, self.x_train, self.y_train
         order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
-                             for m in members]).to(device)
-        trial_index = torch.arange(len(members), device=device).unsqueeze(1)
+                             for m in members]).to(self.device)
+        trial_index = torch.arange(len(members), device=self.device).unsqueeze(1)
         # small data: one gather of the shuffled epoch, then slices (a gather per step cost ~150 us a step);
         # large data (CIFAR-sized stacks): a gather per step, not a second copy of every trial's data
         whole_epoch = x_train.numel() * x_train.element_size() <= EPOCH_GATHER_BYTES
         x_epoch, y_epoch = (x_train[trial_index, order], y_train[trial_index, order]) if whole_epoch else (x_train, y_train)
-        for start in range(0, order.shape[1], optimizer_config.batch_size):
-            batch = slice(start, start + optimizer_config.batch_size)
+        for start in range(0, order.shape[1], self.optimizer_config.batch_size):
+            batch = slice(start, start + self.optimizer_config.batch_size)
             x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
                 (x_train[trial_index, order[:, batch]], y_train[trial_index, order[:, batch]])
-            model.backpropagate(x, y, masks.draw(y.shape[1], model.hidden_sizes))
-            add_penalty_gradients(model, per_trial)
-            optimizer.step()
-            constrain(model, per_trial, frozen, active)
-        scheduler.step()
-        # --- evaluate all trials at once, eval mode; one sync for all their numbers
-        train_loss, train_acc = evaluate_stacked(model, x_train, y_train)
-        val_loss, val_acc = evaluate_stacked(model, x_val, y_val)
-        numbers = torch.stack([train_loss, train_acc, val_loss, val_acc]).T.tolist()
-        seconds = time.perf_counter() - started
-        # --- log and let each trial's regularizers decide, on its own lone model
-        for index, member in enumerate(members):
-            if member.stop_reason is not None:
-                continue
-            row = training.metrics_row(epoch, *numbers[index], lr, seconds)
-            member.run.append_metrics(row)
-            member.rows.append(row)
-            if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
-                # a diverged trial ends failed, as alone; its NaN weights stay in its own slice of the stack
-                member.stop_reason, member.failure = "diverged", str(training.Diverged(epoch, row))
-                active[index] = False
-                frozen = [p.detach().clone() for p in model.parameters()]
-                continue
-            if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
-                model.copy_into(index, member.experiment.model)
-            reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
-                                   for reg in member.experiment.regularizers) if r]
-            if reasons:
-                member.stop_reason = reasons[0]
-                active[index] = False
-                frozen = [p.detach().clone() for p in model.parameters()]  # a stopped trial's weights stay put
-                checkpoint(index, epoch)  # its last: a resume goes straight to finishing it
-        # --- checkpoint every running trial in the lone format, as often per trial's share of the work as a
-        # lone run: after the first epoch, then once per CHECKPOINT_INTERVAL_S x running trials
-        running = [index for index, member in enumerate(members) if member.stop_reason is None]
-        if epoch == 1 or time.perf_counter() - last_checkpoint >= training.CHECKPOINT_INTERVAL_S * len(running):
-            for index in running:
-                checkpoint(index, epoch)
-            last_checkpoint = time.perf_counter()
-        if on_epoch is not None:
-            on_epoch(next((m.rows[-1] for m in members if m.stop_reason is None), members[0].rows[-1]))
-        if not active.any():
-            break
-    # --- finish each trial as a lone run: restore best weights, test once, model.pt, completed summary
-    summaries = []
-    for index, member in enumerate(members):
-        if member.failure is not None:
-            training.mark_ended(member.run, "failed", member.failure)
-            continue
-        model.copy_into(index, member.experiment.model)
-        member.summary["wall_time_s"] = (time.perf_counter() - wall_start) / len(members)
-        summaries.append(training.finish_run(member.experiment, member.run, member.rows, member.stop_reason,
-                                             member.summary))
-    return summaries
+            self.model.backpropagate(x, y, self.masks.draw(y.shape[1], self.model.hidden_sizes))
+            add_penalty_gradients(self.model, self.per_trial)
+            self.optimizer.step()
+            constrain(self.model, self.per_trial, self.frozen, self.active)
+        self.scheduler.step()
+
+    def evaluate(self) -> list[list[float]]:
+        """All trials at once, eval mode; one sync for all their numbers."""
+        train_loss, train_acc = evaluate_stacked(self.model, self.x_train, self.y_train)
+        val_loss, val_acc = evaluate_stacked(self.model, self.x_val, self.y_val)
+        return torch.stack([train_loss, train_acc, val_loss, val_acc]).T.tolist()
+
+    def sync(self, index: int) -> None:
+        self.model.copy_into(index, self.members[index].experiment.model)
+
+    def stop(self, index: int) -> None:
+        self.active[index] = False
+        self.frozen = [p.detach().clone() for p in self.model.parameters()]  # a stopped trial's weights stay put
+
+    def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
+        return member_state(self.members[index], index, self.model, self.optimizer, self.scheduler, self.masks,
+                            epoch, elapsed)
 
 
-def member_state(member: Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,
+def member_state(member: training.Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,
                  scheduler: Any, masks: "MaskStreams", epoch: int, elapsed: float) -> dict[str, Any]:
     """Trial `index`'s share of the group, as the checkpoint it would have written training alone: its
     weights, its slice of the optimizer's state, the scheduler, its regularizers (early stopping's best

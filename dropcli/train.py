@@ -14,7 +14,7 @@ import platform
 import random
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -202,47 +202,151 @@ def train_one_epoch(exp: Experiment) -> None:
             regularizer.after_step(exp.model)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The one epoch loop. A lone run and a stacked group of trials (batched.py) differ only in their stepper:
+# how an epoch trains, how the trials are evaluated and how one trial's state is read out. Epochs, metric
+# rows, stop reasons, divergence, checkpoint pacing, progress callbacks and finishing live here, once.
+
+
+@dataclass
+class Member:
+    """One trial the loop trains: its experiment (data, lone model, regularizers), its run folder, and what
+    it has recorded so far."""
+
+    experiment: Experiment
+    run: RunFolder
+    summary: dict[str, Any]
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str | None = None  # set once training decided this trial is done
+    failure: Exception | None = None  # set when it ended failed (a diverged loss); the others go on
+
+
+class Stepper:
+    """How one epoch trains and how the trials are evaluated; `run_epochs` owns everything else."""
+
+    members: list[Member]
+
+    def lr(self) -> float:
+        raise NotImplementedError
+
+    def train_epoch(self, epoch: int) -> None:
+        """One shuffled pass over each running trial's training set (and the scheduler's step)."""
+        raise NotImplementedError
+
+    def evaluate(self) -> list[list[float]]:
+        """Per trial [train_loss, train_acc, val_loss, val_acc], eval mode; the epoch's one device sync."""
+        raise NotImplementedError
+
+    def sync(self, index: int) -> None:
+        """Make member `index`'s lone model hold its current weights (a stacked group copies them out)."""
+
+    def stop(self, index: int) -> None:
+        """Member `index` trains no more: its weights stay as they are."""
+
+    def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
+        """Member `index`'s checkpoint, in the lone format (`train --resume` continues it alone)."""
+        raise NotImplementedError
+
+
+class LoneStepper(Stepper):
+    def __init__(self, member: Member):
+        self.members, self.exp = [member], member.experiment
+
+    def lr(self) -> float:
+        return self.exp.optimizer.param_groups[0]["lr"]
+
+    def train_epoch(self, epoch: int) -> None:
+        for regularizer in self.exp.regularizers:
+            regularizer.start_of_epoch(epoch, self.exp.model)
+        train_one_epoch(self.exp)
+        self.exp.scheduler.step()
+
+    def evaluate(self) -> list[list[float]]:
+        # train metrics in eval mode too, so dropout noise does not hide the gap
+        splits = self.exp.splits
+        numbers = [*evaluate(self.exp.model, splits.x_train, splits.y_train),
+                   *evaluate(self.exp.model, splits.x_val, splits.y_val)]
+        return [torch.stack(numbers).tolist()]  # .tolist(): the one CPU-GPU sync point of the epoch
+
+    def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
+        return capture(self.exp, epoch, self.members[index].stop_reason, elapsed)
+
+
+def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = None, elapsed: float = 0.0) -> float:
+    """Train every member until `epochs` or until its regularizers stop it; returns each member's share of the
+    wall time (resumed time included)."""
+    members = stepper.members
+    wall_start = time.perf_counter() - elapsed * len(members)
+    share = lambda: (time.perf_counter() - wall_start) / len(members)  # noqa: E731
+    last_checkpoint = time.perf_counter()
+    for epoch in range(min(len(m.rows) for m in members) + 1, epochs + 1):
+        if all(m.stop_reason is not None for m in members):
+            break
+        started = time.perf_counter()
+        lr = stepper.lr()
+        # --- forward / backward / update over one shuffled pass of each trial's training set
+        stepper.train_epoch(epoch)
+        # --- evaluate, then log each running trial's row
+        numbers = stepper.evaluate()
+        seconds = time.perf_counter() - started
+        for index, member in enumerate(members):
+            if member.stop_reason is not None:
+                continue
+            row = metrics_row(epoch, *numbers[index], lr, seconds)
+            member.run.append_metrics(row)
+            member.rows.append(row)
+            if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
+                member.stop_reason, member.failure = "diverged", Diverged(epoch, row)
+                stepper.stop(index)
+                continue
+            # --- terminate: any of its regularizers may end this trial's training
+            if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
+                stepper.sync(index)
+            reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
+                                   for reg in member.experiment.regularizers) if r]
+            if reasons:
+                member.stop_reason = reasons[0]
+                stepper.stop(index)
+                save_checkpoint(member.run, stepper.state(index, epoch, share()))  # its last: resume finishes it
+        # --- checkpoint each running trial, as often per trial as a lone run: after the first epoch, then
+        # once per CHECKPOINT_INTERVAL_S x running trials
+        running = [index for index, member in enumerate(members) if member.stop_reason is None]
+        if running and (epoch == 1 or time.perf_counter() - last_checkpoint >= CHECKPOINT_INTERVAL_S * len(running)):
+            for index in running:
+                save_checkpoint(members[index].run, stepper.state(index, epoch, share()))
+            last_checkpoint = time.perf_counter()
+        if on_epoch is not None:
+            on_epoch(next((members[i].rows[-1] for i in running), members[0].rows[-1]))
+    return share()
+
+
+def finish_members(stepper: Stepper, wall_time: float) -> list[dict[str, Any]]:
+    """After the loop: each trial finished as a lone run (restored weights, the test evaluation, model.pt, the
+    completed summary), or recorded failed. Returns the completed summaries."""
+    summaries = []
+    for index, member in enumerate(stepper.members):
+        if member.failure is not None:
+            mark_ended(member.run, "failed", str(member.failure))
+            continue
+        stepper.sync(index)
+        member.summary["wall_time_s"] = wall_time
+        summaries.append(finish_run(member.experiment, member.run, member.rows, member.stop_reason, member.summary))
+    return summaries
+
+
 def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None, resume: bool = False) -> dict[str, Any]:
     """Train for `epochs` (or until a regularizer stops it), then evaluate once on the test split.
     With `resume`, continue from the run folder's last checkpoint as if never interrupted."""
-    config, splits = exp.config, exp.splits
     summary, rows, stop_reason, elapsed = begin(exp, run, resume)
     for row in rows:  # a resumed run shows the epochs it already has
         if on_epoch is not None:
             on_epoch(row)
-    wall_start = time.perf_counter() - elapsed
-    last_checkpoint = time.perf_counter()
-    for epoch in range(len(rows) + 1, config.epochs + 1):
-        if stop_reason is not None:
-            break
-        started = time.perf_counter()
-        lr = exp.optimizer.param_groups[0]["lr"]
-        # --- forward / backward / update over one shuffled pass of the training set
-        for regularizer in exp.regularizers:
-            regularizer.start_of_epoch(epoch, exp.model)
-        train_one_epoch(exp)
-        exp.scheduler.step()
-        # --- evaluate: train metrics in eval mode too, so dropout noise does not hide the gap
-        train_loss, train_acc = evaluate(exp.model, splits.x_train, splits.y_train)
-        val_loss, val_acc = evaluate(exp.model, splits.x_val, splits.y_val)
-        # --- log: .item() is the one CPU-GPU sync point of the epoch
-        row = metrics_row(epoch, train_loss.item(), train_acc.item(), val_loss.item(), val_acc.item(), lr,
-                          time.perf_counter() - started)
-        run.append_metrics(row)
-        if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
-            raise Diverged(epoch, row)
-        rows.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        # --- terminate: any regularizer may end training early
-        reasons = [r for r in (reg.end_of_epoch(epoch, row, exp.model) for reg in exp.regularizers) if r]
-        stop_reason = reasons[0] if reasons else None
-        # --- checkpoint: the whole state after this epoch, at most once per CHECKPOINT_INTERVAL_S
-        if stop_reason or epoch == 1 or time.perf_counter() - last_checkpoint >= CHECKPOINT_INTERVAL_S:
-            save_checkpoint(run, capture(exp, epoch, stop_reason, time.perf_counter() - wall_start))
-            last_checkpoint = time.perf_counter()
-    summary["wall_time_s"] = time.perf_counter() - wall_start
-    return finish_run(exp, run, rows, stop_reason, summary)
+    member = Member(exp, run, summary, rows, stop_reason)
+    stepper = LoneStepper(member)
+    wall_time = run_epochs(stepper, exp.config.epochs, on_epoch, elapsed)
+    if member.failure is not None:
+        raise member.failure  # run_experiment records it: the run ends failed, the caller is told
+    return finish_members(stepper, wall_time)[0]
 
 
 def metrics_row(epoch: int, train_loss: float, train_acc: float, val_loss: float, val_acc: float, lr: float,
