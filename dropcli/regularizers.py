@@ -13,7 +13,7 @@ there (`from_config`), and a key whose value is 0 or null is off. "Weights" mean
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn

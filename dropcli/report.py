@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from dropcli.config import short_name
-from dropcli.labels import REGULARIZER_NAMES, format_setting, setting_label
+from dropcli.labels import REGULARIZER_NAMES, setting_label
 from dropcli.runs import LoadedRun, discover_run_folders, load_run, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
