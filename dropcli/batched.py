@@ -17,8 +17,9 @@ Adam and SGD act element-wise, so one optimizer over the stacked parameters (wit
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
 `finish_run` steps as a lone run (the sweep draws the group's curves.png pictures afterwards, on shared axes),
 and checkpoints as often as a lone run, in the lone format: each trial's weights, its slice of the
-optimizer state and its generators, so an interrupted group's trials continue one by one. What differs from training alone: float rounding of the batched matrix
-products (metrics agree to ~1e-5, not bitwise) and the `seconds` column (the group's epoch time).
+optimizer state and its generators: an interrupted group resumes stacked (train_group(resume=True)), and
+`train --resume` continues one of its trials alone. What differs from training alone: float rounding of the
+batched matrix products (metrics agree closely, not bitwise) and the `seconds` column (the group's epoch time).
 """
 
 from __future__ import annotations
@@ -84,15 +85,13 @@ class StackedMLP(nn.Module):
         per_model = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
         depth = len(per_model[0])
 
-        def stacked(tensors: list[torch.Tensor]) -> nn.Parameter:
-            return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
+        def stacked(layer: int, kind: str) -> nn.Parameter:
+            tensors = [stacked_layout(getattr(layers[layer], kind).detach(), kind, layer == depth - 1)
+                       for layers in per_model]
+            return nn.Parameter(torch.stack(tensors).contiguous())
 
-        self.weights = nn.ParameterList(
-            [stacked([layers[i].weight.T for layers in per_model]) for i in range(depth - 1)]
-            + [stacked([layers[-1].weight for layers in per_model])])
-        self.biases = nn.ParameterList(
-            [stacked([layers[i].bias.unsqueeze(0) for layers in per_model]) for i in range(depth - 1)]
-            + [stacked([layers[-1].bias.unsqueeze(1) for layers in per_model])])
+        self.weights = nn.ParameterList([stacked(i, "weight") for i in range(depth)])
+        self.biases = nn.ParameterList([stacked(i, "bias") for i in range(depth)])
 
         self.hidden_sizes = [w.shape[2] for w in self.weights[:-1]]
 
@@ -199,20 +198,63 @@ def global_generator_state(device: torch.device) -> torch.Tensor:
     return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
 
 
+def set_global_generator_state(device: torch.device, state: torch.Tensor) -> None:
+    torch.cuda.set_rng_state(state, device) if device.type == "cuda" else torch.set_rng_state(state)
+
+
+def resume_key(config: Config, run: RunFolder) -> str | None:
+    """Unfinished trials with equal keys resume as one stack: same group key, same checkpoint epoch, not yet
+    stopped. None: it resumes alone."""
+    from dropcli.checkpoint import peek
+
+    key, where = group_key(config), peek(run)
+    if key is None or where is None or where[1] is not None:
+        return None
+    return f"{key}@{where[0]}"
+
+
 def train_group(configs: list[Config], runs: list[RunFolder],
-                on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, Any]]:
+                on_epoch: Callable[[dict[str, float]], None] | None = None, resume: bool = False) -> list[dict[str, Any]]:
     """Train the trials together through the one epoch loop (train.run_epochs); every run folder ends
-    completed, or failed for a trial whose loss diverged. Returns the completed summaries."""
-    members, mask_states = [], []
+    completed, or failed for a trial whose loss diverged. Returns the completed summaries.
+
+    resume: continue each trial from its checkpoint, stacked again: the trials that stand at the same epoch
+    (a group interrupted together) train as one stack to exactly the metrics of an uninterrupted group;
+    one that stands elsewhere (it fell back to an older checkpoint, or had already stopped) goes on alone."""
+    members, mask_states, elapsed = [], [], []
     for config, run in zip(configs, runs):
         experiment = training.prepare(config)  # seeds, splits and initial weights exactly as a lone run
+        if resume:
+            summary, rows, stop_reason, spent = training.begin(experiment, run, resume=True)
+            members.append(training.Member(experiment, run, summary, rows, stop_reason))
+            elapsed.append(spent)
+        else:
+            members.append(training.Member(experiment, run, training.base_summary(experiment, run)))
+            members[-1].summary["batched_with"] = len(configs)
+            run.write_summary(members[-1].summary)
+            elapsed.append(0.0)
+        # a lone run's masks come from the global generator as training starts (after a resume: its stream)
         mask_states.append(global_generator_state(experiment.device))
-        members.append(training.Member(experiment, run, training.base_summary(experiment, run)))
-        members[-1].summary["batched_with"] = len(configs)
-        run.write_summary(members[-1].summary)
-    stepper = StackedStepper(members, mask_states)
-    wall_time = training.run_epochs(stepper, members[0].experiment.config.epochs, on_epoch)
-    return training.finish_members(stepper, wall_time)
+    epochs = configs[0].epochs
+    at = lambda m: (len(m.rows), m.stop_reason is None)  # noqa: E731
+    stack = [i for i, m in enumerate(members) if m.stop_reason is None and at(m) == at(members[0])] \
+        if members[0].stop_reason is None else []
+    summaries = []
+    if len(stack) > 1:
+        stepper = StackedStepper([members[i] for i in stack], [mask_states[i] for i in stack])
+        if resume:
+            stack_optimizer_states(stepper)
+            for row in members[stack[0]].rows if on_epoch is not None else []:
+                on_epoch(row)
+        wall_time = training.run_epochs(stepper, epochs, on_epoch, sum(elapsed[i] for i in stack) / len(stack))
+        summaries += training.finish_members(stepper, wall_time)
+    for index, member in enumerate(members):
+        if len(stack) > 1 and index in stack:
+            continue
+        stepper = training.LoneStepper(member)
+        set_global_generator_state(member.experiment.device, mask_states[index])  # its own stream, as alone
+        summaries += training.finish_members(stepper, training.run_epochs(stepper, epochs, on_epoch, elapsed[index]))
+    return summaries
 
 
 class StackedStepper(training.Stepper):
@@ -322,6 +364,35 @@ def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMLP
             for key, value in entries.items()}
     lone["param_groups"][0].update({k: v for k, v in optimizer.param_groups[0].items() if k != "params"})
     return lone
+
+
+def stacked_layout(tensor: torch.Tensor, kind: str, last: bool) -> torch.Tensor:
+    """One trial's lone weight / bias (or an optimizer moment of it) in the stacked model's per-trial layout:
+    hidden weights transposed to [in, out], biases as a row [1, out]; the output layer keeps nn.Linear's
+    weight and puts its bias in a column [classes, 1]."""
+    if kind == "weight":
+        return tensor if last else tensor.T
+    return tensor.unsqueeze(1) if last else tensor.unsqueeze(0)
+
+
+def stack_optimizer_states(stepper: StackedStepper) -> None:
+    """The inverse of lone_optimizer_state: the members' restored lone optimizer states (Adam's moments and
+    step, SGD's momentum), stacked into the group's optimizer, and the schedule's position. A group of
+    trials that stopped at the same epoch resumes stacked, exactly where it was."""
+    lone = [member.experiment for member in stepper.members]
+    linears = [[m for m in exp.model.modules() if isinstance(m, nn.Linear)] for exp in lone]
+    last = len(linears[0]) - 1
+    for layer in range(last + 1):
+        for kind, stacked in (("weight", stepper.model.weights[layer]), ("bias", stepper.model.biases[layer])):
+            parameters = [getattr(layers[layer], kind) for layers in linears]
+            states = [exp.optimizer.state.get(parameter, {}) for exp, parameter in zip(lone, parameters)]
+            stepper.optimizer.state[stacked] = {
+                key: torch.stack([stacked_layout(state[key], kind, layer == last) for state in states]).contiguous()
+                if torch.is_tensor(value) and value.shape == parameters[0].shape
+                else (value.clone() if torch.is_tensor(value) else value)  # Adam's step: the same for all trials
+                for key, value in states[0].items()}
+    stepper.optimizer.param_groups[0]["lr"] = lone[0].optimizer.param_groups[0]["lr"]
+    stepper.scheduler.load_state_dict(lone[0].scheduler.state_dict())
 
 
 def trial_tensors(configs: list[Config], device: torch.device) -> dict[str, Any]:

@@ -113,6 +113,18 @@ def load_checkpoint(run: RunFolder) -> dict[str, Any] | None:
     return None
 
 
+def peek(run: RunFolder) -> tuple[int, str | None] | None:
+    """(epoch, stop reason) of the checkpoint a resume would start from, read cheaply (tensors memory-mapped,
+    not loaded), or None: none readable. For grouping trials that can resume stacked."""
+    for path in (run.checkpoint_path, run.previous_checkpoint_path):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            return int(state["epoch"]), state["stop_reason"]
+        except Exception:  # missing, damaged or refused: whoever resumes it will say so
+            continue
+    return None
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

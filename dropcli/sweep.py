@@ -365,8 +365,8 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     Each trial is owned while it trains (its run folder's lock): a trial that another process owns (the
     same sweep started twice, a live array task) is left to it, and one that completed meanwhile is not
     trained again. batch > 1 trains trials that share model, data and optimizer as stacked groups of up
-    to `batch` (batched.py); trials with a checkpoint to continue from, and models without a stacked
-    version, run one by one."""
+    to `batch` (batched.py), and an interrupted group resumes stacked; models without a stacked version
+    run one by one."""
     from dropcli import batched
 
     observer = observer or SweepObserver()
@@ -376,16 +376,20 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     observer.start(len(trials), len(outcome.skipped))
     resumable = [t for t in pending if RunFolder(sweep_dir / t.name).has_checkpoint()]
     fresh = [t for t in pending if t not in resumable]
-    groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch) if batch > 1 else \
-        [[t] for t in fresh]
+    if batch > 1:  # an interrupted group resumes stacked: its trials stand at the same checkpoint epoch
+        resumed = batched.split_into_groups(
+            resumable, lambda t: batched.resume_key(t.config, RunFolder(sweep_dir / t.name)), batch)
+        groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch)
+    else:
+        resumed, groups = [[t] for t in resumable], [[t] for t in fresh]
     try:
-        for group in [[t] for t in resumable] + groups:
+        for group in resumed + groups:
             claimed = claim_trials(group, sweep_dir, observer, outcome)
             try:
                 if len(claimed) == 1:
                     run_one(*claimed[0], observer, outcome)
                 elif claimed:
-                    run_group(claimed, observer, outcome)
+                    run_group(claimed, observer, outcome, resume=group in resumed)
             finally:
                 draw_pictures([run.path for _, run in claimed])
     except DiskFull as full:
@@ -461,18 +465,27 @@ def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: Swee
     observer.trial_ended(trial, "completed")
 
 
-def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, outcome: SweepOutcome) -> None:
-    """Train a group as one stacked model; statuses are kept honest for every member, as for a lone run."""
+def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, outcome: SweepOutcome,
+              resume: bool = False) -> None:
+    """Train a group as one stacked model (resume: continue it, stacked, from its members' checkpoints);
+    statuses are kept honest for every member, as for a lone run."""
     from dropcli import batched
     from dropcli import train as training
 
+    if resume:  # a member whose folder no longer holds its config starts afresh, alone
+        for trial, run in [(t, r) for t, r in claimed if not resumable_with(r, t.config)]:
+            run_one(trial, run, observer, outcome)
+        claimed = [(t, r) for t, r in claimed if resumable_with(r, t.config)]
+        if not claimed:
+            return
     group, runs = [trial for trial, _ in claimed], [run for _, run in claimed]
     observer.group_started(group)
     message, full = "the group ended before this trial completed", False
     try:
-        for trial, run in claimed:  # members have no checkpoint (those that had one resume alone)
-            run.start_fresh(trial.config)
-        batched.train_group([t.config for t in group], runs, observer.epoch)
+        if not resume:
+            for trial, run in claimed:
+                run.start_fresh(trial.config)
+        batched.train_group([t.config for t in group], runs, observer.epoch, resume=resume)
     except KeyboardInterrupt as stop:
         for run in runs:
             training.mark_ended(run, "interrupted", interruption_reason(stop))

@@ -243,3 +243,45 @@ def test_models_without_a_stacked_form_are_listed_here():
     from dropcli.models import MODELS
 
     assert set(MODELS) - set(STACKED_MODELS) == {"cnn", "gru"}  # train one by one in sweeps (README: Speed)
+
+
+def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tiny_raw, write_config, tmp_path,
+                                                                      monkeypatch):
+    from dropcli import batched
+
+    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
+    raw = {**tiny_raw, "epochs": 6, "optimizer": {**tiny_raw["optimizer"], "schedule": "cosine"},
+           "regularizer": {"early_stopping": {"patience": 3}}}
+    args = lambda out: ["sweep", str(write_config(raw)), "--out", str(tmp_path / out), "--quiet",  # noqa: E731
+                        "--p", "0.3", "--l2", "0,0.01", "--seeds", "1"]
+    assert runner.invoke(app, args("uninterrupted")).exit_code == 0
+
+    real = RunFolder.append_metrics
+
+    def killed_at_epoch_4(self, row):
+        if row["epoch"] == 4:
+            raise KeyboardInterrupt
+        real(self, row)
+
+    monkeypatch.setattr(RunFolder, "append_metrics", killed_at_epoch_4)
+    assert runner.invoke(app, args("killed")).exit_code == 130
+    monkeypatch.setattr(RunFolder, "append_metrics", real)
+    stacked = []
+    real_stepper = batched.StackedStepper
+
+    def counting(members, states):
+        stacked.append(len(members))
+        return real_stepper(members, states)
+
+    monkeypatch.setattr(batched, "StackedStepper", counting)
+    result = runner.invoke(app, args("killed"))
+    assert result.exit_code == 0 and "trained 4" in result.output, result.output
+    assert stacked == [4]  # the four trials went on as one stack
+    for trial in (tmp_path / "uninterrupted").iterdir():
+        if not trial.is_dir() or trial.name == "report":
+            continue
+        resumed = tmp_path / "killed" / trial.name
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+        assert strip(RunFolder(resumed).read_metrics()) == strip(RunFolder(trial).read_metrics())  # exactly
+        summary = json.loads((resumed / "summary.json").read_text())
+        assert summary["resumed"] == 1 and summary["test_acc"] == json.loads((trial / "summary.json").read_text())["test_acc"]
