@@ -16,6 +16,7 @@ Checkpoint files are never group- or world-writable (whatever the umask) unless 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -26,11 +27,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropcli.runs import RunFolder
+from dropcli.runs import RunFolder, write_atomically
 
 log = logging.getLogger("dropcli")
 REQUIRED_KEYS = ("epoch", "device", "stop_reason", "elapsed_s", "model", "optimizer", "scheduler",
                  "regularizers", "rng")
+
+
+# Checkpoints written before dropcli stored NumPy's generator state as ints hold it as an ndarray. Rebuilding
+# an array (its dtype and raw bytes) runs no code of the file's choosing; anything else stays refused.
+NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType,
+                       getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
 
 
 class UnsafeCheckpoint(Exception):
@@ -66,22 +73,17 @@ def save_checkpoint(run: RunFolder, state: dict[str, Any]) -> None:
 
 
 def save_atomically(obj: Any, path: Path, keep_previous: Path | None = None) -> None:
-    """torch.save to a temporary file, fsync, rename: a reader never sees half a file. On any error (a full
-    disk) the temporary file is removed and the files already there are untouched."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as handle:
-            if os.environ.get("DROPCLI_SHARED_CHECKPOINTS") != "1":  # others may read, never rewrite
-                os.fchmod(handle.fileno(), os.fstat(handle.fileno()).st_mode & 0o755)
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if keep_previous is not None and path.exists():
-            path.replace(keep_previous)
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """torch.save to a temporary file, fsync, rename: a reader never sees half a file. With `keep_previous`,
+    the file already at `path` becomes that one first (a crash in between leaves it to fall back to). On
+    any error (a full disk) the temporary file is removed."""
+    # serialized in memory first: torch.save writing to a full disk raises a RuntimeError from its zip
+    # writer, while a plain write raises OSError(ENOSPC), which the run reports as a full disk
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    if keep_previous is not None and path.exists():
+        path.replace(keep_previous)
+    shared = os.environ.get("DROPCLI_SHARED_CHECKPOINTS") == "1"
+    write_atomically(path, buffer.getbuffer(), mode=None if shared else 0o755)  # others may read, not rewrite
 
 
 def remove_checkpoints(run: RunFolder) -> None:
@@ -127,7 +129,8 @@ def peek(run: RunFolder) -> tuple[int, str | None] | None:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(NUMPY_ARRAY_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # an object to build from a named function or class: what a code-running payload needs. Anything
         # else the restricted unpickler stops at (an unknown opcode: a torn file) is damage, not danger.

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from dropcli import __version__
 from dropcli.config import ConfigError, load_config, short_name
+from dropcli.display import plain
 from dropcli.signals import Terminated, stop_on_sigterm
 
 app = typer.Typer(
@@ -64,7 +65,7 @@ class WarningLine(logging.Handler):
     """dropcli's warnings (a damaged checkpoint it fell back from, ...) as one plain line on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        errors.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]warning:[/yellow] {plain(record.getMessage())}", highlight=False, soft_wrap=True)
 
 
 def show_warnings() -> None:
@@ -103,7 +104,7 @@ def train(
 
 def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet: bool, resume: Path | None) -> None:
     from dropcli.locks import FolderBusy
-    from dropcli.runs import RunFolder, load_run
+    from dropcli.runs import NotARunFolder, RunFolder, load_run
 
     if resume is not None:
         previous = load_run(resume)
@@ -123,7 +124,11 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
 
     experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
     run = with_bad_input_handled(lambda: RunFolder.claim(resume) if resume is not None
-                                 else RunFolder.create(runs_dir, config), FolderBusy)
+                                 else RunFolder.create(runs_dir, config), FolderBusy, NotARunFolder)
+    if resume is not None and load_run(resume).status == "completed":  # its owner finished it meanwhile
+        run.release()
+        console.print(f"{escape(str(resume))} is already completed; nothing to resume")
+        return
     verb = "resuming" if resume is not None else "run"
     console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})", soft_wrap=True)
@@ -150,7 +155,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs ({summary['stop_reason']}); "
         f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
         f"acc {summary['gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
-        f"     {run.path}/  (metrics.csv, summary.json, curves.png)"
+        f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)", soft_wrap=True
     )
 
 
@@ -274,9 +279,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     console.print(f"trained {len(outcome.trained)}, already completed {len(outcome.skipped)}, "
                   f"failed {len(outcome.failed)}{held}; run folders in {escape(str(sweep_dir))}/", soft_wrap=True)
     for name, holder in outcome.held.items():
-        errors.print(f"[yellow]held[/yellow] {escape(name)}: trained by {escape(holder)}", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]held[/yellow] {plain(name)}: trained by {plain(holder)}", highlight=False, soft_wrap=True)
     for name, error in outcome.failed.items():
-        errors.print(f"[red]failed[/red] {escape(name)}: {escape(error)}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]failed[/red] {plain(name)}: {plain(error)}", highlight=False, soft_wrap=True)
     if outcome.stopped:
         not_run = len(trials) - len(outcome.trained) - len(outcome.skipped) - len(outcome.failed) - len(outcome.held)
         errors.print(f"[red]stopped[/red]: {escape(outcome.stopped)}; {not_run} trials not started. Free some space "
@@ -296,15 +301,15 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
     if dry_run:
         submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
         if not submission.tasks:
-            console.print(f"every trial of {sweep_dir} is already completed; nothing would be submitted")
+            console.print(f"every trial of {escape(str(sweep_dir))} is already completed; nothing would be submitted")
             return
         console.print(f"[bold]dry run[/bold]: {len(submission.tasks)} array tasks for {len(trials)} trials "
-                      f"into {sweep_dir}; nothing submitted")
+                      f"into {escape(str(sweep_dir))}; nothing submitted", soft_wrap=True)
         console.print(executors.sbatch_preview(submission, sweep_dir), highlight=False, markup=False, soft_wrap=True)
         for line in executor_config.slurm_setup:
             console.print(f"setup: {line}", highlight=False, markup=False)
         for index, task in enumerate(submission.tasks):
-            console.print(f"task {index}: {', '.join(task)}", highlight=False)
+            console.print(f"task {index}: {', '.join(task)}", highlight=False, markup=False)
         return
     if executor_config.name == "slurm" and shutil.which("sbatch") is None:
         exit_bad_input("--executor slurm: no sbatch on this machine; submit from a Slurm login node "
@@ -312,16 +317,17 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
     with_bad_input_handled(lambda: sweeps.open_sweep_dir(sweep_dir, spec, trials, command))
     submission = executors.plan_submission(executor_config, trials, sweep_dir, groups)
     if not submission.tasks:
-        console.print(f"every trial of {sweep_dir} is already completed")
+        console.print(f"every trial of {escape(str(sweep_dir))} is already completed")
         return
     try:
         jobs = executors.submit(submission, sweep_dir, group_size)
     except Exception as error:  # sbatch refused (bad partition, limits ...): say so in one line
-        errors.print(f"[red]submission failed[/red]: {' '.join(str(error).split())}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]submission failed[/red]: {plain(' '.join(str(error).split()))}", highlight=False,
+                     soft_wrap=True)
         raise typer.Exit(EXIT_FAILED) from None
     console.print(f"submitted {len(jobs)} array tasks ({executor_config.name}), job {jobs[0].job_id.split('_')[0]}; "
-                  f"logs in {sweep_dir / executors.LOG_FOLDER}/; progress: dropcli status {sweep_dir}; "
-                  f"resume: the same command again")
+                  f"logs in {escape(str(sweep_dir / executors.LOG_FOLDER))}/; progress: dropcli status "
+                  f"{escape(str(sweep_dir))}; resume: the same command again", soft_wrap=True)
     if submission.cluster == "slurm":
         return
     failed = {}
@@ -330,7 +336,7 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
             failed.update(job.result()["failed"])
         except KeyboardInterrupt:
             errors.print(f"[yellow]interrupted[/yellow]: stopped waiting; the tasks may go on. Progress: "
-                         f"dropcli status {sweep_dir}", highlight=False, soft_wrap=True)
+                         f"dropcli status {escape(str(sweep_dir))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as error:  # the task died without a result; its trials say so in their folders
             failed[job.job_id] = str(error).splitlines()[-1] if str(error) else type(error).__name__
@@ -339,7 +345,7 @@ def _sweep_through_submitit(executor_config, trials, spec, sweep_dir: Path, grou
         from dropcli.display import summary_table
 
         console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
-    console.print(f"failed {len(failed)}; run folders in {sweep_dir}/")
+    console.print(f"failed {len(failed)}; run folders in {escape(str(sweep_dir))}/", soft_wrap=True)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -366,7 +372,7 @@ def status(
     if unfinished:
         table = Table("trial", "status")
         for name, state in unfinished:
-            table.add_row(escape(name), state)  # names come from sweep.json: anyone may have written it
+            table.add_row(plain(name), state)  # names come from sweep.json: anyone may have written it
         console.print(table)
         if counts["running (stale)"]:
             console.print("running (stale): the summary says running but no process holds the trial: it was "
@@ -407,10 +413,10 @@ def report(
     if not result.summary.empty:
         console.print(summary_table(result.summary, f"{runs_dir}: mean ± std over seeds"))
     for row in result.problems.itertuples():
-        errors.print(f"[yellow]left out[/yellow] {escape(str(row.run))}: {escape(str(row.status))} "
-                     f"({escape(str(row.reason))})", highlight=False, soft_wrap=True)
+        errors.print(f"[yellow]left out[/yellow] {plain(row.run)}: {plain(row.status)} ({plain(row.reason)})",
+                     highlight=False, soft_wrap=True)
     written = ["runs.csv"] + (["summary.csv"] if not result.summary.empty else [])
-    console.print(f"report: {target / 'report.md'}  ({len(result.table)} runs, {len(result.figures)} figures, "
+    console.print(f"report: {escape(str(target / 'report.md'))}  ({len(result.table)} runs, {len(result.figures)} figures, "
                   f"{', '.join(written)})")
 
 
@@ -433,7 +439,7 @@ def describe_os_error(error: OSError) -> str:
 
 def exit_bad_input(*problems: str) -> NoReturn:
     for problem in problems:
-        errors.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]error:[/red] {plain(problem)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -59,6 +59,16 @@ class Section(BaseModel):
     # allow_inf_nan=False: lr=.inf or l2=.nan cannot train; refused here rather than diverging at epoch 1.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=MAX_TEXT_LENGTH)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        # a NUL breaks every path; a newline would become a shell line in an sbatch script; escapes reach terminals
+        texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+            if isinstance(value, list) else []
+        if any(ord(char) < 32 or ord(char) == 127 for text in texts for char in text):
+            raise ValueError("must be one line: no newlines or other control characters")
+        return value
+
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
@@ -180,15 +190,6 @@ class ExecutorConfig(Section):
     gpus_per_task: Annotated[int, Field(ge=0)] = 0
     array_parallelism: Annotated[int, Field(gt=0)] = 32  # array tasks running at once
     slurm_setup: list[str] = []  # shell lines run before each task, e.g. "module load cuda"
-
-    @field_validator("slurm_partition", "slurm_setup")
-    @classmethod
-    def _one_line_each(cls, value: str | list[str] | None) -> str | list[str] | None:
-        # these go into the sbatch script: a newline would start a shell line nobody asked for
-        for text in [value] if isinstance(value, str) else value or []:
-            if any(ord(char) < 32 for char in text):
-                raise ValueError("must be one line: no newlines or other control characters")
-        return value
 
 
 class Config(Section):

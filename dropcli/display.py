@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -11,6 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dropcli.sweep import SweepObserver, Trial
+
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain(text: object) -> str:
+    """Text from a file someone else may have written, safe on a terminal: no rich markup, and no control
+    characters (escape sequences could retitle, clear or rewrite the terminal)."""
+    return escape(CONTROL_CHARACTERS.sub("?", str(text)))
 
 
 def format_epoch(row: dict[str, float]) -> str:
@@ -72,7 +82,7 @@ class SweepProgress(SweepObserver):
         self.progress.update(self.trials_task, advance=1, stats=f"last: {trial.name} {status}")
         if error:
             label = "held" if status == "held" else "failed"
-            self.progress.console.print(f"[red]trial {escape(trial.name)} {label}[/red]: {escape(error)}",
+            self.progress.console.print(f"[red]trial {plain(trial.name)} {label}[/red]: {plain(error)}",
                                         highlight=False, soft_wrap=True)
 
 
@@ -84,7 +94,7 @@ def summary_table(summary, title: str) -> Table:
     for header in ("setting", "runs", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):
         table.add_column(header, justify="left" if header == "setting" else "right")
     for _, row in summary.iterrows():
-        cells = [escape(str(row["setting"])), runs_and_seeds(row)]  # settings come from run folders: no markup
+        cells = [plain(row["setting"]), runs_and_seeds(row)]  # settings come from run folders: no markup
         cells += [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in ("val_acc", "test_acc", "gap_loss", "gap_acc")]
         table.add_row(*cells, style="bold green" if row["best"] else None)
     table.caption = "best (bold green): highest mean validation accuracy; test accuracy is shown, never used to choose"

@@ -17,6 +17,8 @@ import errno
 import fcntl
 import os
 import socket
+import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -54,15 +56,21 @@ class FolderLock:
 
 
 def acquire(folder: Path) -> FolderLock:
-    """Own `folder` (which must exist) or raise FolderBusy naming the owner. Never blocks."""
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as error:
-        os.close(fd)
-        if error.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            raise FolderBusy(folder, holder_of(folder) or "another process") from None
-        raise
+    """Own `folder` (which must exist) or raise FolderBusy naming the owner. Never blocks for long: a
+    `holder_of` that holds the lock shared for an instant is waited out (three tries, 20 ms apart)."""
+    fd = open_lock_file(folder, os.O_RDWR | os.O_CREAT)
+    for attempt in range(3):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                os.close(fd)
+                raise
+            if attempt == 2:
+                os.close(fd)
+                raise FolderBusy(folder, holder_of(folder) or "another process") from None
+            time.sleep(0.02)
     try:
         me = f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now().isoformat(timespec='seconds')}"
         os.ftruncate(fd, 0)
@@ -72,10 +80,20 @@ def acquire(folder: Path) -> FolderLock:
     return FolderLock(folder, fd)
 
 
+def open_lock_file(folder: Path, flags: int) -> int:
+    """The lock file, never through a link, and only if it is a regular file: a FIFO planted there would
+    block an open (O_NONBLOCK) or a read forever."""
+    fd = os.open(folder / LOCK_NAME, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(folder / LOCK_NAME))
+    return fd
+
+
 def holder_of(folder: Path) -> str | None:
     """Who owns `folder`, or None when nobody does (asked without taking the lock for long)."""
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = open_lock_file(folder, os.O_RDONLY)
     except OSError:
         return None
     try:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
-from dropcli.runs import LoadedRun, discover_run_folders, load_run, write_atomically
+from dropcli.runs import LoadedRun, discover_run_folders, is_number, load_run, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
 IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
@@ -145,8 +145,14 @@ def mc_by_passes(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]) ->
         if not isinstance(measured, dict) or not measured.get("mc"):
             continue
         label = setting_label(row, keys)
-        rows.append({"setting": label, "K": 0, **measured["weight_scaling"]})
-        rows += [{"setting": label, "K": int(k), **scores} for k, scores in measured["mc"].items()]
+        try:  # a summary.json anyone may have written: only the shape dropcli writes is read
+            measured_rows = [{"setting": label, "K": 0, **measured["weight_scaling"]}]
+            measured_rows += [{"setting": label, "K": int(k), **scores} for k, scores in measured["mc"].items()]
+            if not all(is_number(r.get(m)) for r in measured_rows for m in ("acc", "nll", "ece")):
+                continue
+        except (TypeError, ValueError, AttributeError, KeyError):
+            continue
+        rows += measured_rows
     return pd.DataFrame(rows)
 
 

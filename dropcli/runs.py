@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,21 +29,40 @@ from typing import Any
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
 
+MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
 
 
-def write_atomically(path: Path, text: str | bytes) -> None:
-    """Temporary file, fsync, rename. On any error (a full disk) the temporary file is removed."""
+def write_atomically(path: Path, content: str | bytes, mode: int | None = None) -> None:
+    """Temporary file, fsync, rename. On any error (a full disk) the temporary file is removed. The
+    temporary file is created new (never through a link someone planted there); `mode` is applied to it
+    before anything is written."""
     partial = path.with_name(f".{path.name}.partial")
     try:
-        with open(partial, "wb" if isinstance(text, bytes) else "w") as handle:
-            handle.write(text)
+        with open_new(partial) as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), os.fstat(handle.fileno()).st_mode & mode)
+            handle.write(content.encode() if isinstance(content, str) else content)
             handle.flush()
             os.fsync(handle.fileno())
-        partial.replace(path)
+        partial.replace(path)  # rename replaces a link at `path` itself, never what it points to
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def open_new(path: Path):
+    """A binary file created here and now: whatever was at `path` (a planted symbolic link, a stale
+    temporary file) is removed first, and O_EXCL | O_NOFOLLOW refuse anything that appears meanwhile."""
+    try:
+        os.unlink(path)  # removes a link itself, never its target
+    except FileNotFoundError:
+        pass
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666), "wb")
+
+
+class NotARunFolder(Exception):
+    """The path of a run folder is something else: a file, or a symbolic link (its target is not ours)."""
 
 
 def strict_json(data: Any) -> str:
@@ -90,8 +110,14 @@ class RunFolder:
 
     @classmethod
     def claim(cls, path: Path) -> RunFolder:
-        """Own `path` (created if missing): FolderBusy when another process does."""
-        path.mkdir(parents=True, exist_ok=True)
+        """Own `path` (created if missing): FolderBusy when another process does, NotARunFolder when it is
+        a symbolic link or not a folder (emptying it would empty whatever it points to)."""
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            if path.is_symlink() or not path.is_dir():
+                raise NotARunFolder(f"{path}: is {'a symbolic link' if path.is_symlink() else 'not a folder'}; a "
+                                    f"run folder must be a real folder (move it away)") from None
         return cls(path, locks.acquire(path))
 
     def release(self) -> None:
@@ -150,7 +176,8 @@ class RunFolder:
         return rows
 
     def append_metrics(self, row: dict[str, float]) -> None:
-        with open(self.metrics_path, "a", newline="") as handle:
+        descriptor = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(descriptor, "a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, lineterminator="\n").writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
@@ -161,8 +188,8 @@ class RunFolder:
     def read_summary(self) -> dict[str, Any]:
         """The summary as a dict; {} for a missing, torn or foreign summary.json."""
         try:
-            data = json.loads(self.summary_path.read_text())
-        except (OSError, ValueError):
+            data = json.loads(read_regular(self.summary_path, MAX_SUMMARY_BYTES))
+        except (OSError, ValueError, RecursionError):
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -198,9 +225,6 @@ def discover_run_folders(root: Path, skip: Path | None = None) -> list[Path]:
     return found
 
 
-MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
-
-
 def load_run(path: Path) -> LoadedRun:
     """Read what there is; never raise. Anything missing or unreadable becomes a status and a reason.
     The files may have been written by anyone: YAML goes through yamlsafe, sizes are capped."""
@@ -209,20 +233,16 @@ def load_run(path: Path) -> LoadedRun:
     problems: list[str] = []
     config = summary = None
     try:
-        if (path / "config.yaml").stat().st_size > yamlsafe.MAX_BYTES:
-            raise yamlsafe.YamlError("too large")
-        config = yamlsafe.load((path / "config.yaml").read_text())
+        config = yamlsafe.load(read_regular(path / "config.yaml", yamlsafe.MAX_BYTES))
         if not isinstance(config, dict) or not config:
             problems.append("config.yaml is empty or not a mapping")
             config = None
     except FileNotFoundError:
         problems.append("config.yaml is missing")
-    except (yamlsafe.YamlError, UnicodeDecodeError, OSError):
+    except (ValueError, OSError, RecursionError):  # YamlError, UnicodeDecodeError, a FIFO ...
         problems.append("config.yaml is unreadable")
     try:
-        if (path / "summary.json").stat().st_size > MAX_SUMMARY_BYTES:
-            raise ValueError
-        summary = json.loads((path / "summary.json").read_text())
+        summary = json.loads(read_regular(path / "summary.json", MAX_SUMMARY_BYTES))
         if not isinstance(summary, dict):
             raise ValueError
     except FileNotFoundError:
@@ -245,7 +265,7 @@ def load_run(path: Path) -> LoadedRun:
     elif status == "completed" and isinstance(summary.get("epochs_run"), int) and len(metrics) != summary["epochs_run"]:
         status = "broken"
         problems.append(f"completed after {summary['epochs_run']} epochs, but metrics.csv holds {len(metrics)}")
-    if status == "completed" and not all(isinstance(summary.get(k), (int, float)) for k in ("val_acc", "test_acc", "gap_loss")):
+    if status == "completed" and not all(is_number(summary.get(k)) for k in ("val_acc", "test_acc", "gap_loss")):
         status = "broken"
         problems.append("completed, but summary.json lacks its results")
     if status == "running":
@@ -255,6 +275,21 @@ def load_run(path: Path) -> LoadedRun:
     if status != "completed" and not problems:
         problems.append(f"status {status!r}")
     return LoadedRun(path, status, "; ".join(problems) if status != "completed" else "", config, summary, metrics)
+
+
+def read_regular(path: Path, limit: int) -> str:
+    """A text file that is a regular file of at most `limit` bytes (a FIFO planted in a shared folder would
+    block a read forever); ValueError otherwise, FileNotFoundError when missing."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise ValueError(f"{path.name}: not a regular file of at most {limit} bytes")
+        return handle.read(limit + 1).decode("utf-8")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def conforming_config(raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
@@ -275,9 +310,12 @@ def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
         return []
     rows = []
     with open(path, newline="", errors="replace") as handle:
-        for row in csv.DictReader(handle):
-            try:
-                rows.append({column: float(row[column]) for column in METRIC_COLUMNS})
-            except (TypeError, ValueError, KeyError):
-                continue
+        try:
+            for row in csv.DictReader(handle):
+                try:
+                    rows.append({column: float(row[column]) for column in METRIC_COLUMNS})
+                except (TypeError, ValueError, KeyError):
+                    continue
+        except csv.Error:  # a field of 128 KB, a NUL: not ours from here on
+            pass
     return rows

@@ -23,17 +23,18 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
-from dropcli.runs import RunFolder, load_run, write_atomically
+from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run, read_regular, write_atomically
 from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
 
 MAX_TRIALS = 10_000  # per sweep unless --max-trials says more: a typo like 0..0.7:0.0001 must not mean 7 million
+MAX_RECORD_BYTES = 1 << 30  # sweep.json: ~200 bytes a trial, so a cap far above 10,000 trials
 MAX_AXIS_VALUES = 10_000  # values of one axis (or seeds), checked before any list is built
 RATE_FORM = "A..B[:STEP] (e.g. 0.1..0.7 or 0.1..0.7:0.2) or a comma list (e.g. 0,0.2,0.5), rates in [0, 1)"
 
@@ -49,7 +50,7 @@ class SweepError(ConfigError):
 def parse_decimal(text: str, option: str, form: str) -> Decimal:
     try:
         value = Decimal(text.strip())
-    except InvalidOperation:
+    except ArithmeticError:
         raise SweepError(f"{option} {brief(text.strip())}: not a number; expected {form}") from None
     if not value.is_finite():
         raise SweepError(f"{option} {brief(text.strip())}: not a finite number; expected {form}")
@@ -67,7 +68,10 @@ def parse_rates(text: str, option: str = "--p") -> list[float]:
             raise SweepError(f"{option} {brief(text)}: the step must be > 0; expected {RATE_FORM}")
         if start > end:
             raise SweepError(f"{option} {brief(text)}: the range runs backwards ({start} > {end}); expected {RATE_FORM}")
-        count = int((end - start) / step) + 1
+        try:
+            count = int((end - start) / step) + 1
+        except ArithmeticError:  # a step like 1e-999999999
+            count = MAX_AXIS_VALUES + 1
         if count > MAX_AXIS_VALUES:
             raise SweepError(f"{option} {brief(text)}: {count:,} rates; an axis may have at most "
                              f"{MAX_AXIS_VALUES:,} values (a larger step?)")
@@ -288,8 +292,8 @@ def run_status(folder: Path) -> str:
     if not summary.is_file():
         return "pending"
     try:
-        data = json.loads(summary.read_text())
-    except (OSError, ValueError, RecursionError):  # torn, not UTF-8, not JSON
+        data = json.loads(read_regular(summary, MAX_SUMMARY_BYTES))
+    except (OSError, ValueError, RecursionError):  # torn, not UTF-8, not JSON, too large
         return "unknown"
     status = data.get("status") if isinstance(data, dict) else None
     if status not in RUN_STATUSES:  # the file may have been written by anyone
@@ -302,10 +306,10 @@ def run_status(folder: Path) -> str:
 def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
     record = sweep_dir / "sweep.json"
     try:
-        data = json.loads(record.read_text())
+        data = json.loads(read_regular(record, MAX_RECORD_BYTES))
     except FileNotFoundError:
         raise SweepError(f"{sweep_dir}: not a sweep folder (no sweep.json)") from None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise SweepError(f"{sweep_dir}/sweep.json is corrupted") from None
     if not isinstance(data, dict):
         raise SweepError(f"{sweep_dir}/sweep.json is corrupted")
@@ -409,6 +413,8 @@ def claim_trials(group: list[Trial], sweep_dir: Path, observer: SweepObserver,
                  outcome: SweepOutcome) -> list[tuple[Trial, RunFolder]]:
     """Own each trial's run folder; trials owned by another process, or completed since the sweep
     looked, are left out (and reported)."""
+    from dropcli import train as training
+
     claimed = []
     for trial in group:
         try:
@@ -416,6 +422,15 @@ def claim_trials(group: list[Trial], sweep_dir: Path, observer: SweepObserver,
         except locks.FolderBusy as busy:
             outcome.held[trial.name] = busy.holder
             observer.trial_ended(trial, "held", f"trained by {busy.holder}")
+            continue
+        except (OSError, NotARunFolder) as error:  # a file or a link where its folder goes, a full disk ...
+            message = training.failure_reason(error) if isinstance(error, OSError) else str(error)
+            outcome.failed[trial.name] = message
+            observer.trial_ended(trial, "failed", message)
+            if training.disk_full(error):
+                for _, run in claimed:
+                    run.release()
+                raise DiskFull(message) from None
             continue
         if trial_status(sweep_dir, trial) == "completed":  # another process finished it meanwhile
             run.release()

@@ -52,7 +52,10 @@ def load(text: str) -> Any:
     """Parse one YAML document safely (see the module docstring); raises YamlError."""
     if len(text) > MAX_BYTES:
         raise YamlError(f"{len(text):,} characters; a config may have at most {MAX_BYTES:,}")
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters here, before any parsing
+    except yaml.YAMLError as error:
+        raise MalformedYaml(f"not YAML text: {brief(str(error))}") from None
     try:
         node = loader.get_single_node()
         if node is None:

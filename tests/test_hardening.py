@@ -447,3 +447,165 @@ def test_a_sweep_trial_with_a_damaged_checkpoint_continues_on_rerun(runner, tiny
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "damaged" in result.output and "trained 1" in result.output, result.output
     assert epochs_of(trial) == [1, 2, 3]
+
+
+# --- found by a second attack (a review of the first round) -------------------------------------------------------
+
+def test_links_planted_in_a_shared_sweep_folder_are_never_followed(runner, tiny_raw, write_config, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.tex").write_text("months of work")
+    out = tmp_path / "sweep"
+    args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")
+    assert runner.invoke(app, args).exit_code == 0
+    import shutil
+
+    shutil.rmtree(out / "p-0.5_seed-0")
+    (out / "p-0.5_seed-0").symlink_to(victim)  # a trial folder that is a link: emptying it would empty the target
+    (out / "p-0.0_seed-0" / "summary.json").write_text("{}")  # and a trial to retrain, whose temp files are links
+    target = tmp_path / "other.txt"
+    target.write_text("keep me")
+    for name in (".config.yaml.partial", ".checkpoint.pt.partial", ".summary.json.partial"):
+        (out / "p-0.0_seed-0" / name).symlink_to(target)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "symbolic link" in result.output and "Traceback" not in result.output
+    assert (victim / "thesis.tex").read_text() == "months of work" and target.read_text() == "keep me"
+    assert json.loads((out / "p-0.0_seed-0" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_file_where_a_trial_folder_goes_fails_that_trial_in_one_line(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")
+    assert runner.invoke(app, args).exit_code == 0
+    import shutil
+
+    shutil.rmtree(out / "p-0.5_seed-0")
+    (out / "p-0.5_seed-0").write_text("x")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "not a folder" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["epochs: 2\x01\n", "name: a\x07b\n"])
+def test_control_characters_in_yaml_are_one_line_errors(runner, write_config, text):
+    result = runner.invoke(app, ["train", str(write_config(text))])
+    assert result.exit_code == 2 and "Traceback" not in result.output and "\x07" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "dataset.root=a\x00b"], "no newlines or other control characters"),
+    (["--set", "name=a\x01"], "name"),
+])
+def test_nul_and_control_characters_in_values_exit_2(runner, tiny_raw, write_config, args, message):
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_step_too_small_for_decimal_arithmetic_is_one_line(runner, tiny_raw, write_config, tmp_path):
+    result = runner.invoke(app, sweep_args(write_config(tiny_raw), tmp_path / "s", "--p", "0..0.9:1e-999999999"))
+    assert result.exit_code == 2 and "an axis may have at most" in result.output
+
+
+def test_paths_with_markup_are_printed_literally(runner, tiny_raw, write_config, tmp_path):
+    runs = tmp_path / "m[/x]"
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(runs)])
+    assert result.exit_code == 0 and "m[/x]" in result.output, result.output
+    result = runner.invoke(app, ["report", str(runs)])
+    assert result.exit_code == 0 and "m[/x]" in result.output, result.output
+
+
+def test_crafted_summaries_and_huge_csv_fields_are_left_out_of_reports(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
+    summary = json.loads((out / "p-0.5_seed-0" / "summary.json").read_text())
+    (out / "p-0.5_seed-0" / "summary.json").write_text(json.dumps({**summary, "val_acc": float("nan")}))
+    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps({**summary, "mc_dropout": {"mc": [1, 2]}}))
+    with open(out / "p-0.0_seed-0" / "metrics.csv", "a") as handle:
+        handle.write("x" * 200_000 + "\n")
+    failed = json.loads((out / "p-0.0_seed-1" / "summary.json").read_text())
+    (out / "p-0.0_seed-1" / "summary.json").write_text(json.dumps(
+        {**failed, "status": "failed", "error": "\x1b]0;owned\x07\x1b[2J gone"}))
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "\x1b" not in result.output and "?]0;owned" in result.output  # shown, but defused
+    assert runner.invoke(app, ["status", str(out)]).exit_code == 0
+
+
+def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0
+    victim = out / "p-0.5_seed-0"
+    (victim / "config.yaml").unlink()
+    os.mkfifo(victim / "config.yaml")
+    (victim / "summary.json").write_text(json.dumps({"status": "running"}))
+    (victim / ".lock").unlink()
+    os.mkfifo(victim / ".lock")
+    code = (f"from typer.testing import CliRunner; from dropcli.cli import app; r = CliRunner(); "
+            f"print(r.invoke(app, ['report', {str(out)!r}]).exit_code, r.invoke(app, ['status', {str(out)!r}]).exit_code)")
+    done = subprocess.run([sys.executable, "-c", code], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["0", "0"], done.stdout + done.stderr
+
+
+def test_a_checkpoint_from_before_plain_generator_states_still_resumes(runner, tiny_raw, tmp_path):
+    import numpy as np
+    import torch
+
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path)
+    state = torch.load(run.checkpoint_path, weights_only=True)
+    state["rng"]["numpy"] = np.random.get_state()  # as dropcli wrote it before: an ndarray inside
+    torch.save(state, run.checkpoint_path)
+    result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_of_a_run_that_completed_meanwhile_does_not_train_it_again(runner, tiny_raw, tmp_path, monkeypatch):
+    from dropcli import runs as run_folders
+
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path)
+    before = (run.path / "metrics.csv").read_text()
+    real_claim = run_folders.RunFolder.claim.__func__
+
+    def claim_after_the_owner_finished(cls, path):
+        claimed = real_claim(cls, path)
+        training.run_experiment(training.prepare(validate_config(tiny_raw | {"epochs": 3})), claimed, resume=True)
+        return claimed
+
+    monkeypatch.setattr(run_folders.RunFolder, "claim", classmethod(claim_after_the_owner_finished))
+    result = runner.invoke(app, ["train", "--resume", str(run.path)])
+    assert result.exit_code == 0 and "already completed" in result.output, result.output
+    rows = (run.path / "metrics.csv").read_text()
+    assert rows.splitlines()[:2] == before.splitlines()[:2]  # epoch 1 untouched since: not trained again
+    assert rows.count("\n") == 4 and run.read_summary()["resumed"] == 1
+
+
+def test_a_real_short_write_on_a_full_disk_is_reported_as_one(runner, tiny_raw, write_config, tmp_path, monkeypatch):
+    from dropcli import runs as run_folders
+
+    real_open = run_folders.open_new
+
+    class FillsUp:
+        """A file on a disk with 4 KB left: the write that crosses it fails with ENOSPC, as the kernel does."""
+
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(run_folders, "open_new", lambda path: FillsUp(real_open(path)))
+    out = tmp_path / "sweep"
+    result = runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2"))
+    assert result.exit_code == 1 and "disk full while writing" in result.output, result.output
+    assert "stopped" in result.output and "Traceback" not in result.output
+    assert not list(out.glob("*/.*.partial"))
