@@ -13,7 +13,7 @@ there (`from_config`), and a key whose value is 0 or null is off. "Weights" mean
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -41,6 +41,14 @@ class Regularizer:
     def from_config(cls, config: RegularizerConfig) -> Regularizer | None:
         """Build from the `regularizer:` section, or None when its keys leave this regularizer off."""
         raise NotImplementedError
+
+    @classmethod
+    def for_trials(cls, configs: list[RegularizerConfig], device: torch.device) -> Regularizer | None:
+        """This regularizer for a stacked group (batched.py), its per-trial numbers as a tensor with a trial
+        dimension, or None when no trial uses it, or when it acts per trial on each trial's lone model
+        (early stopping; dropout, which shapes the masks). Penalties and constraints then see the stacked
+        model, whose weights carry the trial dimension first (`per_trial_sums`)."""
+        return None
 
     def describe(self) -> str:
         """A few words for titles and logs, e.g. "dropout p=0.5"."""
@@ -87,7 +95,23 @@ def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
 
 
 def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters penalties and constraints act on: weights, never biases. A stacked model says which."""
+    if hasattr(model, "weight_parameters"):
+        return model.weight_parameters()
     return [p for p in model.parameters() if p.ndim >= 2]
+
+
+def per_trial_sums(model: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The sum of transform(w) over the weights: a number for a lone model, one per trial ([T]) for a stacked
+    model (whose weights are [T, ...])."""
+    if getattr(model, "trials", None):
+        return sum(transform(w).flatten(1).sum(1) for w in weight_parameters(model))
+    return sum(transform(w).sum() for w in weight_parameters(model))
+
+
+def trial_column(values: list[float], device: torch.device) -> torch.Tensor | None:
+    """Per-trial coefficients as a [T] tensor (a trial without this regularizer has 0), or None if all are 0."""
+    return torch.tensor(values, dtype=torch.float32, device=device) if any(values) else None
 
 
 @REGULARIZERS.register("dropout")
@@ -155,21 +179,26 @@ class L2(Regularizer):
     config_keys = per_trial_keys = ("l2",)
 
     def stacking_refusal(self) -> str | None:
-        return None  # batched.add_penalty_gradients, a coefficient per trial
+        return None  # a coefficient per trial (for_trials)
 
-    def __init__(self, coefficient: float):
+    def __init__(self, coefficient: float | torch.Tensor):
         self.coefficient = coefficient
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> L2 | None:
         return cls(config.l2) if config.l2 else None
 
+    @classmethod
+    def for_trials(cls, configs: list[RegularizerConfig], device: torch.device) -> L2 | None:
+        coefficients = trial_column([c.l2 for c in configs], device)
+        return None if coefficients is None else cls(coefficients)
+
     def describe(self) -> str:
         return f"L2 {self.coefficient:g}"
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
         # l2/2 * ||w||^2 has gradient l2 * w: the same number means the same thing as SGD's weight_decay
-        return 0.5 * self.coefficient * sum(w.pow(2).sum() for w in weight_parameters(model))
+        return 0.5 * (self.coefficient * per_trial_sums(model, torch.square)).sum()
 
 
 @REGULARIZERS.register("l1")
@@ -177,20 +206,25 @@ class L1(Regularizer):
     config_keys = per_trial_keys = ("l1",)
 
     def stacking_refusal(self) -> str | None:
-        return None  # batched.add_penalty_gradients, a coefficient per trial
+        return None  # a coefficient per trial (for_trials)
 
-    def __init__(self, coefficient: float):
+    def __init__(self, coefficient: float | torch.Tensor):
         self.coefficient = coefficient
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> L1 | None:
         return cls(config.l1) if config.l1 else None
 
+    @classmethod
+    def for_trials(cls, configs: list[RegularizerConfig], device: torch.device) -> L1 | None:
+        coefficients = trial_column([c.l1 for c in configs], device)
+        return None if coefficients is None else cls(coefficients)
+
     def describe(self) -> str:
         return f"L1 {self.coefficient:g}"
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        return self.coefficient * sum(w.abs().sum() for w in weight_parameters(model))
+        return (self.coefficient * per_trial_sums(model, torch.abs)).sum()
 
 
 @REGULARIZERS.register("max_norm")
@@ -201,22 +235,35 @@ class MaxNorm(Regularizer):
     config_keys = per_trial_keys = ("max_norm",)
 
     def stacking_refusal(self) -> str | None:
-        return None  # batched.constrain, a norm per trial
+        return None  # a norm per trial (for_trials)
 
-    def __init__(self, max_norm: float):
+    def __init__(self, max_norm: float | torch.Tensor):
         self.max_norm = max_norm
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> MaxNorm | None:
         return cls(config.max_norm) if config.max_norm else None
 
+    @classmethod
+    def for_trials(cls, configs: list[RegularizerConfig], device: torch.device) -> MaxNorm | None:
+        if not any(c.max_norm for c in configs):
+            return None
+        return cls(torch.tensor([c.max_norm or float("inf") for c in configs], device=device))  # inf: unclipped
+
     def describe(self) -> str:
         return f"max-norm {self.max_norm:g}"
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        for w in weight_parameters(model):
-            w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=self.max_norm))
+        if not torch.is_tensor(self.max_norm):
+            for w in weight_parameters(model):
+                w.copy_(torch.renorm(w, p=2, dim=0, maxnorm=self.max_norm))
+            return
+        # a stacked model: each trial's units with that trial's norm, rescaled as torch.renorm does
+        for w, unit_dims in model.unit_weights():
+            limit = self.max_norm.view(-1, *[1] * (w.ndim - 1))
+            norms = w.norm(dim=unit_dims, keepdim=True)
+            w.mul_(torch.where(norms > limit, limit / (norms + 1e-7), 1.0))
 
 
 @REGULARIZERS.register("early_stopping")

@@ -28,6 +28,7 @@ from dropcli.data import shuffled_batches
 from dropcli.evaluation import flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
+from dropcli.regularizers import Regularizer
 from dropcli.runs import RunFolder, read_metrics_tolerantly
 from dropcli.signals import Terminated, interruption_reason
 
@@ -90,16 +91,22 @@ def train_one_epoch(exp: Experiment) -> None:
     exp.model.train()
     for x, y in shuffled_batches(exp.splits.x_train, exp.splits.y_train, exp.config.optimizer.batch_size,
                                  exp.batch_order):
-        loss = F.cross_entropy(exp.model(x), y)
-        for regularizer in exp.regularizers:
-            penalty = regularizer.penalty(exp.model)
-            if penalty is not None:
-                loss = loss + penalty
-        exp.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        exp.optimizer.step()
-        for regularizer in exp.regularizers:
-            regularizer.after_step(exp.model)
+        take_step(exp.model, F.cross_entropy(exp.model(x), y), exp.regularizers, exp.optimizer)
+
+
+def take_step(model: nn.Module, loss: torch.Tensor, regularizers: list[Regularizer],
+              optimizer: torch.optim.Optimizer) -> None:
+    """One update, for a lone model or a stacked one alike: the regularizers' penalties join the loss,
+    autograd takes the gradient, the optimizer steps, the regularizers' constraints act."""
+    for regularizer in regularizers:
+        penalty = regularizer.penalty(model)
+        if penalty is not None:
+            loss = loss + penalty
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    for regularizer in regularizers:
+        regularizer.after_step(model)
 
 
 # ---------------------------------------------------------------------------------------------------------
