@@ -3,6 +3,7 @@
     uv run python bench/sweep_speed.py              # 8 rates x 2 seeds, 20 epochs, + the epoch overhead
     uv run python bench/sweep_speed.py --quick      # 10 epochs: well under 2 minutes on 2 CPU cores
     uv run python bench/sweep_speed.py --epochs 60  # the quickstart's own length
+    uv run python bench/sweep_speed.py --quick --model all   # mlp, cnn and gru in turn
 
 Everything runs in this one process, on the quickstart config (MLP on MNIST-1D), so the ratios compare
 like with like on the same machine at the same moment:
@@ -12,8 +13,15 @@ like with like on the same machine at the same moment:
    everything a user gets (run folders, metrics, checkpoints, curves.png, model.pt): trials/s for each
    and `vs_sequential=<ratio>`; also the training loop's own ratio (epoch times from metrics.csv) and the
    largest metric difference between the two paths;
-2. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
+2. for the MLP, `vs_hand=<ratio>`: the whole batched dropcli sweep against a bare hand-written stacked
+   loop over the same trials' data and epochs (stacked weights through `baddbmm`, autograd, one mask draw
+   for all trials per layer, fused Adam, the same per-epoch train/val evaluation, nothing written): the
+   floor dropcli's bookkeeping is measured against;
+3. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
    policy) against a bare hand-written loop over the same tensors that computes the same metrics.
+
+`--model cnn|gru|all` runs part 1 for the other models (they have no stacked form yet, so their batched
+path trains one by one: the ratio shows what stacking them would have to beat).
 """
 
 from __future__ import annotations
@@ -38,8 +46,9 @@ RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 SEEDS = [0, 1]
 
 
-def sweep_trials(epochs: int):
-    base = load_config("configs/quickstart.yaml", [f"epochs={epochs}", "device=cpu" if not torch.cuda.is_available() else "device=auto"])
+def sweep_trials(epochs: int, model: str = "mlp"):
+    base = load_config("configs/quickstart.yaml", [f"epochs={epochs}", f"model.name={model}",
+                                                   "device=cpu" if not torch.cuda.is_available() else "device=auto"])
     spec = SweepSpec(base=base.to_dict(), axes={"regularizer.dropout": RATES}, seeds=SEEDS)
     return spec, spec.trials()
 
@@ -105,6 +114,51 @@ def bare_epoch_seconds(config, epochs: int) -> list[float]:
     return seconds
 
 
+def hand_stacked_seconds(trials) -> float:
+    """The floor: the trials' MLPs stacked by hand and trained with autograd, nothing else."""
+    experiments = [training.prepare(trial.config) for trial in trials]
+    config = trials[0].config
+    device = experiments[0].device
+    x = torch.stack([e.splits.x_train for e in experiments])
+    y = torch.stack([e.splits.y_train for e in experiments])
+    xv, yv = torch.stack([e.splits.x_val for e in experiments]), torch.stack([e.splits.y_val for e in experiments])
+    count, sizes = len(trials), [x.shape[-1], *config.model.hidden_sizes, 10]
+    weights = [torch.nn.Parameter(torch.randn(count, a, b, device=device) / a ** 0.5) for a, b in zip(sizes, sizes[1:])]
+    biases = [torch.nn.Parameter(torch.zeros(count, 1, b, device=device)) for b in sizes[1:]]
+    keep = 1 - torch.tensor([t.config.regularizer.dropout for t in trials], device=device).view(-1, 1, 1)
+    optimizer = torch.optim.Adam([*weights, *biases], lr=config.optimizer.lr, fused=True)
+
+    def forward(inputs, train):
+        h = inputs
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if layer < len(weights) - 1:
+                h = h.relu()
+                if train:  # one draw for every trial of the layer
+                    h = h * (torch.rand_like(h) < keep) / keep
+        return h
+
+    started = time.perf_counter()
+    for _ in range(config.epochs):
+        order = torch.stack([torch.randperm(y.shape[1], device=device) for _ in range(count)])
+        index = torch.arange(count, device=device).unsqueeze(1)
+        for i in range(0, y.shape[1], config.optimizer.batch_size):
+            batch = order[:, i:i + config.optimizer.batch_size]
+            logits = forward(x[index, batch], True)
+            loss = F.cross_entropy(logits.transpose(1, 2), y[index, batch], reduction="none").mean(1).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            numbers = []
+            for inputs, targets in ((x, y), (xv, yv)):
+                logits = forward(inputs, False).transpose(1, 2)
+                numbers += [F.cross_entropy(logits, targets, reduction="none").mean(1),
+                            (logits.argmax(1) == targets).double().mean(1)]
+            torch.stack(numbers).tolist()  # the per-epoch sync a real loop has
+    return time.perf_counter() - started
+
+
 def dropcli_epoch_seconds(config, folder: Path) -> list[float]:
     run = RunFolder.create(folder, config)
     training.run_experiment(training.prepare(config), run)
@@ -116,31 +170,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 epochs per trial instead of 20")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (overrides --quick)")
     parser.add_argument("--batch", type=int, default=16, help="group size of the batched path (default 16)")
+    parser.add_argument("--model", choices=["mlp", "cnn", "gru", "all"], default="mlp",
+                        help="which model's sweep to time (default mlp; all: each in turn)")
     args = parser.parse_args()
     epochs = args.epochs or (10 if args.quick else 20)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; sweep: {len(RATES)} rates x {len(SEEDS)} seeds, {epochs} epochs")
-    spec, trials = sweep_trials(epochs)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # warm-up: the data cache and the first calls of both paths (imports, allocator) are not timed
-        warm_spec, warm_trials = sweep_trials(1)
-        timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-sequential", batch=1)
-        timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-batched", batch=2)
-        sequential = timed_sweep(spec, trials, tmp / "sequential", batch=1)
-        batched = timed_sweep(spec, trials, tmp / "batched", batch=args.batch)
-        print(f"sequential: {len(trials) / sequential:.2f} trials/s ({sequential:.1f} s)")
-        print(f"batched   : {len(trials) / batched:.2f} trials/s ({batched:.1f} s, groups of {args.batch})")
-        print(f"vs_sequential={sequential / batched:.2f}")
-        loop_sequential, loop_batched = training_loop_seconds(trials, tmp / "sequential"), training_loop_seconds(trials, tmp / "batched")
-        print(f"training loop alone (steps + per-epoch evaluation, from metrics.csv): sequential "
-              f"{1000 * loop_sequential:.1f} ms, batched {1000 * loop_batched:.1f} ms per trial-epoch: "
-              f"{loop_sequential / loop_batched:.2f}x (the rest of a trial: setup, test evaluation, model.pt, "
-              f"curves.png, summary)")
-        print(f"largest metric difference batched vs sequential: {largest_difference(trials, tmp / 'sequential', tmp / 'batched'):.2e}")
+        for model in ["mlp", "cnn", "gru"] if args.model == "all" else [args.model]:
+            time_model(model, epochs, args.batch, tmp / model)
+        if args.model not in ("mlp", "all"):
+            return
 
         config = load_config("configs/quickstart.yaml", ["epochs=30", f"device={device}"])
+        print("quickstart epoch overhead (mlp):")
         bare, ours = [], []
         for _ in range(3):  # interleaved, so drifting machine load hits both alike
             bare += bare_epoch_seconds(config, 30)[1:]
@@ -148,6 +193,29 @@ def main() -> None:
         bare_median, ours_median = statistics.median(bare), statistics.median(ours)
         print(f"quickstart epoch: bare loop {1000 * bare_median:.1f} ms, dropcli {1000 * ours_median:.1f} ms "
               f"(median of {len(ours)}): overhead {100 * (ours_median / bare_median - 1):+.1f}%")
+
+
+def time_model(model: str, epochs: int, batch: int, tmp: Path) -> None:
+    spec, trials = sweep_trials(epochs, model)
+    # warm-up: the data cache and the first calls of both paths (imports, allocator) are not timed
+    warm_spec, warm_trials = sweep_trials(1, model)
+    timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-sequential", batch=1)
+    timed_sweep(warm_spec, warm_trials[:2], tmp / "warm-batched", batch=2)
+    sequential = timed_sweep(spec, trials, tmp / "sequential", batch=1)
+    batched = timed_sweep(spec, trials, tmp / "batched", batch=batch)
+    print(f"[{model}] sequential: {len(trials) / sequential:.2f} trials/s ({sequential:.1f} s)")
+    print(f"[{model}] batched   : {len(trials) / batched:.2f} trials/s ({batched:.1f} s, groups of {batch})")
+    print(f"[{model}] vs_sequential={sequential / batched:.2f}")
+    if model == "mlp":
+        hand = hand_stacked_seconds(trials)
+        print(f"[{model}] hand-written stacked loop: {hand:.1f} s; vs_hand={batched / hand:.2f}")
+    loop_sequential, loop_batched = training_loop_seconds(trials, tmp / "sequential"), training_loop_seconds(trials, tmp / "batched")
+    print(f"[{model}] training loop alone (steps + per-epoch evaluation, from metrics.csv): sequential "
+          f"{1000 * loop_sequential:.1f} ms, batched {1000 * loop_batched:.1f} ms per trial-epoch: "
+          f"{loop_sequential / loop_batched:.2f}x (the rest of a trial: setup, test evaluation, model.pt, "
+          f"curves.png, summary)")
+    print(f"[{model}] largest metric difference batched vs sequential: "
+          f"{largest_difference(trials, tmp / 'sequential', tmp / 'batched'):.2e}")
 
 
 if __name__ == "__main__":
