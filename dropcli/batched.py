@@ -24,24 +24,23 @@ batched matrix products (metrics agree closely, not bitwise) and the `seconds` c
 
 from __future__ import annotations
 
+import math
 from itertools import accumulate
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dropcli import train as training
 from dropcli.checkpoint import capture
 from dropcli.config import Config
 from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
-from dropcli.registry import Registry
 from dropcli.regularizers import REGULARIZERS, build_regularizers
 from dropcli.runs import RunFolder
+from dropcli.stacked import STACKED_MODELS, StackedModel
 
 STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
 EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffled copy is gathered at once
-STACKED_MODELS: Registry[type[nn.Module]] = Registry("stacked model")  # model name → its stacked form
 
 
 def unbatchable_reason(config: Config) -> str | None:
@@ -72,63 +71,6 @@ def group_key(config: Config) -> str | None:
     return repr(shared)
 
 
-@STACKED_MODELS.register("mlp")
-class StackedMLP(nn.Module):
-    """T copies of models.build_mlp's network, weights stacked on a leading trial dimension.
-
-    Hidden layers hold weights as [T, in, out] and compute h @ W; the output layer keeps nn.Linear's
-    [T, classes, in] and computes the logits class-major, W @ h^T → [T, classes, B]: with 10 classes the
-    batch-major product (N = 10) ran at a fifth of the CPU's speed, forward and backward."""
-
-    def __init__(self, models: list[nn.Module]):
-        super().__init__()
-        per_model = [[m for m in model.modules() if isinstance(m, nn.Linear)] for model in models]
-        depth = len(per_model[0])
-
-        def stacked(layer: int, kind: str) -> nn.Parameter:
-            tensors = [stacked_layout(getattr(layers[layer], kind).detach(), kind, layer == depth - 1)
-                       for layers in per_model]
-            return nn.Parameter(torch.stack(tensors).contiguous())
-
-        self.weights = nn.ParameterList([stacked(i, "weight") for i in range(depth)])
-        self.biases = nn.ParameterList([stacked(i, "bias") for i in range(depth)])
-
-        self.hidden_sizes = [w.shape[2] for w in self.weights[:-1]]
-
-    @property
-    def trials(self) -> int:
-        """How many trials are stacked: penalties then sum per trial (regularizers.per_trial_sums)."""
-        return self.weights[0].shape[0]
-
-    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
-        """x: [T, B, ...] → logits, class-major [T, classes, B]. masks: one scaled dropout mask [T, B, H] (or
-        None) per hidden layer, applied after the ReLU as in build_mlp. Autograd takes the gradient."""
-        h = x.flatten(2)
-        for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
-            h = torch.baddbmm(bias, h, weight).relu()
-            if masks is not None and masks[i] is not None:
-                h = h * masks[i]
-        return torch.baddbmm(self.biases[-1], self.weights[-1], h.transpose(1, 2))
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.weights)
-
-    def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
-        """Each weight with the dimension that holds a unit's incoming vector (max-norm's unit)."""
-        return [(weight, (1,)) for weight in self.weights[:-1]] + [(self.weights[-1], (2,))]
-
-    @torch.no_grad()
-    def copy_into(self, trial: int, model: nn.Module) -> None:
-        """Write trial `trial`'s weights into a lone model of the same architecture."""
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        for linear, weight, bias in zip(linears[:-1], self.weights[:-1], self.biases[:-1]):
-            linear.weight.copy_(weight[trial].T)
-            linear.bias.copy_(bias[trial, 0])
-        linears[-1].weight.copy_(self.weights[-1][trial])
-        linears[-1].bias.copy_(self.biases[-1][trial, :, 0])
-
-
-
 class MaskStreams:
     """One dropout-mask generator per trial, replaying the masks that trial would draw training alone.
 
@@ -149,25 +91,26 @@ class MaskStreams:
         self.cutoffs = torch.tensor([lane_cutoff(p) for p in rates], dtype=torch.int16, device=device).view(-1, 1, 1)
         self.kept = torch.tensor([keep_value(p) for p in rates], dtype=dtype, device=device).view(-1, 1, 1)
 
-    def draw(self, batch: int, hidden_sizes: list[int]) -> list[torch.Tensor | None]:
-        """Each hidden layer's mask for one step, [T, batch, width]. A lone run draws layer after layer
-        from one generator, which on the CPU generates word after word: so one draw per trial covering
-        every layer's words yields the very same masks, with a single call per trial."""
+    def draw(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor | None]:
+        """Each dropout site's mask for one step, [T, *shape], in the order a lone model draws them. A lone
+        run draws site after site from one generator, which on the CPU generates word after word: so one
+        draw per trial covering every site's words yields the very same masks, with a single call per trial."""
         if not self.active:
-            return [None] * len(hidden_sizes)
-        counts = [batch * width for width in hidden_sizes]
+            return [None] * len(shapes)
+        counts = [math.prod(shape) for shape in shapes]
         word_counts = [(count + 3) // 4 for count in counts]
         words = torch.empty(len(self.generators), sum(word_counts), dtype=torch.int64, device=self.device)
         for index in self.active:
             if self.device.type == "cpu":
                 random_lanes(4 * words.shape[1], self.device, self.generators[index], out=words[index])
-            else:  # a CUDA generator's words depend on how a draw is cut: draw layer by layer, as alone
+            else:  # a CUDA generator's words depend on how a draw is cut: draw site by site, as alone
                 for offset, size in zip(accumulate([0, *word_counts]), word_counts):
                     random_lanes(4 * size, self.device, self.generators[index], out=words[index, offset:offset + size])
         masks, offset = [], 0
-        for width, count, size in zip(hidden_sizes, counts, word_counts):
-            lanes = words[:, offset:offset + size].view(torch.int16)[:, :count].reshape(-1, batch, width)
-            masks.append(keep_mask(lanes, self.cutoffs, self.kept, self.kept.dtype))
+        for shape, count, size in zip(shapes, counts, word_counts):
+            lanes = words[:, offset:offset + size].view(torch.int16)[:, :count].reshape(-1, *shape)
+            cutoffs, kept = (t.view(-1, *[1] * len(shape)) for t in (self.cutoffs, self.kept))
+            masks.append(keep_mask(lanes, cutoffs, kept, self.kept.dtype))
             offset += size
         return masks
 
@@ -244,7 +187,7 @@ class StackedStepper(training.Stepper):
         self.members = members
         first = members[0].experiment
         self.device, self.optimizer_config = first.device, first.config.optimizer
-        self.model = StackedMLP([m.experiment.model for m in members]).to(self.device)
+        self.model = STACKED_MODELS.lookup(first.config.model.name)([m.experiment.model for m in members]).to(self.device)
         self.optimizer = training.OPTIMIZERS[self.optimizer_config.name](list(self.model.parameters()),
                                                                          self.optimizer_config)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=first.config.epochs)
@@ -279,7 +222,7 @@ class StackedStepper(training.Stepper):
             batch = slice(start, start + self.optimizer_config.batch_size)
             x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
                 (x_train[trial_index, order[:, batch]], y_train[trial_index, order[:, batch]])
-            logits = self.model(x, self.masks.draw(y.shape[1], self.model.hidden_sizes))
+            logits = self.model(x, self.masks.draw(self.model.mask_shapes(x)))
             # each trial's mean cross-entropy, summed: the gradient of each trial's parameters is its own loss's
             loss = F.cross_entropy(logits, y, reduction="none").mean(1).sum()
             training.take_step(self.model, loss, self.regularizers, self.optimizer)
@@ -296,8 +239,8 @@ class StackedStepper(training.Stepper):
     def keep_stopped_trials(self) -> None:
         """A stopped trial's weights stay as they were (the shared optimizer step moved them)."""
         if self.frozen is not None:
-            keep = self.active.view(-1, 1, 1)  # torch.where, not boolean indexing: no device sync on a GPU
             for parameter, saved in zip(self.model.parameters(), self.frozen):
+                keep = self.active.view(-1, *[1] * (parameter.ndim - 1))  # torch.where: no device sync on a GPU
                 parameter.copy_(torch.where(keep, parameter, saved))
 
     def sync(self, index: int) -> None:
@@ -312,7 +255,7 @@ class StackedStepper(training.Stepper):
                             epoch, elapsed)
 
 
-def member_state(member: training.Member, index: int, model: StackedMLP, optimizer: torch.optim.Optimizer,
+def member_state(member: training.Member, index: int, model: StackedModel, optimizer: torch.optim.Optimizer,
                  scheduler: Any, masks: "MaskStreams", epoch: int, elapsed: float) -> dict[str, Any]:
     """Trial `index`'s share of the group, as the checkpoint it would have written training alone: its
     weights, its slice of the optimizer's state, the scheduler, its regularizers (early stopping's best
@@ -331,17 +274,13 @@ def member_state(member: training.Member, index: int, model: StackedMLP, optimiz
     return state
 
 
-def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMLP,
+def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedModel,
                          optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The stacked optimizer's state (Adam's moments, SGD's momentum) sliced to one trial, in the layout
     of its lone model's parameters."""
-    linears = [m for m in exp.model.modules() if isinstance(m, nn.Linear)]
-    last = len(linears) - 1
-    source = {}  # lone parameter → (stacked parameter, how one trial's slice maps onto it)
-    for layer, linear in enumerate(linears):
-        weight, bias = model.weights[layer], model.biases[layer]
-        source[linear.weight] = (weight, (lambda t: t[index]) if layer == last else (lambda t: t[index].T))
-        source[linear.bias] = (bias, (lambda t: t[index, :, 0]) if layer == last else (lambda t: t[index, 0]))
+    # lone parameter → (stacked parameter, how one trial's slice maps onto it)
+    source = {lone: (stacked, lambda t, to_lone=to_lone: to_lone(t[index]))
+              for (stacked, _, to_lone), lone in zip(model.slots, exp.model.parameters())}
     lone = exp.optimizer.state_dict()
     stacked_state = optimizer.state
     for position, parameter in enumerate(exp.optimizer.param_groups[0]["params"]):
@@ -357,37 +296,26 @@ def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMLP
     return lone
 
 
-def stacked_layout(tensor: torch.Tensor, kind: str, last: bool) -> torch.Tensor:
-    """One trial's lone weight / bias (or an optimizer moment of it) in the stacked model's per-trial layout:
-    hidden weights transposed to [in, out], biases as a row [1, out]; the output layer keeps nn.Linear's
-    weight and puts its bias in a column [classes, 1]."""
-    if kind == "weight":
-        return tensor if last else tensor.T
-    return tensor.unsqueeze(1) if last else tensor.unsqueeze(0)
-
-
 def stack_optimizer_states(stepper: StackedStepper) -> None:
     """The inverse of lone_optimizer_state: the members' restored lone optimizer states (Adam's moments and
     step, SGD's momentum), stacked into the group's optimizer, and the schedule's position. A group of
     trials that stopped at the same epoch resumes stacked, exactly where it was."""
     lone = [member.experiment for member in stepper.members]
-    linears = [[m for m in exp.model.modules() if isinstance(m, nn.Linear)] for exp in lone]
-    last = len(linears[0]) - 1
-    for layer in range(last + 1):
-        for kind, stacked in (("weight", stepper.model.weights[layer]), ("bias", stepper.model.biases[layer])):
-            parameters = [getattr(layers[layer], kind) for layers in linears]
-            states = [exp.optimizer.state.get(parameter, {}) for exp, parameter in zip(lone, parameters)]
-            stepper.optimizer.state[stacked] = {
-                key: torch.stack([stacked_layout(state[key], kind, layer == last) for state in states]).contiguous()
-                if torch.is_tensor(value) and value.shape == parameters[0].shape
-                else (value.clone() if torch.is_tensor(value) else value)  # Adam's step: the same for all trials
-                for key, value in states[0].items()}
+    per_trial = [list(exp.model.parameters()) for exp in lone]
+    for position, (stacked, to_stacked, _) in enumerate(stepper.model.slots):
+        parameters = [parameters[position] for parameters in per_trial]
+        states = [exp.optimizer.state.get(parameter, {}) for exp, parameter in zip(lone, parameters)]
+        stepper.optimizer.state[stacked] = {
+            key: torch.stack([to_stacked(state[key]) for state in states]).contiguous()
+            if torch.is_tensor(value) and value.shape == parameters[0].shape
+            else (value.clone() if torch.is_tensor(value) else value)  # Adam's step: the same for all trials
+            for key, value in states[0].items()}
     stepper.optimizer.param_groups[0]["lr"] = lone[0].optimizer.param_groups[0]["lr"]
     stepper.scheduler.load_state_dict(lone[0].scheduler.state_dict())
 
 
 @torch.no_grad()
-def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-trial mean loss and accuracy without dropout masks (eval mode); [T] tensors on the device.
 
     In chunks of rows small enough that a layer's activations for all trials stay in the CPU's cache
@@ -395,7 +323,7 @@ def evaluate_stacked(model: StackedMLP, x: torch.Tensor, y: torch.Tensor) -> tup
     moving memory than multiplying."""
     loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    widest = max(model.hidden_sizes)
+    widest = model.eval_width(x)
     chunk = training.EVAL_CHUNK if x.is_cuda else max(32, STACKED_EVAL_ELEMENTS // (x.shape[0] * widest))
     for start in range(0, y.shape[1], chunk):
         logits = model(x[:, start:start + chunk])
