@@ -1,8 +1,8 @@
-"""Batched sweeps: T trials of the same MLP trained as one stacked model on one device.
+"""Batched sweeps: T trials of the same model (mlp, cnn, gru: stacked.py) trained as one stacked model.
 
 Trials that share architecture, data set, optimizer and epochs differ only in numbers: seed, dropout p, L2,
-L1, max-norm, early stopping. Stacking their weights as [T, in, out] and running every layer as one
-`torch.baddbmm` turns T small matrix products into one large one (on this 2-core CPU the stacked layer beat
+L1, max-norm, early stopping. Stacking their parameters on a trial dimension turns T small products into
+one large one (batched matmuls, grouped convolutions; on this 2-core CPU the stacked MLP layer beat
 `vmap(functional_call)`). Each trial keeps everything of its own:
 
 - its data split, label noise and batch order: each trial's tensors are gathered from its own split with

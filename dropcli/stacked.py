@@ -10,9 +10,11 @@ for every model.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dropcli.models import as_sequence
@@ -164,3 +166,72 @@ class StackedGRU(StackedModel):
 
     def slots_parameters(self) -> list[nn.Parameter]:
         return [slot[0] for slot in self.slots]
+
+
+@STACKED_MODELS.register("cnn")
+class StackedCNN(StackedModel):
+    """T copies of models.build_cnn's network. The conv blocks run as one grouped convolution (groups = T:
+    the trials' channels side by side, [B, T·C, ...]); the dense head as the MLP's batched products."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        features, *head = models[0]
+        convs = [m for m in features if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+        self.one_d = isinstance(convs[0], nn.Conv1d)
+        self.blocks = [(conv.out_channels, conv.kernel_size, conv.padding) for conv in convs]
+        # spatial dropout drops whole feature maps: as the trials that draw masks at all say
+        self.per_channel = any(m.per_channel for model in models for m in model[0] if hasattr(m, "per_channel"))
+        transpose: Layout = lambda t: t.transpose(-1, -2)  # noqa: E731
+        layouts = [(SAME, SAME)] * (2 * len(convs)) + [
+            (transpose, transpose), (lambda t: t.unsqueeze(-2), lambda t: t.squeeze(-2)),  # dense hidden: [flat, H]
+            (SAME, SAME), (lambda t: t.unsqueeze(-1), lambda t: t.squeeze(-1))]  # output, class-major
+        parameters = self.stack(models, layouts)
+        self.conv_parameters = nn.ParameterList(parameters[:2 * len(convs)])
+        self.dense_weight, self.dense_bias, self.output_weight, self.output_bias = parameters[2 * len(convs):]
+        self.slots = [(parameter, *layout) for parameter, layout in zip(parameters, layouts)]
+        self.hidden_size = self.dense_weight.shape[2]
+
+    def features(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None) -> torch.Tensor:
+        """x: [T, B, L] or [T, B, C, H, W] → the flattened features, [T, B, flat]."""
+        trials, batch = x.shape[:2]
+        h = x.unsqueeze(2) if self.one_d else x  # [T, B, C, ...]
+        h = h.transpose(0, 1).flatten(1, 2)  # [B, T·C, ...]: each trial's channels side by side
+        conv, pool = (F.conv1d, F.max_pool1d) if self.one_d else (F.conv2d, F.max_pool2d)
+        for block, (out_channels, _, padding) in enumerate(self.blocks):
+            weight, bias = self.conv_parameters[2 * block], self.conv_parameters[2 * block + 1]
+            h = conv(h, weight.flatten(0, 1), bias.flatten(), padding=padding, groups=trials).relu()
+            if masks is not None and masks[block] is not None:  # [T, B, C, ...] → the grouped layout
+                h = h * masks[block].transpose(0, 1).flatten(1, 2)
+            h = pool(h, 2)
+        return h.unflatten(1, (trials, -1)).flatten(2).transpose(0, 1)  # [T, B, C·L']
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        h = torch.baddbmm(self.dense_bias, self.features(x, masks), self.dense_weight).relu()
+        if masks is not None and masks[-1] is not None:
+            h = h * masks[-1]
+        return torch.baddbmm(self.output_bias, self.output_weight, h.transpose(1, 2))
+
+    def block_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
+        """Each conv block's activation shape for one example ([C, L] or [C, H, W]), before its pooling."""
+        size = list(x.shape[2:]) if not self.one_d else [x.shape[2]]
+        shapes = []
+        for out_channels, _, _ in self.blocks:
+            shapes.append((out_channels, *size))
+            size = [s // 2 for s in size]
+        return shapes
+
+    def mask_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
+        batch = x.shape[1]
+        blocks = [(batch, shape[0], *([1] * (len(shape) - 1))) if self.per_channel else (batch, *shape)
+                  for shape in self.block_shapes(x)]
+        return [*blocks, (batch, self.hidden_size)]
+
+    def eval_width(self, x: torch.Tensor) -> int:
+        return max(max(math.prod(shape) for shape in self.block_shapes(x)), self.hidden_size)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [*self.conv_parameters[0::2], self.dense_weight, self.output_weight]
+
+    def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
+        convs = [(weight, tuple(range(2, weight.ndim))) for weight in self.conv_parameters[0::2]]
+        return [*convs, (self.dense_weight, (1,)), (self.output_weight, (2,))]

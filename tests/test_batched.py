@@ -121,10 +121,12 @@ def test_only_trials_that_differ_in_per_trial_numbers_share_a_group(tiny_raw):
     same = validate_config({**tiny_raw, "seed": 4, "regularizer": {"dropout": 0.4, "l2": 1e-3}})
     other_lr = validate_config({**tiny_raw, "optimizer": {"lr": 0.1}})
     cnn = validate_config({**tiny_raw, "model": {"name": "cnn"}})
+    dropblock = validate_config({**tiny_raw, "model": {"name": "cnn"}, "regularizer": {"dropblock": {"p": 0.1}}})
     scaled = validate_config({**tiny_raw, "regularizer": {"dropout": 0.5, "dropout_style": "scale_at_test"}})
     assert group_key(base) == group_key(same) != group_key(other_lr)
     batchnorm = validate_config({**tiny_raw, "model": {"batchnorm": True}})
-    assert group_key(cnn) is None and group_key(scaled) is None and group_key(batchnorm) is None
+    assert group_key(cnn) is not None and group_key(cnn) != group_key(base)  # another model: another group
+    assert group_key(dropblock) is None and group_key(scaled) is None and group_key(batchnorm) is None
 
 
 def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_config, tmp_path):
@@ -143,11 +145,11 @@ def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_co
     assert "trained 0, already completed 4" in again.output
 
 
-def test_models_without_a_stacked_version_fall_back_and_say_so(runner, tiny_raw, write_config, tmp_path):
-    raw = {**tiny_raw, "model": {**tiny_raw["model"], "name": "cnn"}}
+def test_trials_without_a_stacked_form_fall_back_and_say_so(runner, tiny_raw, write_config, tmp_path):
+    raw = {**tiny_raw, "model": {**tiny_raw["model"], "batchnorm": True}}
     result = runner.invoke(app, ["sweep", str(write_config(raw)), "--p", "0.5", "--seeds", "1",
                                  "--out", str(tmp_path / "s"), "--quiet"])
-    assert result.exit_code == 0 and "model cnn has no batched implementation" in result.output
+    assert result.exit_code == 0 and "batchnorm has no batched implementation" in result.output
 
 
 @pytest.mark.parametrize("value", ["0", "many", "-2"])
@@ -239,11 +241,11 @@ def test_labelled_config_keys_and_registered_regularizers_agree():
         assert key.removeprefix("regularizer.") in owners, f"{key} is labelled but no regularizer reads it"
 
 
-def test_models_without_a_stacked_form_are_listed_here():
+def test_every_model_has_a_stacked_form():
     from dropcli.stacked import STACKED_MODELS
     from dropcli.models import MODELS
 
-    assert set(MODELS) - set(STACKED_MODELS) == {"cnn"}  # trains one by one in sweeps (README: Speed)
+    assert set(MODELS) == set(STACKED_MODELS)  # every model stacks (README: Speed)
 
 
 def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tiny_raw, write_config, tmp_path,
@@ -303,3 +305,40 @@ def test_a_gru_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, rnn_dr
     for config, run, summary in zip(configs, runs, train_group(configs, runs)):
         assert summary["batched_with"] == 4
         assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / "lone"))
+
+
+@pytest.mark.parametrize("spatial_dropout", [False, True])
+def test_a_cnn_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, spatial_dropout):
+    variants = [{"seed": 0, "regularizer": {}},
+                {"seed": 1, "regularizer": {"dropout": 0.4}},
+                {"seed": 0, "regularizer": {"dropout": 0.2, "l2": 1e-2, "max_norm": 0.8}},
+                {"seed": 2, "regularizer": {"l1": 1e-3, "early_stopping": {"patience": 1}}}]
+    raw = {**tiny_raw, "epochs": 2,
+           "model": {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": spatial_dropout}}
+    configs = [validate_config({**raw, **v}) for v in variants]
+    assert len({group_key(c) for c in configs}) == 1 and group_key(configs[0]) is not None
+    runs = [RunFolder.create(tmp_path / "batched", c, folder_name=f"trial{i}") for i, c in enumerate(configs)]
+    for config, run, summary in zip(configs, runs, train_group(configs, runs)):
+        assert summary["batched_with"] == 4
+        assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / "lone"))
+
+
+@pytest.mark.parametrize("input_shape", [(40,), (3, 8, 8)])
+def test_stacked_models_compute_what_each_lone_model_computes(input_shape):
+    from dropcli.config import ModelConfig
+    from dropcli.models import build_model
+    from dropcli.stacked import STACKED_MODELS
+
+    torch.manual_seed(0)
+    for name in STACKED_MODELS:
+        config = ModelConfig(name=name, hidden_sizes=[8, 6], channels=[4, 8], hidden_size=6, num_layers=2)
+        models = [build_model(config, input_shape, 10).eval() for _ in range(3)]
+        stacked = STACKED_MODELS[name](models)
+        x = torch.randn(3, 5, *input_shape)
+        logits = stacked(x)  # [T, classes, B]
+        for index, model in enumerate(models):
+            torch.testing.assert_close(logits[index].T, model(x[index]), rtol=1e-5, atol=1e-5)
+            copy = build_model(config, input_shape, 10)
+            stacked.copy_into(index, copy)
+            for a, b in zip(copy.state_dict().values(), model.state_dict().values()):
+                assert torch.equal(a, b), name
