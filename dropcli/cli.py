@@ -41,6 +41,12 @@ SetOption = Annotated[
                  help="Override one config value, e.g. --set regularizer.dropout=0.5 or "
                       "--set model.hidden_sizes=[512,512]. Repeatable; applied after the YAML file, in order."),
 ]
+ThreadsOption = Annotated[
+    Optional[int],
+    typer.Option("--threads", min=1, help="CPU threads torch may use (the config's threads:). Default: "
+                                          "OMP_NUM_THREADS when set, else the CPUs this process may run on. "
+                                          "On a busy machine 1 can be much faster."),
+]
 RunsDirOption = Annotated[
     Path, typer.Option("--runs-dir", help="Parent folder of the run folders.", file_okay=False),
 ]
@@ -87,6 +93,7 @@ def train(
                                                         "checkpoint (instead of CONFIG). The result is the same as a "
                                                         "run that was never stopped.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; print only the result.")] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train one model with one regularizer setting and write runs/<name>-<timestamp>/.
 
@@ -97,9 +104,10 @@ def train(
     """
     if (config is None) == (resume is None):
         exit_bad_input("give a CONFIG file to start a run, or --resume RUN_DIR to continue one")
-    if resume is not None and overrides:
-        exit_bad_input("--set cannot change a run being resumed: it continues with its saved config.yaml")
-    _train(config, overrides or [], runs_dir, quiet, resume)
+    if resume is not None and (overrides or threads):
+        exit_bad_input("--set and --threads cannot change a run being resumed: it continues with its saved "
+                       "config.yaml")
+    _train(config, [*(overrides or []), *([f"threads={threads}"] if threads else [])], runs_dir, quiet, resume)
 
 
 def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet: bool, resume: Path | None) -> None:
@@ -185,6 +193,7 @@ def sweep(
                                             "stacked model (mlp, cnn, gru; batchnorm and some dropout variants run one by one). auto: 16 "
                                             "on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
+    threads: ThreadsOption = None,
     max_trials: Annotated[int, typer.Option("--max-trials", min=1,
                                             help="Refuse a sweep of more trials than this (a guard against "
                                                  "typos such as --p 0..0.7:0.0001).")] = 10_000,
@@ -220,8 +229,9 @@ def sweep(
                         "array_parallelism": array_parallelism, "slurm_setup": slurm_setup}
     # applied like --set, after the YAML's executor: section
     executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items() if value is not None]
-    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *executor_sets], runs_dir, out,
-           batch, quiet, dry_run, max_trials)
+    thread_sets = [f"threads={threads}"] if threads else []
+    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
+           runs_dir, out, batch, quiet, dry_run, max_trials)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,

@@ -197,6 +197,9 @@ class Config(Section):
     epochs: Annotated[int, Field(gt=0)] = 60
     seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] = 0  # weights, split, label noise, batch order, dropout masks
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # CPU threads torch may use. null: OMP_NUM_THREADS when set, else the CPUs this process may run on
+    # (affinity, cgroup quota, Slurm's SLURM_CPUS_PER_TASK). On a busy machine 1 can be far faster.
+    threads: Annotated[int, Field(gt=0, le=1024)] | None = None
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig = ModelConfig()
     regularizer: RegularizerConfig = RegularizerConfig()

@@ -25,7 +25,7 @@ from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
 from dropcli.runs import LoadedRun, discover_run_folders, is_number, load_run, write_atomically
 
-IGNORED_SETTINGS = {"name", "seed", "device", "dataset.root", "dataset.download"}  # never define a setting
+IGNORED_SETTINGS = {"name", "seed", "device", "threads", "dataset.root", "dataset.download"}  # never define a setting
 IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
 # gap_loss / gap_acc: the gap of the weights the run ends with (under early stopping, the restored ones);
 # final_gap_*: the last epoch's row; max_gap_*: the largest over epochs

@@ -159,7 +159,10 @@ class SweepSpec:
         return {"base": self.base, "axes": self.axes, "seeds": self.seeds}
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        # how many threads run it is not what the sweep is (like its executor): the same sweep may be resumed
+        # with another --threads, and folders made before the key existed keep their name
+        what = {**self.to_dict(), "base": {k: v for k, v in self.base.items() if k != "threads"}}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     def trials(self) -> list[Trial]:
         """Every combination of axis values × seeds, validated; any invalid value is a SweepError."""

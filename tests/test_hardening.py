@@ -609,3 +609,26 @@ def test_a_real_short_write_on_a_full_disk_is_reported_as_one(runner, tiny_raw, 
     assert result.exit_code == 1 and "disk full while writing" in result.output, result.output
     assert "stopped" in result.output and "Traceback" not in result.output
     assert not list(out.glob("*/.*.partial"))
+
+
+def test_threads_come_from_the_config_the_option_or_the_environment(runner, tiny_raw, write_config, tmp_path,
+                                                                   monkeypatch):
+    import torch
+
+    from dropcli.experiment import default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what the suite pins
+    assert default_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # a Slurm task's share of a node
+    assert default_threads() == 1
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert 1 <= default_threads() <= len(os.sched_getaffinity(0))
+    try:
+        result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path), "--threads", "2"])
+        assert result.exit_code == 0, result.output
+        [summary] = tmp_path.glob("*/summary.json")
+        assert json.loads(summary.read_text())["torch_threads"] == 2
+        assert "threads: 2" in (summary.parent / "config.yaml").read_text()
+    finally:
+        torch.set_num_threads(1)

@@ -145,7 +145,7 @@ def test_resume_refuses_overrides_and_non_run_folders(runner, tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "not a dropcli run folder" in result.output
     result = runner.invoke(app, ["train", "--resume", str(tmp_path), "--set", "epochs=3"])
-    assert result.exit_code == 2 and "--set cannot change" in result.output
+    assert result.exit_code == 2 and "--set and --threads cannot change" in result.output
     result = runner.invoke(app, ["train"])
     assert result.exit_code == 2 and "--resume RUN_DIR" in result.output
 
