@@ -248,13 +248,16 @@ def test_every_model_has_a_stacked_form():
     assert set(MODELS) == set(STACKED_MODELS)  # every model stacks (README: Speed)
 
 
+@pytest.mark.parametrize("model", ["mlp", "cnn", "gru"])
 def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tiny_raw, write_config, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, model):
     from dropcli import batched
 
     monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
     raw = {**tiny_raw, "epochs": 6, "optimizer": {**tiny_raw["optimizer"], "schedule": "cosine"},
-           "regularizer": {"early_stopping": {"patience": 3}}}
+           "regularizer": {"early_stopping": {"patience": 3}}, "model": {**tiny_raw["model"], "name": model}}
+    if model == "gru":
+        raw["dataset"] = {**raw["dataset"], "train_size": 96}
     args = lambda out: ["sweep", str(write_config(raw)), "--out", str(tmp_path / out), "--quiet",  # noqa: E731
                         "--p", "0.3", "--l2", "0,0.01", "--seeds", "1"]
     assert runner.invoke(app, args("uninterrupted")).exit_code == 0
