@@ -246,15 +246,20 @@ class GRULayer(nn.Module):
         h = sequence.new_zeros(sequence.shape[0], self.hidden_size)
         outputs = []
         for step in range(sequence.shape[1]):
-            hidden_gates = h @ self.hidden_weight.T + self.hidden_bias
-            in_r, in_z, in_n = input_gates[:, step].chunk(3, dim=1)
-            hid_r, hid_z, hid_n = hidden_gates.chunk(3, dim=1)
-            reset = torch.sigmoid(in_r + hid_r)
-            update = torch.sigmoid(in_z + hid_z)
-            candidate = torch.tanh(in_n + reset * hid_n)
-            h = (1 - update) * candidate + update * h
+            h = gru_step(input_gates[:, step], h @ self.hidden_weight.T + self.hidden_bias, h)
             outputs.append(h)
         return torch.stack(outputs, dim=1)
+
+
+def gru_step(input_gates: torch.Tensor, hidden_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """One GRU step from the gates' pre-activations (reset, update, candidate along the last dimension),
+    shared by the lone layer and the stacked one (stacked.py)."""
+    in_r, in_z, in_n = input_gates.chunk(3, dim=-1)
+    hid_r, hid_z, hid_n = hidden_gates.chunk(3, dim=-1)
+    reset = torch.sigmoid(in_r + hid_r)
+    update = torch.sigmoid(in_z + hid_z)
+    candidate = torch.tanh(in_n + reset * hid_n)
+    return (1 - update) * candidate + update * h
 
 
 class GRUClassifier(nn.Module):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropcli.models import as_sequence
+from dropcli.models import as_sequence, gru_step
 from dropcli.registry import Registry
 
 Layout = Callable[[torch.Tensor], torch.Tensor]
@@ -138,12 +138,7 @@ class StackedGRU(StackedModel):
             outputs = []
             for step in range(sequence.shape[2]):
                 hidden_gates = torch.baddbmm(hidden_bias.unsqueeze(1), h, hidden_weight.transpose(1, 2))
-                in_r, in_z, in_n = input_gates[:, :, step].chunk(3, dim=2)
-                hid_r, hid_z, hid_n = hidden_gates.chunk(3, dim=2)
-                reset = torch.sigmoid(in_r + hid_r)
-                update = torch.sigmoid(in_z + hid_z)
-                candidate = torch.tanh(in_n + reset * hid_n)
-                h = (1 - update) * candidate + update * h
+                h = gru_step(input_gates[:, :, step], hidden_gates, h)
                 outputs.append(h)
             sequence = torch.stack(outputs, dim=2)
             if masks is not None and masks[layer] is not None:

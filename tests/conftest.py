@@ -53,3 +53,23 @@ def write_config(tmp_path: Path):
 def runner() -> CliRunner:
     # wide terminal: rich must not wrap the messages the tests look for
     return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+@pytest.fixture
+def fail_at_epoch(monkeypatch):
+    """fail_at_epoch(n, error): recording epoch n's metrics row raises `error` (KeyboardInterrupt: a kill;
+    OSError(ENOSPC): a full disk). Returns a function that puts things back."""
+    from dropcli.runs import RunFolder
+
+    real = RunFolder.append_metrics
+
+    def arm(epoch: int, error: BaseException):
+        def append(self, row):
+            if row["epoch"] == epoch:
+                raise error
+            real(self, row)
+
+        monkeypatch.setattr(RunFolder, "append_metrics", append)
+        return lambda: monkeypatch.setattr(RunFolder, "append_metrics", real)
+
+    return arm

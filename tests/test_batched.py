@@ -250,7 +250,7 @@ def test_every_model_has_a_stacked_form():
 
 @pytest.mark.parametrize("model", ["mlp", "cnn", "gru"])
 def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tiny_raw, write_config, tmp_path,
-                                                                      monkeypatch, model):
+                                                                      monkeypatch, fail_at_epoch, model):
     from dropcli import batched
 
     monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
@@ -262,16 +262,9 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
                         "--p", "0.3", "--l2", "0,0.01", "--seeds", "1"]
     assert runner.invoke(app, args("uninterrupted")).exit_code == 0
 
-    real = RunFolder.append_metrics
-
-    def killed_at_epoch_4(self, row):
-        if row["epoch"] == 4:
-            raise KeyboardInterrupt
-        real(self, row)
-
-    monkeypatch.setattr(RunFolder, "append_metrics", killed_at_epoch_4)
+    disarm = fail_at_epoch(4, KeyboardInterrupt())
     assert runner.invoke(app, args("killed")).exit_code == 130
-    monkeypatch.setattr(RunFolder, "append_metrics", real)
+    disarm()
     stacked = []
     real_stepper = batched.StackedStepper
 
@@ -293,32 +286,18 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
         assert summary["resumed"] == 1 and summary["test_acc"] == json.loads((trial / "summary.json").read_text())["test_acc"]
 
 
-@pytest.mark.parametrize("rnn_dropout", ["naive", "variational"])
-def test_a_gru_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, rnn_dropout):
+@pytest.mark.parametrize("model", [{"name": "gru", "hidden_size": 8, "num_layers": 2, "rnn": "naive"},
+                                   {"name": "gru", "hidden_size": 8, "num_layers": 2, "rnn": "variational"},
+                                   {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": False},
+                                   {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": True}])
+def test_a_cnn_or_gru_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, model):
     variants = [{"seed": 0, "regularizer": {}},
                 {"seed": 1, "regularizer": {"dropout": 0.4}},
                 {"seed": 0, "regularizer": {"dropout": 0.2, "l2": 1e-2, "max_norm": 0.8}},
                 {"seed": 2, "regularizer": {"l1": 1e-3, "early_stopping": {"patience": 1}}}]
-    raw = {**tiny_raw, "epochs": 2, "model": {"name": "gru", "hidden_size": 8, "num_layers": 2},
-           "dataset": {**tiny_raw["dataset"], "train_size": 128}}
-    configs = [validate_config({**raw, **v, "regularizer": {**v["regularizer"], "rnn_dropout": rnn_dropout}})
-               for v in variants]
-    assert len({group_key(c) for c in configs}) == 1 and group_key(configs[0]) is not None
-    runs = [RunFolder.create(tmp_path / "batched", c, folder_name=f"trial{i}") for i, c in enumerate(configs)]
-    for config, run, summary in zip(configs, runs, train_group(configs, runs)):
-        assert summary["batched_with"] == 4
-        assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / "lone"))
-
-
-@pytest.mark.parametrize("spatial_dropout", [False, True])
-def test_a_cnn_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, spatial_dropout):
-    variants = [{"seed": 0, "regularizer": {}},
-                {"seed": 1, "regularizer": {"dropout": 0.4}},
-                {"seed": 0, "regularizer": {"dropout": 0.2, "l2": 1e-2, "max_norm": 0.8}},
-                {"seed": 2, "regularizer": {"l1": 1e-3, "early_stopping": {"patience": 1}}}]
-    raw = {**tiny_raw, "epochs": 2,
-           "model": {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": spatial_dropout}}
-    configs = [validate_config({**raw, **v}) for v in variants]
+    rnn = {"rnn_dropout": model.pop("rnn")} if "rnn" in model else {}
+    raw = {**tiny_raw, "epochs": 2, "model": model, "dataset": {**tiny_raw["dataset"], "train_size": 128}}
+    configs = [validate_config({**raw, **v, "regularizer": {**v["regularizer"], **rnn}}) for v in variants]
     assert len({group_key(c) for c in configs}) == 1 and group_key(configs[0]) is not None
     runs = [RunFolder.create(tmp_path / "batched", c, folder_name=f"trial{i}") for i, c in enumerate(configs)]
     for config, run, summary in zip(configs, runs, train_group(configs, runs)):

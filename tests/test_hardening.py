@@ -226,17 +226,6 @@ def test_a_sweep_too_large_is_refused_at_once_and_the_cap_can_be_raised(runner, 
 
 # --- faults end in a truthful state ---------------------------------------------------------------------------
 
-def disk_fills_at_epoch(monkeypatch, epoch: int) -> None:
-    real = RunFolder.append_metrics
-
-    def append(self, row):
-        if row["epoch"] == epoch:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics_path))
-        real(self, row)
-
-    monkeypatch.setattr(RunFolder, "append_metrics", append)
-
-
 def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_file(runner, tiny_raw, write_config, tmp_path,
                                                                         monkeypatch):
     import torch
@@ -258,10 +247,10 @@ def test_a_full_disk_fails_the_run_in_one_line_and_leaves_no_partial_file(runner
 
 
 def test_a_full_disk_stops_a_sweep_cleanly_and_a_rerun_finishes_it(runner, tiny_raw, write_config, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, fail_at_epoch):
     out = tmp_path / "sweep"
     args = sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")
-    disk_fills_at_epoch(monkeypatch, 2)
+    fail_at_epoch(2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "metrics.csv"))
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "stopped" in result.output and "3 trials not started" in result.output
     assert json.loads((out / "p-0.0_seed-0" / "summary.json").read_text())["status"] == "failed"
@@ -428,19 +417,12 @@ def test_the_thread_count_is_recorded(runner, tiny_raw, write_config, tmp_path):
 
 
 def test_a_sweep_trial_with_a_damaged_checkpoint_continues_on_rerun(runner, tiny_raw, write_config, tmp_path,
-                                                                   monkeypatch):
+                                                                   fail_at_epoch):
     out = tmp_path / "sweep"
     args = sweep_args(write_config(tiny_raw | {"epochs": 3}), out, "--seeds", "1")
-    real = RunFolder.append_metrics
-
-    def killed_at_epoch_3(self, row):
-        if row["epoch"] == 3:
-            raise KeyboardInterrupt
-        real(self, row)
-
-    monkeypatch.setattr(RunFolder, "append_metrics", killed_at_epoch_3)
+    disarm = fail_at_epoch(3, KeyboardInterrupt())
     assert runner.invoke(app, args).exit_code == 130
-    monkeypatch.undo()
+    disarm()
     trial = out / "seed-0"
     for checkpoint in trial.glob("checkpoint*.pt"):
         checkpoint.write_bytes(b"\x80\x02 torn")
