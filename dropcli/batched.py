@@ -40,6 +40,7 @@ from dropcli.runs import RunFolder
 from dropcli.stacked import STACKED_MODELS, StackedModel
 
 STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
+CPU_GROUP = 16  # the group size evaluation chunks are sized for on CPU (--batch auto there)
 EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffled copy is gathered at once
 
 
@@ -320,15 +321,19 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
 
     In chunks of rows small enough that a layer's activations for all trials stay in the CPU's cache
     (~2 MB): on 16 trials x 1000 rows x 256 units, one pass over [16, 1000, 256] tensors spent more time
-    moving memory than multiplying."""
+    moving memory than multiplying.
+
+    The chunk depends on the model and data only, never on how many trials are stacked: a trial's numbers
+    must not change when its group shrinks (trials that stopped resume alone), or a resumed group would
+    drift from the uninterrupted one in the last bits."""
     loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     widest = model.eval_width(x)
-    chunk = training.EVAL_CHUNK if x.is_cuda else max(32, STACKED_EVAL_ELEMENTS // (x.shape[0] * widest))
+    chunk = training.EVAL_CHUNK if x.is_cuda else max(32, STACKED_EVAL_ELEMENTS // (CPU_GROUP * widest))
     for start in range(0, y.shape[1], chunk):
         logits = model(x[:, start:start + chunk])
         target = y[:, start:start + chunk]
-        loss_sum += F.cross_entropy(logits, target, reduction="none").sum(1)
+        loss_sum += F.cross_entropy(logits, target, reduction="none").double().sum(1)
         correct += (logits.argmax(dim=1) == target).sum(1)
     return loss_sum / y.shape[1], correct / y.shape[1]
 

@@ -208,7 +208,7 @@ class StackedCNN(StackedModel):
 
     def block_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
         """Each conv block's activation shape for one example ([C, L] or [C, H, W]), before its pooling."""
-        size = list(x.shape[2:]) if not self.one_d else [x.shape[2]]
+        size = [x.shape[2]] if self.one_d else list(x.shape[3:])  # x: [T, B, L] or [T, B, C, H, W]
         shapes = []
         for out_channels, _, _ in self.blocks:
             shapes.append((out_channels, *size))

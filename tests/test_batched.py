@@ -258,8 +258,10 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
            "regularizer": {"early_stopping": {"patience": 3}}, "model": {**tiny_raw["model"], "name": model}}
     if model == "gru":
         raw["dataset"] = {**raw["dataset"], "train_size": 96}
+    # half the trials stop at epoch 2, before the kill: they finish alone, and the rest resume as a smaller stack
     args = lambda out: ["sweep", str(write_config(raw)), "--out", str(tmp_path / out), "--quiet",  # noqa: E731
-                        "--p", "0.3", "--l2", "0,0.01", "--seeds", "1"]
+                        "--p", "0.3", "--l2", "0,0.01", "--seeds", "1",
+                        "--grid", "regularizer.early_stopping={patience: 3},{patience: 1, min_delta: 0.5}"]
     assert runner.invoke(app, args("uninterrupted")).exit_code == 0
 
     disarm = fail_at_epoch(4, KeyboardInterrupt())
@@ -274,8 +276,8 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
 
     monkeypatch.setattr(batched, "StackedStepper", counting)
     result = runner.invoke(app, args("killed"))
-    assert result.exit_code == 0 and "trained 4" in result.output, result.output
-    assert stacked == [4]  # the four trials went on as one stack
+    assert result.exit_code == 0 and "trained 8" in result.output, result.output
+    assert stacked == [4]  # the four unfinished trials went on as one stack
     for trial in (tmp_path / "uninterrupted").iterdir():
         if not trial.is_dir() or trial.name == "report":
             continue
@@ -324,3 +326,26 @@ def test_stacked_models_compute_what_each_lone_model_computes(input_shape):
             stacked.copy_into(index, copy)
             for a, b in zip(copy.state_dict().values(), model.state_dict().values()):
                 assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("input_shape", [(40,), (3, 8, 8)])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_stacked_models_draw_each_lone_models_masks_in_training(input_shape, per_channel):
+    from dropcli.batched import MaskStreams
+    from dropcli.config import ModelConfig
+    from dropcli.models import DropoutOptions, build_model
+    from dropcli.stacked import STACKED_MODELS
+
+    for name in STACKED_MODELS:
+        config = ModelConfig(name=name, hidden_sizes=[8, 6], channels=[4, 8], hidden_size=6, num_layers=2,
+                             spatial_dropout=per_channel)
+        rates = [0.5, 0.0, 0.3]
+        models = [build_model(config, input_shape, 10, DropoutOptions(p=p)).train() for p in rates]
+        stacked = STACKED_MODELS[name](models)
+        x = torch.randn(3, 5, *input_shape)
+        states = [torch.manual_seed(100 + i).get_state() for i in range(3)]
+        masks = MaskStreams(rates, states, torch.device("cpu")).draw(stacked.mask_shapes(x))
+        logits = stacked(x, masks)
+        for index, model in enumerate(models):
+            torch.set_rng_state(states[index])  # the lone model draws from the global generator
+            torch.testing.assert_close(logits[index].T, model(x[index]), rtol=1e-5, atol=1e-5)
