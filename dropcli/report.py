@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from dropcli import stats
+
 from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
 from dropcli.runs import LoadedRun, discover_run_folders, is_number, load_run, write_atomically
@@ -99,10 +101,16 @@ def markdown_text(value: Any) -> str:
     return re.sub(r"([\\`*_\[\]{}()#+!|~])", r"\\\1", text)
 
 
-def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Completed runs grouped by setting: mean and std of each metric over seeds; `best` by val acc."""
+def completed_runs(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The completed runs, each with its setting's words (the seed aside)."""
     completed = table[table["status"] == "completed"].copy()
     completed["setting"] = completed.apply(lambda row: setting_label(row, keys), axis=1)
+    return completed
+
+
+def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Completed runs grouped by setting: mean and std of each metric over seeds; `best` by val acc."""
+    completed = completed_runs(table, keys)
     aggregations = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
     for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()]]:
         aggregations[f"{metric}_mean"] = (metric, "mean")
@@ -168,6 +176,8 @@ class Report:
     keys: list[str]
     figures: list[Path] = field(default_factory=list)
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)
+    completed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # each setting against its baseline
 
 
 def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
@@ -191,8 +201,12 @@ def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
     report = Report(out, table, pd.DataFrame(), keys, problems=problems)
     if (table["status"] == "completed").any():
         report.summary = settings_summary(table, keys)
-        write_atomically(out / "summary.csv",
-                         report.summary.drop(columns=["best"]).assign(best=report.summary["best"]).to_csv(index=False))
+        report.completed = completed_runs(table, keys)
+        report.comparisons = stats.baseline_comparisons(report.completed, report.summary, keys)
+        written = report.summary.drop(columns=["best"]).assign(best=report.summary["best"])
+        if not report.comparisons.empty:  # the interval against the baseline, for a paper's table
+            written = written.merge(report.comparisons.drop(columns=["difference"]), on="setting", how="left")
+        write_atomically(out / "summary.csv", written.to_csv(index=False))
         curves = per_epoch_curves(runs, table, keys)
         report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format,
                                               mc_by_passes(runs, table, keys))
@@ -207,7 +221,7 @@ def report_markdown(report: Report, root: Path) -> str:
               f"Compared settings: {', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
               ""]
     if not report.summary.empty:
-        lines += findings(report.summary, report.keys) + [""]
+        lines += findings(report.summary, report.keys, report.completed, report.comparisons) + [""]
         lines += summary_markdown_table(report.summary) + [""]
         lines += ["Mean ± standard deviation over runs (one per seed). Gaps: val loss − train loss and train "
                   "acc − val acc of the weights each run ends with (under early stopping, the restored best "
@@ -258,40 +272,34 @@ def runs_and_seeds(row: pd.Series) -> str:
     return f"{row['runs']} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})"
 
 
-def matching_baseline(summary: pd.DataFrame, best: pd.Series, keys: list[str]) -> pd.Series | None:
-    """The no-regularizer setting that agrees with `best` on every compared key that is not a regularizer
-    (same epochs, data, model ...): the only fair baseline for it."""
-    others = [k for k in keys if k not in REGULARIZER_NAMES]
-    candidates = summary[summary["regularizers"] == "none"]
-    for key in others:
-        candidates = candidates[candidates[key].astype(str) == str(best[key])]
-    return None if candidates.empty else candidates.iloc[0]
-
-
-def findings(summary: pd.DataFrame, keys: list[str]) -> list[str]:
-    """The plain-words paragraph: which setting generalized best, and how much the gap shrank."""
+def findings(summary: pd.DataFrame, keys: list[str], completed: pd.DataFrame | None = None,
+             comparisons: pd.DataFrame | None = None) -> list[str]:
+    """The plain-words paragraphs: which setting did best on validation (with its interval against the
+    runner-up), how each regularized setting compares with its baseline on test accuracy (a winner only where
+    the interval excludes zero), and what a careful reader should know."""
     best = summary[summary["best"]].iloc[0]
     text = [f"**Best setting by validation accuracy: {markdown_text(best['setting'])}** ({best['regularizers']}): "
             f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
             f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
             f"run{'s' if best['runs'] != 1 else ''}."]
-    base = matching_baseline(summary, best, keys)
-    if best["regularizers"] == "none":
-        text.append("It is a no-regularizer setting: no regularizer in these runs beat it on validation accuracy.")
-    elif base is None:
-        text.append("No run without any regularizer shares its other settings, so there is no baseline to "
-                    "measure the gap against.")
-    else:
-        before, after = base["gap_loss_mean"], best["gap_loss_mean"]
-        change = (after - before) / abs(before) * 100 if before else float("nan")
-        which = "" if base["setting"] == "no regularizer" else f" ({markdown_text(base['setting'])})"
-        text.append(f"Against the no-regularizer baseline{which}, the final generalization gap "
-                    f"(val − train loss) went from {before:.3f} to {after:.3f} ({change:+.0f}%), the accuracy gap "
-                    f"from {base['gap_acc_mean']:.3f} to {best['gap_acc_mean']:.3f}, and test accuracy "
-                    f"changed by {100 * (best['test_acc_mean'] - base['test_acc_mean']):+.1f} points.")
-    smallest = summary.loc[summary["gap_loss_mean"].idxmin()]
-    if smallest["setting"] != best["setting"]:
-        text.append(f"The smallest gap ({smallest['gap_loss_mean']:.3f}) belongs to {markdown_text(smallest['setting'])}, "
-                    f"whose validation accuracy is {smallest['val_acc_mean']:.3f}: a small gap alone does not "
-                    f"mean the best model.")
-    return [" ".join(text)]
+    if completed is not None and len(summary) > 1:
+        runner_up = summary[~summary["best"]].sort_values("val_acc_mean", ascending=False).iloc[0]
+        d = stats.compare(stats.values_by_seed(completed, best["setting"], "val_acc"),
+                          stats.values_by_seed(completed, runner_up["setting"], "val_acc"))
+        text.append("Against the runner-up: " + stats.sentence(markdown_text(best["setting"]),
+                                                                markdown_text(runner_up["setting"]), d,
+                                                                what="validation accuracy"))
+    paragraphs = [" ".join(text)]
+    if comparisons is not None and not comparisons.empty:
+        paragraphs += ["", "Each regularized setting against its baseline (no regularizer, everything else equal), on "
+                       "test accuracy; p-values Holm-adjusted across these comparisons:", ""]
+        paragraphs += [f"- {stats.sentence(markdown_text(row.setting), markdown_text(row.baseline), row.difference)}"
+                       for row in comparisons.itertuples()]
+    elif best["regularizers"] != "none":
+        paragraphs.append("No run without any regularizer shares the best setting's other settings, so there is no "
+                          "baseline to compare it with.")
+    if completed is not None:
+        warnings = stats.reading_warnings(completed, summary, keys)
+        if warnings:
+            paragraphs += ["", "**Before reading the numbers:**", ""] + [f"- {markdown_text(w)}" for w in warnings]
+    return paragraphs

@@ -105,8 +105,11 @@ def test_the_baseline_shares_the_best_settings_other_values(tmp_path):
     write_completed_run(tmp_path / "short-baseline", 0.0, 0, val_acc=0.30, test_acc=0.30, gap=0.1, epochs=3)
     write_completed_run(tmp_path / "long-baseline", 0.0, 0, val_acc=0.45, test_acc=0.45, gap=2.0, epochs=60)
     write_completed_run(tmp_path / "long-dropout", 0.3, 0, val_acc=0.50, test_acc=0.50, gap=1.0, epochs=60)
-    markdown = (build_report(tmp_path, tmp_path / "report") and (tmp_path / "report" / "report.md").read_text())
-    assert "went from 2.000 to 1.000 (-50%)" in markdown
+    report = build_report(tmp_path, tmp_path / "report")
+    [comparison] = report.comparisons.itertuples()
+    assert "epochs=60" in comparison.baseline and comparison.test_acc_diff == pytest.approx(0.05)
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "test accuracy +5.0 points with 1 seed: no interval" in markdown
 
 
 def test_lone_runs_at_two_rates_with_other_differences_do_not_break_the_report(tmp_path):

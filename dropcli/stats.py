@@ -1,0 +1,166 @@
+"""Comparisons a reviewer accepts: differences between settings with intervals, not means side by side.
+
+Trials of one sweep that share a seed share their split, initial weights and batch order, so a setting is
+compared with its baseline seed by seed (a paired t-interval and test, scipy.stats.ttest_rel). When the two
+do not share their seeds the comparison falls back to Welch's unpaired test and says so. The p-values of
+one family of comparisons (every setting against its baseline) are Holm-adjusted (statsmodels). A sentence
+names a winner only when the 95 % interval excludes zero and the adjusted p-value is below 0.05.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+CONFIDENCE = 0.95
+ALPHA = 1 - CONFIDENCE
+
+
+@dataclass(frozen=True)
+class Difference:
+    """setting − baseline on one metric, over seeds."""
+
+    mean: float
+    low: float  # the 95 % confidence interval of the mean difference (nan: fewer than 2 pairs)
+    high: float
+    p_value: float  # two-sided test of "no difference" (nan: no test possible)
+    n: int  # pairs (paired), else the smaller group
+    paired: bool
+    p_adjusted: float = math.nan  # Holm across the family; set by holm()
+
+    @property
+    def decided(self) -> bool:
+        """The interval excludes zero and the adjusted p-value is below 0.05: a difference one may claim."""
+        adjusted = self.p_value if math.isnan(self.p_adjusted) else self.p_adjusted
+        return not math.isnan(self.low) and (self.low > 0 or self.high < 0) and adjusted < ALPHA
+
+
+def compare(setting: dict[int, float], baseline: dict[int, float]) -> Difference:
+    """Seed → value for each side. Paired when both sides have exactly the same seeds, else Welch."""
+    seeds = sorted(setting)
+    if seeds == sorted(baseline):
+        x, y = np.array([setting[s] for s in seeds]), np.array([baseline[s] for s in seeds])
+        if len(seeds) < 2:
+            return Difference(float(np.mean(x - y)), math.nan, math.nan, math.nan, len(seeds), True)
+        if np.all(x - y == (x - y)[0]):  # identical differences: no spread, the test is undefined
+            d = float((x - y)[0])
+            return Difference(d, d, d, 0.0 if d else 1.0, len(seeds), True)
+        result = stats.ttest_rel(x, y)
+        interval = result.confidence_interval(CONFIDENCE)
+        return Difference(float(np.mean(x - y)), float(interval.low), float(interval.high), float(result.pvalue),
+                          len(seeds), True)
+    x, y = np.array(list(setting.values())), np.array(list(baseline.values()))
+    if min(len(x), len(y)) < 2:
+        return Difference(float(x.mean() - y.mean()), math.nan, math.nan, math.nan, min(len(x), len(y)), False)
+    result = stats.ttest_ind(x, y, equal_var=False)
+    interval = result.confidence_interval(CONFIDENCE)
+    return Difference(float(x.mean() - y.mean()), float(interval.low), float(interval.high), float(result.pvalue),
+                      min(len(x), len(y)), False)
+
+
+def holm(differences: list[Difference]) -> list[Difference]:
+    """The same differences with Holm-adjusted p-values across the family (untestable ones left out)."""
+    testable = [i for i, d in enumerate(differences) if not math.isnan(d.p_value)]
+    if not testable:
+        return list(differences)
+    adjusted = multipletests([differences[i].p_value for i in testable], alpha=ALPHA, method="holm")[1]
+    out = list(differences)
+    for i, p in zip(testable, adjusted):
+        out[i] = replace(out[i], p_adjusted=float(p))
+    return out
+
+
+def seeds_to_resolve(d: Difference) -> int | None:
+    """About how many seeds would make an interval of this spread exclude a difference of this size (the
+    paired differences' standard deviation estimated from the interval); None when there is nothing to go
+    on (no interval, or no difference at all)."""
+    if math.isnan(d.low) or d.n < 2 or d.mean == 0:
+        return None
+    spread = (d.high - d.low) / 2 / stats.t.ppf(1 - ALPHA / 2, d.n - 1) * math.sqrt(d.n)  # sd of differences
+    for n in range(max(d.n + 1, 3), 1001):
+        if stats.t.ppf(1 - ALPHA / 2, n - 1) * spread / math.sqrt(n) < abs(d.mean):
+            return n
+    return None
+
+
+def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy", scale: float = 100.0,
+             unit: str = " points") -> str:
+    """The honest sentence for one comparison: a winner only when the interval says so."""
+    how = f"paired over {d.n} seed{'s' if d.n != 1 else ''}" if d.paired else \
+        f"unpaired (Welch): the seeds differ, {d.n} or more runs each"
+    if math.isnan(d.low):
+        return (f"{name} vs {baseline}: {what} {scale * d.mean:+.1f}{unit} with {d.n} seed"
+                f"{'s' if d.n != 1 else ''}: no interval (at least 2 seeds on each side, better 5).")
+    interval = f"95 % CI {scale * d.low:+.1f} to {scale * d.high:+.1f}{unit}, {how}"
+    adjusted = "" if math.isnan(d.p_adjusted) else f", Holm-adjusted p = {d.p_adjusted:.2g}"
+    if d.decided:
+        verb = "beats" if d.mean > 0 else "is worse than"
+        return f"{name} {verb} {baseline} on {what} by {scale * d.mean:+.1f}{unit} ({interval}{adjusted})."
+    needed = seeds_to_resolve(d)
+    hint = f"; about {needed} seeds would resolve a difference this size" if needed else ""
+    return (f"{name} is not distinguishable from {baseline} on {what} with {d.n} seed{'s' if d.n != 1 else ''} "
+            f"({interval}{adjusted}; mean difference {scale * d.mean:+.1f}{unit}){hint}.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparisons of a report's settings (tables from report.py: one row per run, one row per setting)
+
+
+def matching_baseline(summary, row, keys: list[str]):
+    """The no-regularizer setting that agrees with `row` on every compared key that is not a regularizer
+    (same epochs, data, model ...): the only fair baseline for it (None: there is none)."""
+    from dropcli.labels import REGULARIZER_NAMES
+
+    candidates = summary[summary["regularizers"] == "none"]
+    for key in [k for k in keys if k not in REGULARIZER_NAMES]:
+        candidates = candidates[candidates[key].astype(str) == str(row[key])]
+    return None if candidates.empty else candidates.iloc[0]
+
+
+def values_by_seed(completed, setting: str, metric: str) -> dict[int, float]:
+    """Seed → the metric of a setting's runs (two runs of one seed: their mean; the report warns)."""
+    runs = completed[completed["setting"] == setting]
+    return {int(seed): float(group[metric].mean()) for seed, group in runs.groupby("seed")}
+
+
+def baseline_comparisons(completed, summary, keys: list[str], metric: str = "test_acc"):
+    """Every regularized setting against its baseline, seed by seed: one row each (setting, baseline, mean,
+    interval, p, Holm-adjusted p over the family, n, paired). Empty when there is no baseline."""
+    import pandas as pd
+
+    pairs = []
+    for _, row in summary.iterrows():
+        base = None if row["regularizers"] == "none" else matching_baseline(summary, row, keys)
+        if base is not None:
+            pairs.append((row["setting"], base["setting"], compare(values_by_seed(completed, row["setting"], metric),
+                                                                 values_by_seed(completed, base["setting"], metric))))
+    differences = holm([d for *_, d in pairs])
+    return pd.DataFrame([{"setting": s, "baseline": b, f"{metric}_diff": d.mean, f"{metric}_diff_low": d.low,
+                          f"{metric}_diff_high": d.high, "p_value": d.p_value, "p_holm": d.p_adjusted,
+                          "n_pairs": d.n, "paired": d.paired, "difference": d}
+                         for (s, b, _), d in zip(pairs, differences)])
+
+
+def reading_warnings(completed, summary, keys: list[str]) -> list[str]:
+    """What a careful reader needs before trusting the comparison."""
+    notes = []
+    last = completed[(completed["best_epoch"] == completed["epochs_run"]) & (completed["stop_reason"] == "max_epochs")]
+    if len(completed) and len(last) > len(completed) / 2:
+        notes.append(f"{len(last)} of {len(completed)} runs had their lowest validation loss at their last epoch: "
+                     f"they may be under-trained, and longer training could change the comparison.")
+    duplicated = summary[summary["runs"] > summary["seeds"]]
+    if not duplicated.empty:
+        notes.append(f"{len(duplicated)} setting(s) have several runs of one seed (e.g. {duplicated.iloc[0]['setting']}): "
+                     f"those runs are averaged per seed, not counted as independent.")
+    if summary["seeds"].min() < 3:
+        notes.append(f"Some settings have fewer than 3 seeds (the fewest: {int(summary['seeds'].min())}): intervals "
+                     f"are wide or missing; 5 or more seeds make a comparison worth reading.")
+    structural = [k for k in keys if k == "epochs" or k.startswith(("dataset.", "model.", "optimizer."))]
+    if structural:
+        notes.append(f"The runs differ in {', '.join(structural)}: each setting is compared only with the baseline "
+                     f"that shares those values, never across them.")
+    return notes
