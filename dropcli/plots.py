@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from dropcli.labels import setting_label  # noqa: E402
+from dropcli.labels import REGULARIZER_NAMES, setting_label  # noqa: E402
+from dropcli.stats import half_width  # noqa: E402
 
 TRAIN_STYLE = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
@@ -182,10 +183,19 @@ def setting_styles(settings: Sequence[str]) -> dict[str, dict]:
                       "marker": MARKERS[i % len(MARKERS)]} for i, setting in enumerate(settings)}
 
 
-def mean_and_std_by_epoch(curves, setting: str, column: str):
+CI_WORDS = "mean and 95 % CI of the mean over seeds"
+
+
+def mean_and_ci_by_epoch(curves, setting: str, column: str):
+    """Epochs, the mean over seeds and the half-width of its 95 % t-interval (0 with one seed: no band)."""
     per_epoch = curves[curves["setting"] == setting].groupby("epoch")[column]
-    mean, std = per_epoch.mean(), per_epoch.std().fillna(0.0)
-    return mean.index.to_numpy(), mean.to_numpy(), std.to_numpy()
+    mean, ci = per_epoch.mean(), per_epoch.agg(half_width).fillna(0.0)
+    return mean.index.to_numpy(), mean.to_numpy(), ci.to_numpy()
+
+
+def ci(table, metric: str):
+    """Error bars: the 95 % CI half-widths of a summary column (none where a setting has one seed)."""
+    return table[f"{metric}_ci95"].fillna(0)
 
 
 def save(figure, out: Path, stem: str, figure_format: str) -> Path:
@@ -196,16 +206,16 @@ def save(figure, out: Path, stem: str, figure_format: str) -> Path:
 
 
 def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
-    """Small multiples, one panel per setting: train vs val loss, mean line and ±std band over seeds."""
+    """Small multiples, one panel per setting: train vs val loss, mean line and 95 % CI band over seeds."""
     columns = min(4, len(settings))
     rows = -(-len(settings) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.8), sharex=True,
                                 sharey=True, squeeze=False, constrained_layout=True)
     for axis, setting in zip(axes.flat, settings):
         for column, style, label in (("train_loss", TRAIN_STYLE, "train"), ("val_loss", VAL_STYLE, "validation")):
-            epochs, mean, std = mean_and_std_by_epoch(curves, setting, column)
+            epochs, mean, half = mean_and_ci_by_epoch(curves, setting, column)
             axis.plot(epochs, mean, label=label, **style)
-            axis.fill_between(epochs, mean - std, mean + std, color=style["color"], alpha=0.2, linewidth=0)
+            axis.fill_between(epochs, mean - half, mean + half, color=style["color"], alpha=0.2, linewidth=0)
         axis.set_title(setting, fontsize=9)
         axis.grid(alpha=0.3)
     for axis in axes.flat[len(settings):]:
@@ -215,7 +225,7 @@ def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_f
     for axis in axes[:, 0]:
         axis.set_ylabel("cross-entropy loss")
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle("Overfitting curves: train vs validation loss (mean ± std over seeds)")
+    figure.suptitle(f"Overfitting curves: train vs validation loss ({CI_WORDS})")
     return save(figure, out, "overfitting_curves", figure_format)
 
 
@@ -223,13 +233,14 @@ def plot_gap_curves(curves, settings: Sequence[str], out: Path, figure_format: s
     figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
     styles = setting_styles(settings)
     for setting in settings:
-        epochs, mean, _ = mean_and_std_by_epoch(curves, setting, "gap_loss")
+        epochs, mean, half = mean_and_ci_by_epoch(curves, setting, "gap_loss")
         axis.plot(epochs, mean, label=setting, linewidth=1.6, markevery=max(len(epochs) // 8, 1), markersize=4,
                   **styles[setting])
+        axis.fill_between(epochs, mean - half, mean + half, color=styles[setting]["color"], alpha=0.15, linewidth=0)
     axis.axhline(0, color="0.5", linewidth=0.8)
     axis.set_xlabel("epoch")
     axis.set_ylabel("generalization gap: val loss − train loss")
-    axis.set_title("Generalization gap per epoch (mean over seeds)")
+    axis.set_title(f"Generalization gap per epoch ({CI_WORDS})")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, ncol=2 if len(settings) > 6 else 1)
     return save(figure, out, "gap_curves", figure_format)
@@ -257,11 +268,11 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
     for group, label in zip(curves, labels):
         p, style = group["regularizer.dropout"].astype(float), styles[label]
         suffix = f" ({label})" if label else ""
-        gap_axis.errorbar(p, group["gap_loss_mean"], yerr=group["gap_loss_std"].fillna(0), capsize=3,
+        gap_axis.errorbar(p, group["gap_loss_mean"], yerr=ci(group, "gap_loss"), capsize=3,
                           label=label or "final gap", **style)
-        acc_axis.errorbar(p, group["val_acc_mean"], yerr=group["val_acc_std"].fillna(0), capsize=3,
+        acc_axis.errorbar(p, group["val_acc_mean"], yerr=ci(group, "val_acc"), capsize=3,
                           label=f"validation{suffix}", **style)
-        acc_axis.errorbar(p, group["test_acc_mean"], yerr=group["test_acc_std"].fillna(0), capsize=3, alpha=0.7,
+        acc_axis.errorbar(p, group["test_acc_mean"], yerr=ci(group, "test_acc"), capsize=3, alpha=0.7,
                           label=f"test{suffix}", **{**style, "linestyle": ":", "marker": "x"})
     plotted = pd.concat(curves)
     best = plotted.loc[plotted["val_acc_mean"].idxmax()]
@@ -275,12 +286,27 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
         axis.set_xlabel("dropout rate p")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle("Which p? mean ± std over seeds")
+    figure.suptitle(f"Which p? {CI_WORDS}")
     return save(figure, out, "dropout_rate", figure_format)
 
 
-def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
-    """One bar per kind of regularizer (its best setting by validation accuracy), with error bars."""
+def comparable_with_best(summary, keys: Sequence[str]):
+    """The settings that share the best one's epochs, data, model ... (every compared key that is not a
+    regularizer), and words for what they share ("" when nothing but regularizers varies): runs of other
+    lengths or data are never drawn side by side with them."""
+    others = [k for k in keys if k not in REGULARIZER_NAMES]
+    best = summary[summary["best"]].iloc[0]
+    group = summary
+    for key in others:
+        group = group[group[key].astype(str) == str(best[key])]
+    return group, setting_label(best, others) if others else ""
+
+
+def plot_regularizer_comparison(summary, keys: Sequence[str], out: Path, figure_format: str) -> Path:
+    """One bar per kind of regularizer (its best setting by validation accuracy), with error bars; only the
+    settings comparable with the best one."""
+    summary, shared = comparable_with_best(summary, keys)
+    where = f", runs with {shared}" if shared else ""
     best_of_kind = summary.loc[summary.groupby("regularizers", sort=False)["val_acc_mean"].idxmax()]
     order = sorted(best_of_kind["regularizers"], key=lambda kind: (kind != "none", kind.count("+"), kind))
     best_of_kind = best_of_kind.set_index("regularizers").loc[order]
@@ -288,7 +314,7 @@ def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
     positions = range(len(labels))
     figure, (acc_axis, gap_axis) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(labels) + 2), 4.6), constrained_layout=True)
     for axis, metric, title in ((acc_axis, "test_acc", "test accuracy"), (gap_axis, "gap_loss", "final gap: val − train loss")):
-        bars = axis.bar(positions, best_of_kind[f"{metric}_mean"], yerr=best_of_kind[f"{metric}_std"].fillna(0),
+        bars = axis.bar(positions, best_of_kind[f"{metric}_mean"], yerr=ci(best_of_kind, metric),
                         capsize=4, color="0.75", edgecolor="black")
         for bar, hatch in zip(bars, HATCHES):
             bar.set_hatch(hatch)
@@ -296,10 +322,10 @@ def plot_regularizer_comparison(summary, out: Path, figure_format: str) -> Path:
         axis.set_xticks(list(positions), labels, fontsize=8)
         axis.set_title(title)
         axis.grid(axis="y", alpha=0.3)
-    low = (best_of_kind["test_acc_mean"] - best_of_kind["test_acc_std"].fillna(0)).min()
+    low = (best_of_kind["test_acc_mean"] - ci(best_of_kind, "test_acc")).min()
     acc_axis.set_ylim(max(0.0, low - 0.1), None)
     acc_axis.set_ylabel("accuracy (axis does not start at 0)" if low > 0.1 else "accuracy")
-    figure.suptitle("Regularizers compared (each at its best setting by validation accuracy; mean ± std over seeds)")
+    figure.suptitle(f"Regularizers compared{where} (each at its best setting by validation accuracy; {CI_WORDS})")
     return save(figure, out, "regularizer_comparison", figure_format)
 
 
@@ -312,17 +338,17 @@ def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
     for axis, metric, label in zip(axes, ("acc", "nll", "ece"), ("test accuracy", "test NLL", "test ECE (15 bins)")):
         for setting in settings:
             rows = mc_table[mc_table["setting"] == setting]
-            mc = rows[rows["K"] > 0].groupby("K")[metric].agg(["mean", "std"])
+            mc = rows[rows["K"] > 0].groupby("K")[metric].agg(["mean", half_width])
             scaling = rows[rows["K"] == 0][metric].mean()
             style = styles[setting]
-            axis.errorbar(mc.index, mc["mean"], yerr=mc["std"].fillna(0), capsize=3, label=f"MC, {setting}", **style)
+            axis.errorbar(mc.index, mc["mean"], yerr=mc["half_width"].fillna(0), capsize=3, label=f"MC, {setting}", **style)
             axis.axhline(scaling, color=style["color"], linestyle="--", linewidth=1, label=f"weight scaling, {setting}")
         axis.set_xscale("log")
         axis.set_xlabel("Monte-Carlo passes K")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle("MC dropout vs weight scaling as K grows (mean ± std over seeds)")
+    figure.suptitle(f"MC dropout vs weight scaling as K grows ({CI_WORDS})")
     return save(figure, out, "mc_dropout", figure_format)
 
 
@@ -344,8 +370,8 @@ def draw_report_figures(curves, summary, keys: Sequence[str], out: Path, figure_
                plot_gap_curves(curves, settings, out, figure_format)]
     if "regularizer.dropout" in keys and has_a_rate_curve(summary, keys):
         figures.append(plot_dropout_rate(summary, keys, out, figure_format))
-    if summary["regularizers"].nunique() > 1:
-        figures.append(plot_regularizer_comparison(summary, out, figure_format))
+    if comparable_with_best(summary, keys)[0]["regularizers"].nunique() > 1:
+        figures.append(plot_regularizer_comparison(summary, keys, out, figure_format))
     if mc_table is not None and not mc_table.empty:
         figures.append(plot_mc_dropout(mc_table, out, figure_format))
     return figures

@@ -87,11 +87,23 @@ def result_value(key: str, value: Any) -> Any:
     return value
 
 
+def setting_columns(completed: pd.DataFrame) -> list[str]:
+    """The config keys that define a setting (not the seed, device, threads, data folder or executor)."""
+    keys = [c for c in completed.columns if ("." in c or c == "epochs") and not c.startswith(IGNORED_SECTIONS)]
+    return [k for k in keys if k not in IGNORED_SETTINGS]
+
+
 def varying_settings(table: pd.DataFrame) -> list[str]:
     """The config keys whose value differs between completed runs (the seed aside): what was compared."""
     completed = table[table["status"] == "completed"]
-    keys = [c for c in completed.columns if ("." in c or c == "epochs") and not c.startswith(IGNORED_SECTIONS)]
-    return [k for k in keys if k not in IGNORED_SETTINGS and completed[k].astype(str).nunique() > 1]
+    return [k for k in setting_columns(completed) if completed[k].astype(str).nunique() > 1]
+
+
+def shared_settings(table: pd.DataFrame) -> dict[str, Any]:
+    """The base config every completed run shares: each setting key with its one value."""
+    completed = table[table["status"] == "completed"]
+    return {k: completed[k].iloc[0] for k in setting_columns(completed)
+            if completed[k].astype(str).nunique() == 1 and not pd.isna(completed[k].iloc[0])}
 
 
 def markdown_text(value: Any) -> str:
@@ -115,6 +127,7 @@ def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()]]:
         aggregations[f"{metric}_mean"] = (metric, "mean")
         aggregations[f"{metric}_std"] = (metric, "std")
+        aggregations[f"{metric}_ci95"] = (metric, stats.half_width)  # ± this: the 95 % CI of the mean
     summary = completed.groupby(["setting", *keys], sort=False, dropna=False).agg(**aggregations).reset_index()
     if keys:
         summary = summary.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -180,7 +193,7 @@ class Report:
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # each setting against its baseline
 
 
-def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
+def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool = False) -> Report:
     from dropcli import plots
 
     runs = [load_run(path) for path in discover_run_folders(root, skip=out)]
@@ -207,6 +220,8 @@ def build_report(root: Path, out: Path, figure_format: str = "png") -> Report:
         if not report.comparisons.empty:  # the interval against the baseline, for a paper's table
             written = written.merge(report.comparisons.drop(columns=["difference"]), on="setting", how="left")
         write_atomically(out / "summary.csv", written.to_csv(index=False))
+        if latex:
+            write_atomically(out / "summary.tex", latex_table(report))
         curves = per_epoch_curves(runs, table, keys)
         report.figures = plots.report_figures(curves, report.summary, keys, out, figure_format,
                                               mc_by_passes(runs, table, keys))
@@ -229,13 +244,32 @@ def report_markdown(report: Report, root: Path) -> str:
                   "validation accuracy; test accuracy is never used to choose.", ""]
         lines += mc_markdown_table(report.summary)
         for figure in report.figures:
-            lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", ""]
+            lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", "",
+                      f"*{FIGURE_CAPTIONS.get(figure.stem, '')}{CI_CAPTION}*", ""]
+        shared = shared_settings(report.table)
+        if shared:
+            lines += ["## What every run shares", "", "| setting | value |", "| --- | --- |"]
+            lines += [f"| {markdown_text(key)} | {markdown_text(value)} |" for key, value in shared.items()]
+            lines.append("")
     if not report.problems.empty:
         lines += ["## Runs left out", "", "| run | status | reason |", "| --- | --- | --- |"]
         lines += [f"| {markdown_text(row.run)} | {markdown_text(row.status)} | {markdown_text(row.reason)} |"
                   for row in report.problems.itertuples()]
         lines.append("")
     return "\n".join(lines)
+
+
+CI_CAPTION = ("Lines are means over seeds; bands and error bars are the 95 % confidence interval of the mean "
+              "(t-interval over seeds); a setting with one seed has none.")
+FIGURE_CAPTIONS = {
+    "overfitting_curves": "Train and validation loss per epoch, one panel per setting. ",
+    "gap_curves": "Generalization gap (validation − train loss) per epoch, one line per setting. ",
+    "dropout_rate": "Final gap and accuracy against the dropout rate; the dotted line marks the best p by "
+                    "validation accuracy. ",
+    "regularizer_comparison": "Each kind of regularizer at its best setting by validation accuracy, among the "
+                              "runs that share the best setting's epochs, data and model. ",
+    "mc_dropout": "Monte-Carlo dropout against weight scaling (dashed) as the number of passes K grows. ",
+}
 
 
 def summary_markdown_table(summary: pd.DataFrame) -> list[str]:
@@ -263,6 +297,45 @@ def mc_markdown_table(summary: pd.DataFrame) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     return lines + ["", "ECE: expected calibration error over 15 confidence bins; MC: the softmax of "
                     "`evaluation.mc_samples` stochastic passes averaged.", ""]
+
+
+def latex_table(report: Report) -> str:
+    """The summary as a booktabs table a paper can \\input (needs \\usepackage{booktabs}): per setting, the
+    mean and 95 % CI half-width of each metric, and the difference in test accuracy to its baseline with its
+    interval and Holm-adjusted p-value. Text from run folders is LaTeX-escaped."""
+    def cell(mean: float, half: float, scale: float = 1.0, digits: int = 3) -> str:
+        if pd.isna(mean):
+            return "--"
+        text = f"{scale * mean:.{digits}f}"
+        return text if pd.isna(half) else f"{text} $\\pm$ {scale * half:.{digits}f}"
+
+    comparisons = report.comparisons.set_index("setting") if not report.comparisons.empty else pd.DataFrame()
+    rows = []
+    for _, row in report.summary.iterrows():
+        line = {"Setting": row["setting"], "$n$": str(row["seeds"]),
+                "Val.\\ acc.": cell(row["val_acc_mean"], row["val_acc_ci95"]),
+                "Test acc.": cell(row["test_acc_mean"], row["test_acc_ci95"]),
+                "Gap (loss)": cell(row["gap_loss_mean"], row["gap_loss_ci95"])}
+        if not comparisons.empty:
+            c = comparisons.loc[row["setting"]] if row["setting"] in comparisons.index else None
+            line["$\\Delta$ test (pts)"] = "--" if c is None else (
+                f"{100 * c['test_acc_diff']:+.1f}" + ("" if pd.isna(c["test_acc_diff_low"]) else
+                                                     f" [{100 * c['test_acc_diff_low']:+.1f}, "
+                                                     f"{100 * c['test_acc_diff_high']:+.1f}]"))
+            line["$p_\\mathrm{Holm}$"] = "--" if c is None or pd.isna(c["p_holm"]) else f"{c['p_holm']:.2g}"
+        rows.append(line)
+    table = pd.DataFrame(rows)
+    best = list(report.summary["best"])
+    styler = (table.style.hide(axis="index").format(escape="latex", subset=["Setting"])
+              .apply(lambda column: ["font-weight: bold" if b else "" for b in best], axis=0))
+    caption = ("Mean $\\pm$ half-width of the 95\\,\\% confidence interval of the mean over $n$ seeds. "
+               "Bold: the best setting by validation accuracy (test accuracy is never used to choose).")
+    if not comparisons.empty:
+        caption += (" $\\Delta$ test: test accuracy minus that of the setting's baseline (no regularizer, "
+                    "everything else equal), in points, with its 95\\,\\% CI (paired by seed) and the p-value "
+                    "Holm-adjusted across settings.")
+    return styler.to_latex(hrules=True, convert_css=True, caption=caption, label="tab:dropcli-summary",
+                           position="t", position_float="centering", column_format="l" + "r" * (table.shape[1] - 1))
 
 
 def runs_and_seeds(row: pd.Series) -> str:

@@ -62,6 +62,16 @@ def compare(setting: dict[int, float], baseline: dict[int, float]) -> Difference
                       min(len(x), len(y)), False)
 
 
+def half_width(values) -> float:
+    """Half the width of the 95 % t-interval of the mean of `values` (nan: fewer than 2 values): the error
+    bar and band the figures draw."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return math.nan
+    return float(stats.t.ppf(1 - ALPHA / 2, len(values) - 1) * stats.sem(values))
+
+
 def holm(differences: list[Difference]) -> list[Difference]:
     """The same differences with Holm-adjusted p-values across the family (untestable ones left out)."""
     testable = [i for i, d in enumerate(differences) if not math.isnan(d.p_value)]
@@ -100,6 +110,11 @@ def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy
     if d.decided:
         verb = "beats" if d.mean > 0 else "is worse than"
         return f"{name} {verb} {baseline} on {what} by {scale * d.mean:+.1f}{unit} ({interval}{adjusted})."
+    if d.low > 0 or d.high < 0:  # the interval alone excludes zero, the correction for many settings does not
+        return (f"{name} is not distinguishable from {baseline} on {what} after the Holm correction across the "
+                f"settings: its own 95 % CI excludes zero ({scale * d.low:+.1f} to {scale * d.high:+.1f}{unit}, {how}; "
+                f"mean difference {scale * d.mean:+.1f}{unit}), but the adjusted p = {d.p_adjusted:.2g} is not below "
+                f"{ALPHA:g}.")
     needed = seeds_to_resolve(d)
     hint = f"; about {needed} seeds would resolve a difference this size" if needed else ""
     return (f"{name} is not distinguishable from {baseline} on {what} with {d.n} seed{'s' if d.n != 1 else ''} "

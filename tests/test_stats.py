@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import yaml
 from scipy import stats as scipy_stats
 
 from dropcli import stats
@@ -110,3 +111,66 @@ def test_runs_of_different_lengths_are_compared_only_within_their_length(tmp_pat
     assert sorted(report.comparisons["baseline"]) == ["epochs=20, no regularizer", "epochs=60, no regularizer"]
     assert all(not math.isnan(v) for v in report.comparisons["p_holm"])
     assert "The runs differ in epochs" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_an_interval_that_excludes_zero_but_not_after_holm_says_so():
+    d = stats.Difference(-0.028, -0.052, -0.003, 0.03, 5, True, p_adjusted=0.14)
+    words = stats.sentence("p=0.7", "no regularizer", d)
+    assert not d.decided and " is worse than" not in words
+    assert "after the Holm correction" in words and "excludes zero (-5.2 to -0.3 points" in words
+    assert "adjusted p = 0.14" in words
+
+
+def test_the_band_half_width_is_scipys_t_interval():
+    values = [0.48, 0.50, 0.47, 0.52, 0.49]
+    low, high = scipy_stats.t.interval(0.95, 4, loc=sum(values) / 5, scale=scipy_stats.sem(values))
+    assert stats.half_width(values) == pytest.approx((high - low) / 2)
+    assert math.isnan(stats.half_width([0.5]))
+
+
+def styled_runs(root, style: str, seeds=range(3), epochs=60, offset=0.0):
+    from test_report import write_completed_run
+
+    for seed in seeds:
+        for p in (0.0, 0.5):
+            path = root / f"{style}-{epochs}-p{p}-{seed}"
+            write_completed_run(path, p, seed, val_acc=0.5 + p / 10 + offset + 0.01 * seed,
+                                test_acc=0.5 + p / 10 + offset + 0.012 * seed, epochs=epochs)
+            config = yaml.safe_load((path / "config.yaml").read_text())
+            config["regularizer"]["dropout_style"] = style
+            (path / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_latex_table_escapes_run_text_marks_the_best_and_carries_the_interval(tmp_path, runner):
+    from dropcli.cli import app
+
+    styled_runs(tmp_path, "inverted")
+    styled_runs(tmp_path, "scale_at_test", offset=-0.05)
+    result = runner.invoke(app, ["report", str(tmp_path), "--latex"])
+    assert result.exit_code == 0, result.output
+    tex = (tmp_path / "report" / "summary.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and "\\caption{" in tex
+    assert "dropout\\_style=scale\\_at\\_test" in tex and "scale_at_test" not in tex  # escaped, never raw
+    best = [line for line in tex.splitlines() if "\\bfseries" in line]
+    assert len(best) == 1 and "p=0.5, dropout\\_style=inverted" in best[0]
+    assert "+5.0 [+5.0, +5.0]" in best[0]  # test acc +5 points over the same style's baseline, every seed
+
+
+def test_figures_say_their_bands_are_confidence_intervals_and_the_report_states_the_shared_config(tmp_path):
+    styled_runs(tmp_path, "inverted")
+    build_report(tmp_path, tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    captions = [line for line in markdown.splitlines() if line.startswith("*") and "95 % confidence interval" in line]
+    assert len(captions) == len(list((tmp_path / "report").glob("*.png")))
+    assert "## What every run shares" in markdown and "| epochs | 60 |" in markdown
+    assert "| regularizer.dropout\\_style | inverted |" in markdown
+
+
+def test_a_mixed_folder_draws_the_regularizer_comparison_only_for_the_best_settings_length(tmp_path):
+    from dropcli.plots import comparable_with_best
+
+    styled_runs(tmp_path, "inverted", epochs=20)
+    styled_runs(tmp_path, "inverted", epochs=60, offset=0.1)
+    report = build_report(tmp_path, tmp_path / "report")
+    group, shared = comparable_with_best(report.summary, report.keys)
+    assert shared == "epochs=60" and set(group["epochs"]) == {60} and len(group) == 2
