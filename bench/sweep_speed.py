@@ -20,8 +20,8 @@ like with like on the same machine at the same moment:
 3. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
    policy) against a bare hand-written loop over the same tensors that computes the same metrics.
 
-`--model cnn|gru|all` runs part 1 for the other models (they have no stacked form yet, so their batched
-path trains one by one: the ratio shows what stacking them would have to beat).
+`--model cnn|gru|all` runs part 1 for the other models (the CNN stacked as one grouped convolution, the
+GRU as batched-matmul recurrences; dropcli/stacked.py).
 """
 
 from __future__ import annotations

@@ -97,28 +97,36 @@ def seeds_to_resolve(d: Difference) -> int | None:
     return None
 
 
+VERBS = {"higher": ("beats", "is worse than"), "lower": ("is worse than", "beats"),
+         "neither": ("is higher than", "is lower than")}
+
+
 def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy", scale: float = 100.0,
-             unit: str = " points") -> str:
-    """The honest sentence for one comparison: a winner only when the interval says so."""
+             unit: str = " points", digits: int = 1, better: str = "higher") -> str:
+    """The honest sentence for one comparison: a winner only when the interval says so. `better`: "higher"
+    (accuracy), "lower" (a loss, an error) or "neither" (an epoch count: higher / lower, no winner)."""
+    def number(value: float) -> str:
+        return f"{scale * value:+.{digits}f}"
+
     how = f"paired over {d.n} seed{'s' if d.n != 1 else ''}" if d.paired else \
         f"unpaired (Welch): the seeds differ, {d.n} or more runs each"
     if math.isnan(d.low):
-        return (f"{name} vs {baseline}: {what} {scale * d.mean:+.1f}{unit} with {d.n} seed"
+        return (f"{name} vs {baseline}: {what} {number(d.mean)}{unit} with {d.n} seed"
                 f"{'s' if d.n != 1 else ''}: no interval (at least 2 seeds on each side, better 5).")
-    interval = f"95 % CI {scale * d.low:+.1f} to {scale * d.high:+.1f}{unit}, {how}"
+    interval = f"95 % CI {number(d.low)} to {number(d.high)}{unit}, {how}"
     adjusted = "" if math.isnan(d.p_adjusted) else f", Holm-adjusted p = {d.p_adjusted:.2g}"
     if d.decided:
-        verb = "beats" if d.mean > 0 else "is worse than"
-        return f"{name} {verb} {baseline} on {what} by {scale * d.mean:+.1f}{unit} ({interval}{adjusted})."
+        verb = VERBS[better][0 if d.mean > 0 else 1]
+        return f"{name} {verb} {baseline} on {what} by {number(d.mean)}{unit} ({interval}{adjusted})."
     if d.low > 0 or d.high < 0:  # the interval alone excludes zero, the correction for many settings does not
         return (f"{name} is not distinguishable from {baseline} on {what} after the Holm correction across the "
-                f"settings: its own 95 % CI excludes zero ({scale * d.low:+.1f} to {scale * d.high:+.1f}{unit}, {how}; "
-                f"mean difference {scale * d.mean:+.1f}{unit}), but the adjusted p = {d.p_adjusted:.2g} is not below "
+                f"settings: its own 95 % CI excludes zero ({number(d.low)} to {number(d.high)}{unit}, {how}; "
+                f"mean difference {number(d.mean)}{unit}), but the adjusted p = {d.p_adjusted:.2g} is not below "
                 f"{ALPHA:g}.")
     needed = seeds_to_resolve(d)
     hint = f"; about {needed} seeds would resolve a difference this size" if needed else ""
     return (f"{name} is not distinguishable from {baseline} on {what} with {d.n} seed{'s' if d.n != 1 else ''} "
-            f"({interval}{adjusted}; mean difference {scale * d.mean:+.1f}{unit}){hint}.")
+            f"({interval}{adjusted}; mean difference {number(d.mean)}{unit}){hint}.")
 
 
 # ---------------------------------------------------------------------------------------------------------

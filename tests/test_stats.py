@@ -174,3 +174,12 @@ def test_a_mixed_folder_draws_the_regularizer_comparison_only_for_the_best_setti
     report = build_report(tmp_path, tmp_path / "report")
     group, shared = comparable_with_best(report.summary, report.keys)
     assert shared == "epochs=60" and set(group["epochs"]) == {60} and len(group) == 2
+
+
+def test_lower_is_better_metrics_and_plain_counts_get_the_right_verbs():
+    lower = stats.compare({0: 1.2, 1: 1.3, 2: 1.25, 3: 1.21}, {0: 1.5, 1: 1.62, 2: 1.55, 3: 1.5})
+    assert "MC beats weight scaling on test NLL by -0.303" in stats.sentence(
+        "MC", "weight scaling", lower, what="test NLL", scale=1.0, unit="", digits=3, better="lower")
+    epochs = stats.compare({0: 30, 1: 33, 2: 29, 3: 35}, {0: 13, 1: 12, 2: 15, 3: 14})
+    words = stats.sentence("p=0.5", "p=0", epochs, what="the best epoch", scale=1.0, unit=" epochs", better="neither")
+    assert words.startswith("p=0.5 is higher than p=0 on the best epoch by +18.2 epochs") and "beats" not in words
