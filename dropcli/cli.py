@@ -30,8 +30,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a line is never broken at the terminal's width (a path or a command split mid-word cannot be
+# copied); tables still fit the width
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 
@@ -125,12 +127,14 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
                            f"metrics.csv and summary.json); nothing to resume")
         config_path = resume / "config.yaml"
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
-    from dropcli import train as training  # torch: only now
-    from dropcli.checkpoint import UnsafeCheckpoint
-    from dropcli.data import DatasetError
-    from dropcli.display import epoch_progress
+    from dropcli.display import epoch_progress, preparing
 
-    experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
+    with preparing(console, f"preparing {config.name}: loading torch and {config.dataset.name}", enabled=not quiet):
+        from dropcli import train as training  # torch: only now
+        from dropcli.checkpoint import UnsafeCheckpoint
+        from dropcli.data import DatasetError
+
+        experiment = with_bad_input_handled(lambda: training.prepare(config), DatasetError)
     run = with_bad_input_handled(lambda: RunFolder.claim(resume) if resume is not None
                                  else RunFolder.create(runs_dir, config), FolderBusy, NotARunFolder)
     if resume is not None and load_run(resume).status == "completed":  # its owner finished it meanwhile
@@ -251,13 +255,15 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     executor_config, spec, trials = with_bad_input_handled(plan)
     if dry_run and executor_config.name != "slurm":
         exit_bad_input("--dry-run: only with --executor slurm (the other executors run right away)")
-    from dropcli import train as training  # torch: only from here on
-    from dropcli.data import DatasetError
-    from dropcli.display import SweepProgress, summary_table
+    from dropcli.display import SweepProgress, preparing, summary_table
 
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
-    with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
-    with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+    with preparing(console, f"preparing {len(trials)} trials: loading torch, checking data and sizes", enabled=not quiet):
+        from dropcli import train as training  # torch: only from here on
+        from dropcli.data import DatasetError
+
+        with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
+        with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
     on_gpu = training.resolve_device(trials[0].config.device).type == "cuda"
     group_size = sweeps.parse_batch(batch, on_gpu)
     command = shlex.join(["dropcli", *sys.argv[1:]])

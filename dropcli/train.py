@@ -222,8 +222,9 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
             for index in running:
                 save_checkpoint(members[index].run, stepper.state(index, epoch, share()))
             last_checkpoint = time.perf_counter()
-        if on_epoch is not None:
-            on_epoch(next((members[i].rows[-1] for i in running), members[0].rows[-1]))
+        if on_epoch is not None:  # one running trial's row, named (a group trains several)
+            shown = next((i for i in running), 0)
+            on_epoch({**members[shown].rows[-1], "run": members[shown].run.path.name, "running": len(running)})
     return share()
 
 
