@@ -252,10 +252,22 @@ class Config(Section):
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults → YAML file (and the files it extends) → overrides → validated, frozen Config."""
     raw: dict[str, Any] = read_yaml_with_bases(Path(path)) if path is not None else {}
+    several = []  # `--set a=0.1,0.3`: a Hydra multirun habit
     for override in overrides or []:
         key, value = parse_override(override)
         set_dotted(raw, key, value)
-    return validate_config(raw)
+        if isinstance(value, str) and "," in value:
+            several.append((key, value))
+    try:
+        return validate_config(raw)
+    except ConfigError as error:
+        hints = [f"--set {key}={value}: --set takes one value; to train several, use `dropcli sweep "
+                 f"{SWEEP_OPTIONS.get(key, f'--grid {key}=')}{value}`" for key, value in several
+                 if any(key in problem for problem in error.problems)]
+        raise ConfigError([*error.problems, *hints]) from None
+
+
+SWEEP_OPTIONS = {"regularizer.dropout": "--p ", "regularizer.l2": "--l2 "}  # sweep's own axes
 
 
 def validate_config(raw: dict[str, Any]) -> Config:

@@ -17,7 +17,7 @@ from typing import Any
 import submitit
 
 from dropcli.config import ExecutorConfig
-from dropcli.sweep import SweepSpec, Trial, read_sweep_record, run_sweep, trial_status
+from dropcli.sweep import SweepSpec, Trial, read_sweep_record, run_sweep
 
 LOG_FOLDER = ".submitit"
 
@@ -47,9 +47,10 @@ class Submission:
     parameters: dict[str, Any]
 
 
-def plan_submission(config: ExecutorConfig, trials: list[Trial], sweep_dir: Path, groups: list[list[Trial]]) -> Submission:
-    """The array tasks (pending trials only) and the parameters submitit will be given."""
-    tasks = [[t.name for t in group] for group in groups if any(trial_status(sweep_dir, t) != "completed" for t in group)]
+def plan_submission(config: ExecutorConfig, sweep_dir: Path, groups: list[list[Trial]]) -> Submission:
+    """The array tasks (one per group of pending trials, sweep.plan_groups) and the parameters submitit will
+    be given."""
+    tasks = [[t.name for t in group] for group in groups]
     parameters: dict[str, Any] = {"name": f"dropcli-{sweep_dir.name}", "timeout_min": config.timeout_min,
                                   "cpus_per_task": config.cpus_per_task}
     if config.name == "slurm":

@@ -203,7 +203,7 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
     if rates is not None:
         axes["regularizer.dropout"] = parse_rates(rates)
     if l2 is not None:
-        axes["regularizer.l2"] = parse_non_negative_list(l2, "--l2")
+        axes["regularizer.l2"] = sorted({0.0, *parse_non_negative_list(l2, "--l2")})  # the baseline, as --p adds p = 0
     for text in grid:
         key, values = parse_grid(text)
         if key in axes or key == "seed":
@@ -365,6 +365,36 @@ class DiskFull(Exception):
     """The disk filled up: the trial is recorded failed and the sweep stops (every next trial would fail)."""
 
 
+@dataclass
+class GroupPlan:
+    """How a sweep's trials will train, read from their folders: what is already completed, the interrupted
+    groups that resume stacked from their checkpoints, and the fresh ones (a group of one trains alone)."""
+
+    completed: list[Trial]
+    resumed: list[list[Trial]]
+    fresh: list[list[Trial]]
+
+    @property
+    def groups(self) -> list[list[Trial]]:
+        return self.resumed + self.fresh
+
+
+def plan_groups(trials: list[Trial], sweep_dir: Path, batch: int) -> GroupPlan:
+    """The one grouping every launcher and the dry run use; nothing is written."""
+    from dropcli import batched
+
+    pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
+    resumable = [t for t in pending if RunFolder(sweep_dir / t.name).has_checkpoint()]
+    fresh = [t for t in pending if t not in resumable]
+    if batch > 1:  # an interrupted group resumes stacked: its trials stand at the same checkpoint epoch
+        resumed = batched.split_into_groups(
+            resumable, lambda t: batched.resume_key(t.config, RunFolder(sweep_dir / t.name)), batch)
+        groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch)
+    else:
+        resumed, groups = [[t] for t in resumable], [[t] for t in fresh]
+    return GroupPlan([t for t in trials if t not in pending], resumed, groups)
+
+
 def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,
               batch: int = 1) -> SweepOutcome:
     """Train every trial not yet completed; a failing trial is recorded and the sweep goes on.
@@ -374,29 +404,19 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     trained again. batch > 1 trains trials that share model, data and optimizer as stacked groups of up
     to `batch` (batched.py), and an interrupted group resumes stacked; models without a stacked version
     run one by one."""
-    from dropcli import batched
-
     observer = observer or SweepObserver()
     outcome = SweepOutcome()
-    pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
-    outcome.skipped = [t.name for t in trials if t not in pending]
+    plan = plan_groups(trials, sweep_dir, batch)
+    outcome.skipped = [t.name for t in plan.completed]
     observer.start(len(trials), len(outcome.skipped))
-    resumable = [t for t in pending if RunFolder(sweep_dir / t.name).has_checkpoint()]
-    fresh = [t for t in pending if t not in resumable]
-    if batch > 1:  # an interrupted group resumes stacked: its trials stand at the same checkpoint epoch
-        resumed = batched.split_into_groups(
-            resumable, lambda t: batched.resume_key(t.config, RunFolder(sweep_dir / t.name)), batch)
-        groups = batched.split_into_groups(fresh, lambda t: batched.group_key(t.config), batch)
-    else:
-        resumed, groups = [[t] for t in resumable], [[t] for t in fresh]
     try:
-        for group in resumed + groups:
+        for group in plan.groups:
             claimed = claim_trials(group, sweep_dir, observer, outcome)
             try:
                 if len(claimed) == 1:
                     run_one(*claimed[0], observer, outcome)
                 elif claimed:
-                    run_group(claimed, observer, outcome, resume=group in resumed)
+                    run_group(claimed, observer, outcome, resume=group in plan.resumed)
             finally:
                 draw_pictures([run.path for _, run in claimed])
     except DiskFull as full:

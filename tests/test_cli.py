@@ -76,3 +76,43 @@ def test_a_failing_run_exits_1_and_is_marked_failed(runner, tiny_raw, write_conf
     assert result.exit_code == 1 and "run failed" in result.output
     [run] = list((tmp_path / "runs").iterdir())
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+
+
+def test_config_prints_the_resolved_yaml_and_validates_it(runner, tiny_raw, write_config, tmp_path):
+    import yaml
+
+    path = str(write_config(tiny_raw))
+    result = runner.invoke(app, ["config", path, "--set", "regularizer.dropout=0.3", "-s", "epochs=7"])
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.output)
+    assert resolved["regularizer"]["dropout"] == 0.3 and resolved["epochs"] == 7
+    assert resolved["optimizer"]["name"] == "adam"  # a schema default, filled in
+    result = runner.invoke(app, ["config", path, "--set", "regularizer.dropout=1.5"])
+    assert result.exit_code == 2 and "regularizer.dropout" in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.glob("runs*"))
+
+
+def test_hydra_habits_get_the_dropcli_spelling(runner, tiny_raw, write_config, tmp_path):
+    path = str(write_config(tiny_raw))
+    result = runner.invoke(app, ["train", path, "regularizer.dropout=0.5", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--set regularizer.dropout=0.5" in result.output
+    result = runner.invoke(app, ["train", "epochs=3"])
+    assert result.exit_code == 2 and "--set epochs=3" in result.output
+    result = runner.invoke(app, ["sweep", path, "--epochs", "3", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "--set epochs=VALUE" in result.output
+    result = runner.invoke(app, ["train", path, "--set", "regularizer.dropout=0.1,0.3", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "dropcli sweep --p 0.1,0.3" in result.output
+    result = runner.invoke(app, ["config", path, "--set", "dataset.train_size=250,500"])
+    assert result.exit_code == 2 and "dropcli sweep --grid dataset.train_size=250,500" in result.output
+    assert not (tmp_path / "runs").exists()
+    for command in ([], ["train"], ["sweep"], ["report"], ["status"], ["config"]):
+        result = runner.invoke(app, [*command, "-h"])
+        assert result.exit_code == 0 and "Usage:" in result.output and "<bool>" not in result.output
+
+
+def test_l2_sweeps_get_their_zero_baseline_like_dropout_rates():
+    from dropcli.config import validate_config
+    from dropcli.sweep import build_spec
+
+    spec = build_spec(validate_config({}), None, "1e-4,1e-3", [], [0])
+    assert spec.axes["regularizer.l2"] == [0.0, 1e-4, 1e-3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -100,14 +101,33 @@ def test_slurm_dry_run_prints_the_array_and_writes_nothing(runner, tiny_raw, wri
                                  "--dry-run", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 0, result.output
     for expected in ("#SBATCH --partition=gpu", "#SBATCH --time=30", "#SBATCH --gpus-per-task=1",
-                     "#SBATCH --array=0-3", "setup: module load cuda", "p-0.5_seed-1", "nothing submitted"):
+                     "#SBATCH --array=0-3", "setup: module load cuda", "task 3: alone: p-0.5_seed-1",
+                     "nothing trained, submitted or written"):
         assert expected in result.output
     assert not (tmp_path / "runs").exists()
 
 
-def test_dry_run_needs_slurm_and_executor_names_are_checked(runner, tiny_raw, write_config, tmp_path):
-    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--dry-run", "--runs-dir", str(tmp_path / "r")])
-    assert result.exit_code == 2 and "only with --executor slurm" in result.output
+def test_a_local_dry_run_shows_the_groups_and_what_is_done_and_writes_nothing(runner, tiny_raw, write_config,
+                                                                               tmp_path):
+    config = str(write_config(tiny_raw))
+    sweep = ["sweep", config, "--p", "0.5", "--seeds", "2", "--out", str(tmp_path / "sweep")]
+    result = runner.invoke(app, [*sweep, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"sweep folder: {tmp_path / 'sweep'} (not created yet)" in result.output
+    assert "executor: local; 4 trials, 0 already completed, 4 to train in 1 groups" in result.output
+    assert "group 0: 4 trials stacked: p-0.0_seed-0, p-0.0_seed-1, p-0.5_seed-0, p-0.5_seed-1" in result.output
+    assert not (tmp_path / "sweep").exists()
+    # after the sweep ran and lost a trial: what is done is not planned again
+    assert runner.invoke(app, [*sweep, "--quiet"]).exit_code == 0
+    shutil.rmtree(tmp_path / "sweep" / "p-0.5_seed-0")
+    before = sorted(p.name for p in (tmp_path / "sweep").rglob("*"))
+    result = runner.invoke(app, [*sweep, "--dry-run", "--batch", "1"])
+    assert "3 already completed, 1 to train in 1 groups" in result.output, result.output
+    assert "group 0: alone: p-0.5_seed-0" in result.output
+    assert sorted(p.name for p in (tmp_path / "sweep").rglob("*")) == before
+
+
+def test_executor_names_are_checked(runner, tiny_raw, write_config, tmp_path):
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--executor", "kubernetes",
                                  "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "executor.name" in result.output

@@ -122,7 +122,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(data_root, tmp_path
 
 
 def test_sigint_stops_cleanly_with_exit_130_and_the_resume_command(data_root, tmp_path, write_config):
-    raw = {"name": "ctrl-c", "epochs": 200, "device": "cpu",
+    raw = {"name": "ctrl-c", "epochs": 20_000, "device": "cpu",  # cannot end before the signal, however slow
            "dataset": {"root": str(data_root), "train_size": 1000}, "model": {"hidden_sizes": [64]}}
     runs = tmp_path / "runs"
     process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "train", str(write_config(raw)),

@@ -1,0 +1,51 @@
+"""dropcli report: tables, figures and report.md for every run folder under a folder."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from dropcli.cli.common import console, errors, with_bad_input_handled
+from dropcli.display import plain
+
+
+class FigureFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+def report(
+    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="DIR",
+                                             help="A folder of run folders: a sweep, several sweeps, lone runs.")],
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+                                                help="Where the report goes (default: DIR/report).")] = None,
+    figure_format: Annotated[FigureFormat, typer.Option("--format", help="File format of the figures.")] = FigureFormat.png,
+    latex: Annotated[bool, typer.Option("--latex", help="Also write summary.tex: the summary as a booktabs LaTeX "
+                                                        "table (95 % CIs, differences to the baseline, Holm p).")] = False,
+) -> None:
+    """Tables and overfitting curves for every run folder under DIR. Reads run folders only; never trains.
+
+    Writes runs.csv (one row per run), summary.csv (per setting: mean, std and 95 % CI over seeds, and the
+    difference to its baseline with a paired interval and Holm-adjusted p-value), figures (overfitting
+    curves, gap per epoch, gap and accuracy against dropout rate, regularizers compared; bands are 95 % CIs)
+    and report.md, which says in words what the intervals support: a winner only where the interval
+    excludes zero. Failed, interrupted or broken runs are listed with their reason and never stop the report.
+    """
+    from dropcli.display import summary_table
+    from dropcli.report import ReportError, build_report
+
+    target = out or runs_dir / "report"
+    result = with_bad_input_handled(lambda: build_report(runs_dir, target, figure_format.value, latex), ReportError)
+    if not result.summary.empty:
+        console.print(summary_table(result.summary, f"{runs_dir}: mean ± std over seeds"))
+    for row in result.problems.itertuples():
+        errors.print(f"[yellow]left out[/yellow] {plain(row.run)}: {plain(row.status)} ({plain(row.reason)})",
+                     highlight=False)
+    written = ["runs.csv"] + (["summary.csv"] + (["summary.tex"] if latex else []) if not result.summary.empty else [])
+    console.print(f"report: {escape(str(target / 'report.md'))}  ({len(result.table)} runs, {len(result.figures)} figures, "
+                  f"{', '.join(written)})")

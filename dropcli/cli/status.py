@@ -1,0 +1,47 @@
+"""dropcli status: how far a sweep is, read from its run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from dropcli.cli.common import console, with_bad_input_handled
+from dropcli.display import plain
+
+STATUS_ORDER = ["completed", "running", "running (stale)", "failed", "interrupted", "broken", "pending", "unknown"]
+
+
+def status(
+    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="SWEEP_DIR",
+                                              help="A sweep folder (it holds sweep.json).")],
+) -> None:
+    """How far a sweep is: trials completed, running, failed, interrupted and pending.
+
+    Read from its run folders, so it works while the sweep runs, on this machine or another sharing the
+    folder."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    from dropcli import sweep as sweeps
+
+    statuses = with_bad_input_handled(lambda: sweeps.sweep_statuses(sweep_dir))
+    counts = Counter(statuses.values())
+    console.print(f"[bold]{escape(str(sweep_dir))}[/bold]: {len(statuses)} trials — " +
+                  ", ".join(f"{count} {state}" for state, count in sorted(counts.items(), key=status_order)))
+    unfinished = [(name, state) for name, state in statuses.items() if state != "completed"]
+    if unfinished:
+        table = Table("trial", "status")
+        for name, state in unfinished:
+            table.add_row(plain(name), state)  # names come from sweep.json: anyone may have written it
+        console.print(table)
+        if counts["running (stale)"]:
+            console.print("running (stale): the summary says running but no process holds the trial: it was "
+                          "killed; rerunning the sweep continues it")
+
+
+def status_order(item: tuple[str, int]) -> int:
+    return STATUS_ORDER.index(item[0]) if item[0] in STATUS_ORDER else len(STATUS_ORDER)

@@ -1,0 +1,176 @@
+"""dropcli sweep: the same model across dropout rates, L2 coefficients or any config key, times seeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption, SetOption,
+                                ThreadsOption, config_file, console, errors, refuse_extra_arguments,
+                                with_bad_input_handled)
+from dropcli.config import load_config, short_name
+from dropcli.display import plain
+from dropcli.signals import Terminated, stop_on_sigterm
+
+
+def sweep(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
+                                           help="Base YAML config that every trial starts from.")] = Path("configs/quickstart.yaml"),
+    rates: Annotated[Optional[str], typer.Option("--p", metavar="A..B[:STEP] | a,b,c",
+                                                 help="Dropout rates: an inclusive range with step (default 0.1), "
+                                                      "e.g. 0.1..0.7 or 0.1..0.7:0.2, or a comma list. The p = 0 "
+                                                      "baseline is always added.")] = None,
+    l2: Annotated[Optional[str], typer.Option("--l2", metavar="a,b,c",
+                                              help="L2 coefficients, a comma list, e.g. 1e-4,1e-3. The l2 = 0 "
+                                                   "baseline is always added.")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2",
+                                                      help="Any other config key as an axis, e.g. "
+                                                           "--grid dataset.train_size=250,500,1000. Repeatable.")] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Run seeds 0..N-1 for every setting (default: 3).")] = None,
+    seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="0,1,7",
+                                                     help="Exactly these seeds (instead of --seeds).")] = None,
+    overrides: SetOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+                                                help="The sweep folder (default: RUNS_DIR/<name>-sweep-<fingerprint>, "
+                                                     "the same for the same command, so rerunning resumes).")] = None,
+    batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
+                                       help="Train up to N trials that share model, data and optimizer as one "
+                                            "stacked model (mlp, cnn, gru; batchnorm and some dropout variants run "
+                                            "one by one). auto: 16 on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
+    threads: ThreadsOption = None,
+    max_trials: Annotated[int, typer.Option("--max-trials", min=1,
+                                            help="Refuse a sweep of more trials than this (a guard against "
+                                                 "typos such as --p 0..0.7:0.0001).")] = 10_000,
+    executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|slurm|submitit-local",
+                                                    help="Where trials run: here (default), as one Slurm job array "
+                                                         "through submitit, or through submitit's local executor "
+                                                         "(subprocesses). Also settable in the YAML's executor: "
+                                                         "section.")] = None,
+    slurm_partition: Annotated[Optional[str], typer.Option("--slurm-partition", help="Slurm partition.")] = None,
+    timeout_min: Annotated[Optional[int], typer.Option("--timeout-min",
+                                                       help="Time limit of each array task, in minutes; a task "
+                                                            "that hits it is requeued and resumes.")] = None,
+    gpus_per_task: Annotated[Optional[int], typer.Option("--gpus-per-task", help="GPUs per array task.")] = None,
+    cpus_per_task: Annotated[Optional[int], typer.Option("--cpus-per-task", help="CPUs per array task.")] = None,
+    array_parallelism: Annotated[Optional[int], typer.Option("--array-parallelism",
+                                                             help="Array tasks running at once.")] = None,
+    slurm_setup: Annotated[Optional[list[str]], typer.Option("--slurm-setup", metavar="LINE",
+                                                             help="A shell line run before each task, e.g. "
+                                                                  "'module load cuda'. Repeatable.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing: the sweep folder, "
+                                                            "the trials already completed, how the rest are grouped "
+                                                            "(stacked or alone, and why), and for Slurm the "
+                                                            "#SBATCH parameters and array tasks.")] = False,
+) -> None:
+    """Train the same model across dropout rates, L2 coefficients or any config key, times seeds.
+
+    Every trial is an ordinary run folder inside one sweep folder with a sweep.json (axes, seeds, trials).
+    Running the same command again trains only what is missing, failed or interrupted. At the end a table
+    gives, per setting, validation accuracy and the final generalization gap as mean ± std over seeds.
+    Exit code 1 if any trial failed.
+    """
+    refuse_extra_arguments(ctx, "sweep")
+    executor_options = {"name": executor, "slurm_partition": slurm_partition, "timeout_min": timeout_min,
+                        "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task,
+                        "array_parallelism": array_parallelism, "slurm_setup": slurm_setup}
+    # applied like --set, after the YAML's executor: section
+    executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items() if value is not None]
+    thread_sets = [f"threads={threads}"] if threads else []
+    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
+           runs_dir, out, batch, quiet, dry_run, max_trials)
+
+
+def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
+           seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, batch: str,
+           quiet: bool, dry_run: bool = False, max_trials: int = 10_000) -> None:
+    import shlex
+    import sys
+
+    from dropcli import sweep as sweeps
+    from dropcli.display import SweepProgress, preparing, summary_table
+
+    def spec_and_trials():
+        base = load_config(config_path, overrides)
+        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list), max_trials)
+        sweeps.parse_batch(batch)  # checked before anything runs
+        return base.executor, spec, spec.trials()
+
+    executor_config, spec, trials = with_bad_input_handled(spec_and_trials)
+    sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
+    with preparing(console, f"preparing {len(trials)} trials: loading torch, checking data and sizes",
+                   enabled=not quiet and not dry_run):
+        from dropcli import launch
+        from dropcli.data import DatasetError
+
+        with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
+        with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+        plan = with_bad_input_handled(lambda: launch.plan_launch(executor_config, spec, trials, sweep_dir, batch))
+    if dry_run:
+        for line in launch.describe(plan):
+            console.print(line, highlight=False, markup=False)
+        console.print("dry run: nothing trained, submitted or written", highlight=False, markup=False)
+        return
+    command = shlex.join(["dropcli", *sys.argv[1:]])
+    launcher = launch.launcher(plan)
+    with_bad_input_handled(lambda: launcher.prepare(plan, command), launch.LaunchError)
+    axes = " × ".join(f"{len(v)} {short_name(k)}" for k, v in spec.axes.items()) or "1 setting"
+    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {len(trials)} trials ({axes} × {len(spec.seeds)} seeds)")
+    if plan.alone:
+        console.print(f"note: {'; '.join(sorted(set(plan.alone.values())))}: those trials run one by one")
+    from dropcli.train import TrainingInterrupted  # torch is loaded by now
+
+    stop_on_sigterm()
+    try:
+        with SweepProgress(console, enabled=not quiet and executor_config.name == "local") as progress:
+            launched = launcher.launch(plan, progress)
+    except launch.SubmissionFailed as error:
+        errors.print(f"[red]submission failed[/red]: {plain(error)}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    except (KeyboardInterrupt, TrainingInterrupted) as stop:
+        if executor_config.name != "local":
+            errors.print(f"[yellow]interrupted[/yellow]: stopped waiting; the tasks may go on. Progress: "
+                         f"dropcli status {escape(str(sweep_dir))}", highlight=False)
+        else:
+            errors.print(f"[yellow]interrupted[/yellow]: completed trials are kept in {escape(str(sweep_dir))}; an "
+                         f"unfinished one continues from its checkpoint. Resume with the same command: "
+                         f"{escape(command)}", highlight=False)
+        terminated = isinstance(stop, Terminated) or getattr(stop, "terminated", False)
+        raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+    if launched.job_ids:
+        from dropcli.executors import LOG_FOLDER
+
+        console.print(f"submitted {len(launched.job_ids)} array tasks ({executor_config.name}), job "
+                      f"{launched.job_ids[0].split('_')[0]}; logs in {escape(str(sweep_dir / LOG_FOLDER))}/; progress: "
+                      f"dropcli status {escape(str(sweep_dir))}; resume: the same command again")
+    elif launched.outcome is None:
+        console.print(f"every trial of {escape(str(sweep_dir))} is already completed")
+    if not launched.waited:
+        return
+    summary = sweeps.summarize(trials, sweep_dir)
+    if not summary.empty:
+        console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+    outcome = launched.outcome
+    failed = launched.failed if outcome is None else outcome.failed
+    if outcome is None:
+        console.print(f"failed {len(failed)}; run folders in {escape(str(sweep_dir))}/")
+    else:
+        held = f", left to another process {len(outcome.held)}" if outcome.held else ""
+        console.print(f"trained {len(outcome.trained)}, already completed {len(outcome.skipped)}, "
+                      f"failed {len(outcome.failed)}{held}; run folders in {escape(str(sweep_dir))}/")
+        for name, holder in outcome.held.items():
+            errors.print(f"[yellow]held[/yellow] {plain(name)}: trained by {plain(holder)}", highlight=False)
+        if outcome.stopped:
+            not_run = len(trials) - len(outcome.trained) - len(outcome.skipped) - len(outcome.failed) - len(outcome.held)
+            errors.print(f"[red]stopped[/red]: {escape(outcome.stopped)}; {not_run} trials not started. Free some space "
+                         f"and rerun the same command: {escape(command)}", highlight=False)
+    for name, error in failed.items():
+        errors.print(f"[red]failed[/red] {plain(name)}: {plain(error)}", highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,141 @@
+"""Launching a sweep: one plan, then a launcher that carries it out.
+
+    plan_launch(...)  what would run and how: the sweep folder, the trials already completed, the groups
+                      (stacked, or one trial alone, and why), and for submitit the array tasks and #SBATCH
+                      parameters. Reads the sweep folder, writes nothing: `sweep --dry-run` prints it for
+                      every executor.
+    launcher(plan)    LocalLauncher trains here (sweep.run_sweep); SubmititLauncher submits one job array
+                      (a task per group) to Slurm or to submitit's local executor, and waits for the latter.
+
+The CLI turns a plan into lines and a result into messages and exit codes; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dropcli.config import ExecutorConfig
+from dropcli.sweep import GroupPlan, SweepObserver, SweepOutcome, SweepSpec, Trial, open_sweep_dir, plan_groups
+
+
+class LaunchError(Exception):
+    """The sweep cannot be launched from here as asked (no sbatch on this machine): exit code 2."""
+
+
+class SubmissionFailed(Exception):
+    """The scheduler refused the job array (a bad partition, limits ...): exit code 1."""
+
+
+@dataclass
+class LaunchPlan:
+    executor: ExecutorConfig
+    spec: SweepSpec
+    trials: list[Trial]
+    sweep_dir: Path
+    batch: int  # the largest stacked group
+    groups: GroupPlan
+    alone: dict[str, str] = field(default_factory=dict)  # trial name → why it trains alone although batch > 1
+    submission: Any = None  # executors.Submission, for submitit
+
+    @property
+    def pending(self) -> list[Trial]:
+        return [t for group in self.groups.groups for t in group]
+
+
+def plan_launch(executor: ExecutorConfig, spec: SweepSpec, trials: list[Trial], sweep_dir: Path,
+                batch: str) -> LaunchPlan:
+    """`batch`: the --batch text (auto | N | 1); auto picks the group size from the trials' device."""
+    from dropcli.batched import unbatchable_reason
+    from dropcli.experiment import resolve_device
+    from dropcli.sweep import parse_batch
+
+    size = parse_batch(batch, resolve_device(trials[0].config.device).type == "cuda")
+    groups = plan_groups(trials, sweep_dir, size)
+    alone = {} if size <= 1 else {t.name: reason for t in trials if (reason := unbatchable_reason(t.config))}
+    plan = LaunchPlan(executor, spec, trials, sweep_dir, size, groups, alone)
+    if executor.name != "local":
+        from dropcli import executors
+
+        plan.submission = executors.plan_submission(executor, sweep_dir, groups.groups)
+    return plan
+
+
+def describe(plan: LaunchPlan) -> list[str]:
+    """The plan in plain lines (the dry run): where, what is done, each group and how it trains."""
+    lines = [f"sweep folder: {plan.sweep_dir}{'' if plan.sweep_dir.exists() else ' (not created yet)'}",
+             f"executor: {plan.executor.name}; {len(plan.trials)} trials, {len(plan.groups.completed)} already "
+             f"completed, {len(plan.pending)} to train in {len(plan.groups.groups)} "
+             f"{'array tasks' if plan.submission is not None else 'groups'} (stacked groups of up to {plan.batch})"]
+    resumed = set(map(id, plan.groups.resumed))
+    for index, group in enumerate(plan.groups.groups):
+        how = f"{len(group)} trials stacked" if len(group) > 1 else "alone"
+        names = ", ".join(t.name for t in group)
+        why = f" ({plan.alone[group[0].name]})" if len(group) == 1 and group[0].name in plan.alone else ""
+        again = ", resuming from checkpoints" if id(group) in resumed else ""
+        label = "task" if plan.submission is not None else "group"
+        lines.append(f"{label} {index}: {how}{again}: {names}{why}")
+    if plan.submission is not None and plan.submission.tasks:
+        from dropcli import executors
+
+        if plan.executor.name == "slurm":
+            lines += executors.sbatch_preview(plan.submission, plan.sweep_dir).splitlines()
+        lines += [f"setup: {line}" for line in plan.executor.slurm_setup]
+    return lines
+
+
+@dataclass
+class Launched:
+    outcome: SweepOutcome | None = None  # trained here (or waited for): what happened to each trial
+    job_ids: list[str] = field(default_factory=list)  # submitted
+    failed: dict[str, str] = field(default_factory=dict)  # submitit-local: task or trial → error
+    waited: bool = True  # False: submitted to Slurm, running on its own
+
+
+class LocalLauncher:
+    """Trains the plan here. `prepare` writes the sweep folder (errors there are the user's environment);
+    `launch` trains."""
+
+    def prepare(self, plan: LaunchPlan, command: str) -> None:
+        open_sweep_dir(plan.sweep_dir, plan.spec, plan.trials, command)
+
+    def launch(self, plan: LaunchPlan, observer: SweepObserver | None = None) -> Launched:
+        from dropcli.sweep import run_sweep
+
+        return Launched(outcome=run_sweep(plan.trials, plan.sweep_dir, observer, batch=plan.batch))
+
+
+class SubmititLauncher:
+    """Submits the plan's array tasks; waits for them when they run on this machine (submitit-local)."""
+
+    def prepare(self, plan: LaunchPlan, command: str) -> None:
+        if plan.executor.name == "slurm" and shutil.which("sbatch") is None:
+            raise LaunchError("--executor slurm: no sbatch on this machine; submit from a Slurm login node "
+                              "(--dry-run shows what would be submitted)")
+        open_sweep_dir(plan.sweep_dir, plan.spec, plan.trials, command)
+
+    def launch(self, plan: LaunchPlan, observer: SweepObserver | None = None) -> Launched:
+        from dropcli import executors
+
+        if not plan.submission.tasks:
+            return Launched()
+        try:
+            jobs = executors.submit(plan.submission, plan.sweep_dir, plan.batch)
+        except Exception as error:  # sbatch refused: its words, in one line
+            raise SubmissionFailed(" ".join(str(error).split())) from None
+        launched = Launched(job_ids=[job.job_id for job in jobs], waited=plan.submission.cluster != "slurm")
+        if launched.waited:  # submitit-local: wait, as a local sweep would (KeyboardInterrupt: the caller's)
+            for job in jobs:
+                try:
+                    launched.failed.update(job.result()["failed"])
+                except KeyboardInterrupt:
+                    raise
+                except Exception as error:  # the task died without a result; its trials say so in their folders
+                    launched.failed[job.job_id] = str(error).splitlines()[-1] if str(error) else type(error).__name__
+        return launched
+
+
+def launcher(plan: LaunchPlan) -> LocalLauncher | SubmititLauncher:
+    return LocalLauncher() if plan.executor.name == "local" else SubmititLauncher()
