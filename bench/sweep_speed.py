@@ -89,7 +89,8 @@ def bare_epoch_seconds(config, epochs: int) -> list[float]:
     """The loop one would write by hand: same data, same MLP, Adam, and the same per-epoch metrics."""
     exp = training.prepare(config)
     x, y, xv, yv = exp.splits.x_train, exp.splits.y_train, exp.splits.x_val, exp.splits.y_val
-    model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).to(x.device)
+    model = nn.Sequential(nn.Linear(40, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                          nn.Linear(256, 10)).to(x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr, fused=True)  # as dropcli's
     generator = torch.Generator().manual_seed(0)
     seconds = []
@@ -209,7 +210,8 @@ def time_model(model: str, epochs: int, batch: int, tmp: Path) -> None:
     if model == "mlp":
         hand = hand_stacked_seconds(trials)
         print(f"[{model}] hand-written stacked loop: {hand:.1f} s; vs_hand={batched / hand:.2f}")
-    loop_sequential, loop_batched = training_loop_seconds(trials, tmp / "sequential"), training_loop_seconds(trials, tmp / "batched")
+    loop_sequential = training_loop_seconds(trials, tmp / "sequential")
+    loop_batched = training_loop_seconds(trials, tmp / "batched")
     print(f"[{model}] training loop alone (steps + per-epoch evaluation, from metrics.csv): sequential "
           f"{1000 * loop_sequential:.1f} ms, batched {1000 * loop_batched:.1f} ms per trial-epoch: "
           f"{loop_sequential / loop_batched:.2f}x (the rest of a trial: setup, test evaluation, model.pt, "

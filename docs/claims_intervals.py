@@ -103,7 +103,8 @@ def main(root: Path) -> None:
     rows = []
     for p in (0.2, 0.5):
         for metric, wording in WORDING.items():
-            rows.append((f"MC (K=50), p={p:g}", "weight scaling", by_seed(mc, f"mc_test_{metric}", regularizer__dropout=p),
+            rows.append((f"MC (K=50), p={p:g}", "weight scaling",
+                         by_seed(mc, f"mc_test_{metric}", regularizer__dropout=p),
                          by_seed(mc, f"ws_test_{metric}", regularizer__dropout=p), wording))
     family("4. MC dropout (K = 50) against weight scaling, same runs", rows)
 
@@ -129,7 +130,8 @@ def main(root: Path) -> None:
     cnn = completed(root / "7_cnn", root / "7_cnn_dropblock")
     plain = by_seed(cnn, "test_acc", model__spatial_dropout=False, regularizer__dropout=0.2)
     family("7. CNN: spatial dropout and DropBlock against plain dropout 0.2",
-           [("spatial dropout", "plain dropout", by_seed(cnn, "test_acc", model__spatial_dropout=True, regularizer__dropout=0.2), plain,
+           [("spatial dropout", "plain dropout",
+             by_seed(cnn, "test_acc", model__spatial_dropout=True, regularizer__dropout=0.2), plain,
              ACC),
             ("DropBlock", "plain dropout", by_seed(cnn, "test_acc", regularizer__dropout=0.0), plain, ACC)])
     gru = completed(root / "7_gru")

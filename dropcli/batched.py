@@ -136,7 +136,8 @@ def resume_key(config: Config, run: RunFolder) -> str | None:
 
 
 def train_group(configs: list[Config], runs: list[RunFolder],
-                on_epoch: Callable[[dict[str, float]], None] | None = None, resume: bool = False) -> list[dict[str, Any]]:
+                on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                resume: bool = False) -> list[dict[str, Any]]:
     """Train the trials together through the one epoch loop (train.run_epochs); every run folder ends
     completed, or failed for a trial whose loss diverged. Returns the completed summaries.
 
@@ -166,16 +167,17 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         stepper = StackedStepper([members[i] for i in stack], [mask_states[i] for i in stack])
         if resume:
             stack_optimizer_states(stepper)
-            for row in members[stack[0]].rows if on_epoch is not None else []:
-                on_epoch(row)
+            if on_epoch is not None:
+                for row in members[stack[0]].rows:
+                    on_epoch(row)
         wall_time = training.run_epochs(stepper, epochs, on_epoch, sum(elapsed[i] for i in stack) / len(stack))
         summaries += training.finish_members(stepper, wall_time)
     for index, member in enumerate(members):
         if len(stack) > 1 and index in stack:
             continue
-        stepper = training.LoneStepper(member)
+        lone = training.LoneStepper(member)
         set_global_generator_state(member.experiment.device, mask_states[index])  # its own stream, as alone
-        summaries += training.finish_members(stepper, training.run_epochs(stepper, epochs, on_epoch, elapsed[index]))
+        summaries += training.finish_members(lone, training.run_epochs(lone, epochs, on_epoch, elapsed[index]))
     return summaries
 
 
@@ -188,7 +190,8 @@ class StackedStepper(training.Stepper):
         self.members = members
         first = members[0].experiment
         self.device, self.optimizer_config = first.device, first.config.optimizer
-        self.model = STACKED_MODELS.lookup(first.config.model.name)([m.experiment.model for m in members]).to(self.device)
+        build = STACKED_MODELS.lookup(first.config.model.name)
+        self.model = build([m.experiment.model for m in members]).to(self.device)
         self.optimizer = training.OPTIMIZERS[self.optimizer_config.name](list(self.model.parameters()),
                                                                          self.optimizer_config)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=first.config.epochs)
@@ -200,7 +203,8 @@ class StackedStepper(training.Stepper):
         self.regularizers = [r for r in (factory.for_trials(configs, self.device) for factory in REGULARIZERS.values())
                              if r is not None]
         stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
-        self.x_train, self.y_train, self.x_val, self.y_val = stack("x_train"), stack("y_train"), stack("x_val"), stack("y_val")
+        self.x_train, self.y_train = stack("x_train"), stack("y_train")
+        self.x_val, self.y_val = stack("x_val"), stack("y_val")
         self.masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, self.device,
                                  self.x_train.dtype)
         self.active = torch.ones(len(members), dtype=torch.bool, device=self.device)
@@ -218,7 +222,8 @@ class StackedStepper(training.Stepper):
         # small data: one gather of the shuffled epoch, then slices (a gather per step cost ~150 us a step);
         # large data (CIFAR-sized stacks): a gather per step, not a second copy of every trial's data
         whole_epoch = x_train.numel() * x_train.element_size() <= EPOCH_GATHER_BYTES
-        x_epoch, y_epoch = (x_train[trial_index, order], y_train[trial_index, order]) if whole_epoch else (x_train, y_train)
+        x_epoch, y_epoch = (x_train[trial_index, order], y_train[trial_index, order]) if whole_epoch \
+            else (x_train, y_train)
         for start in range(0, order.shape[1], self.optimizer_config.batch_size):
             batch = slice(start, start + self.optimizer_config.batch_size)
             x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
@@ -290,7 +295,8 @@ def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedMod
         lone["state"][position] = {
             # contiguous copies: fused Adam walks state and parameter memory in step, so a transposed view's
             # strides would pair each moment with the wrong weight
-            key: (slice_of(value) if value.shape == stacked.shape else value).clone(memory_format=torch.contiguous_format)
+            key: (slice_of(value) if value.shape == stacked.shape else value).clone(
+                memory_format=torch.contiguous_format)
             if torch.is_tensor(value) else value
             for key, value in entries.items()}
     lone["param_groups"][0].update({k: v for k, v in optimizer.param_groups[0].items() if k != "params"})

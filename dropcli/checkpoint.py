@@ -1,7 +1,8 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
 Written atomically at the end of an epoch (temporary file, fsync, rename) at most once a second (see
-train.CHECKPOINT_INTERVAL_S), so a SIGKILL at any point leaves either the previous checkpoint or this one. Restoring model, optimizer, scheduler,
+train.CHECKPOINT_INTERVAL_S), so a SIGKILL at any point leaves either the previous checkpoint or this one.
+Restoring model, optimizer, scheduler,
 regularizer state (early stopping's best weights and patience), every random generator (torch, CUDA,
 Python, NumPy, the batch-order generator) and the epoch makes a resumed run produce the same metrics as
 one that was never interrupted.
@@ -36,8 +37,8 @@ REQUIRED_KEYS = ("epoch", "device", "stop_reason", "elapsed_s", "model", "optimi
 
 # Checkpoints written before dropcli stored NumPy's generator state as ints hold it as an ndarray. Rebuilding
 # an array (its dtype and raw bytes) runs no code of the file's choosing; anything else stays refused.
-NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType,
-                       getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct]
+NUMPY_CORE: Any = getattr(np, "_core", None) or getattr(np, "core")  # NumPy 2 renamed core to _core
+NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType, NUMPY_CORE.multiarray._reconstruct]
 
 
 class UnsafeCheckpoint(Exception):
@@ -61,7 +62,7 @@ def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[st
             "cuda": torch.cuda.get_rng_state_all() if exp.device.type == "cuda" else None,
             "python": random.getstate(),
             # plain ints, not an ndarray: weights_only loading accepts no NumPy objects
-            "numpy": [kind, keys.tolist(), position, has_gauss, cached_gaussian],
+            "numpy": [kind, keys.tolist(), position, has_gauss, cached_gaussian],  # type: ignore[union-attr]
             "batch_order": exp.batch_order.get_state(),
         },
     }
@@ -83,7 +84,7 @@ def save_atomically(obj: Any, path: Path, keep_previous: Path | None = None) -> 
     if keep_previous is not None and path.exists():
         path.replace(keep_previous)
     shared = os.environ.get("DROPCLI_SHARED_CHECKPOINTS") == "1"
-    write_atomically(path, buffer.getbuffer(), mode=None if shared else 0o755)  # others may read, not rewrite
+    write_atomically(path, buffer.getvalue(), mode=None if shared else 0o755)  # others may read, not rewrite
 
 
 def remove_checkpoints(run: RunFolder) -> None:

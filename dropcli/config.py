@@ -73,7 +73,7 @@ class Section(BaseModel):
     @classmethod
     def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         # YAML's `true` would otherwise pass as 1 (epochs: true → one epoch)
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+        if isinstance(value, bool) and cls.model_fields[str(info.field_name)].annotation is not bool:
             raise ValueError("expected a number or text, not true/false")
         return value
 
@@ -120,24 +120,32 @@ class RegularizerConfig(Section):
 
     # label=: the regularizer's name in reports. A labelled key switches a regularizer on when it is not 0/null,
     # and belongs to exactly one registered regularizer (tests/test_regularizers.py checks both ways)
-    dropout: Fraction = Field(0.0, json_schema_extra={"label": "dropout"})  # rate p: each hidden activation is zeroed with probability p while training
+    # rate p: each hidden activation is zeroed with probability p while training
+    dropout: Fraction = Field(0.0, json_schema_extra={"label": "dropout"})
     # where the correction for dropped units goes: ×1/(1-p) while training (inverted) or ×(1-p) at test
     # time (scale_at_test, the original 2012/2014 formulation); the expected activations are the same
     dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
-    input_dropout: Fraction = Field(0.0, json_schema_extra={"label": "input dropout"})  # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
-    gaussian_dropout: Fraction = Field(0.0, json_schema_extra={"label": "gaussian dropout"})  # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
-    dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"})  # rate on the weights of hidden linear layers: y = f((W ⊙ M) x + b), M per batch
-    dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"})  # cnn: drop contiguous blocks of feature maps in the conv blocks
+    # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
+    input_dropout: Fraction = Field(0.0, json_schema_extra={"label": "input dropout"})
+    # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
+    gaussian_dropout: Fraction = Field(0.0, json_schema_extra={"label": "gaussian dropout"})
+    # rate on the weights of hidden linear layers: y = f((W ⊙ M) x + b), M per batch
+    dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"})
+    # cnn: drop contiguous blocks of feature maps in the conv blocks
+    dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"})
     # gru: naive draws a new mask at every time step; variational (locked) one mask per sequence, reused
     rnn_dropout: Literal["naive", "variational"] = "naive"
     # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
     # over the first `dropout_schedule_epochs` epochs, then stays put
     dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = "constant"
     dropout_schedule_epochs: Annotated[int, Field(gt=0)] = 10
-    l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"})  # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
+    # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
+    l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"})
     l1: NonNegative = Field(0.0, json_schema_extra={"label": "L1"})  # penalty l1 * sum(|w|) over weights (not biases)
-    max_norm: Annotated[float, Field(gt=0.0)] | None = Field(None, json_schema_extra={"label": "max-norm"})  # each unit's incoming weight vector clipped to this norm
-    early_stopping: EarlyStoppingConfig | None = Field(None, json_schema_extra={"label": "early stopping"})  # None: train for all epochs
+    # each unit's incoming weight vector clipped to this norm
+    max_norm: Annotated[float, Field(gt=0.0)] | None = Field(None, json_schema_extra={"label": "max-norm"})
+    # None: train for all epochs
+    early_stopping: EarlyStoppingConfig | None = Field(None, json_schema_extra={"label": "early stopping"})
 
     @field_validator("dropout", "input_dropout", "dropconnect")
     @classmethod
@@ -162,7 +170,7 @@ class RegularizerConfig(Section):
 
 def regularizer_labels() -> dict[str, str]:
     """"regularizer.l2" → "L2": every key that switches a regularizer on, with its name in reports."""
-    return {f"regularizer.{name}": field.json_schema_extra["label"]
+    return {f"regularizer.{name}": str(field.json_schema_extra["label"])  # type: ignore[index]
             for name, field in RegularizerConfig.model_fields.items()
             if isinstance(field.json_schema_extra, dict) and "label" in field.json_schema_extra}
 
@@ -353,7 +361,7 @@ def set_dotted(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def describe_error(error: dict[str, Any]) -> str:
+def describe_error(error: Any) -> str:  # a pydantic ErrorDetails
     """One line per problem: the dotted field, what is wrong, and the allowed values or closest key."""
     location = ".".join(str(part)[:80] for part in error["loc"])  # a key may be anything a user typed
     if error["type"] == "extra_forbidden":

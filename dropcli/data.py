@@ -187,10 +187,12 @@ def load_cifar10(root: Path, download: bool) -> RawDataset:
 
 
 def load_torchvision(dataset_class: type, title: str, root: Path, download: bool) -> RawDataset:
+    existed = folders_under(root)
     try:
         train = dataset_class(str(root), train=True, download=download)
         test = dataset_class(str(root), train=False, download=download)
     except (RuntimeError, OSError, ValueError, EOFError) as error:
+        remove_new_empty_folders(root, existed)  # a failed download leaves no empty data/FashionMNIST/raw
         how = "not found or not readable, and the download failed (is there a network?)" if download else \
             "not found or not readable, and dataset.download is false"
         reason = " ".join(str(error).split())[:300]  # torchvision's messages span several lines
@@ -204,6 +206,19 @@ def load_torchvision(dataset_class: type, title: str, root: Path, download: bool
     return RawDataset((x_pool - mean) / std, torch.as_tensor(train.targets).long(),
                       (x_test - mean) / std, torch.as_tensor(test.targets).long(),
                       num_classes=len(train.classes))
+
+
+def folders_under(root: Path) -> set[Path]:
+    return {p for p in [root, *root.rglob("*")] if p.is_dir()} if root.is_dir() else set()
+
+
+def remove_new_empty_folders(root: Path, existed: set[Path]) -> None:
+    """Undo the folders a failed attempt created, deepest first, as long as they are empty."""
+    for folder in sorted(folders_under(root) - existed, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: something was downloaded or put there, keep it
+            pass
 
 
 def images_to_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from dropcli.sweep import SweepObserver, Trial
@@ -76,7 +77,8 @@ def preparing(console: Console, text: str, enabled: bool = True) -> Iterator[Non
 
 
 def progress_columns() -> tuple:
-    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"))
 
 
@@ -107,7 +109,8 @@ class SweepProgress(SweepObserver):
     def __init__(self, console: Console, enabled: bool = True):
         self.console, self.enabled, self.log = console, enabled, enabled and log_mode(console)
         self.progress = Progress(*progress_columns(), console=console, disable=not enabled or self.log)
-        self.trials_task = self.epochs_task = None
+        self.trials_task: TaskID | None = None
+        self.epochs_task: TaskID | None = None
         self.done, self.current, self.epochs, self.pacing = 0, 1, 1, EpochLog(1)
 
     def __enter__(self) -> SweepProgress:
@@ -120,7 +123,8 @@ class SweepProgress(SweepObserver):
     def start(self, total: int, already_done: int) -> None:
         self.done = already_done
         if self.log:
-            log_line(self.console, f"sweep: {total} trials" + (f", {already_done} already completed" if already_done else ""))
+            done = f", {already_done} already completed" if already_done else ""
+            log_line(self.console, f"sweep: {total} trials{done}")
         self.trials_task = self.progress.add_task("sweep", total=total, completed=already_done, unit="trials",
                                                   stats=f"{already_done} already completed" if already_done else "")
 
@@ -152,15 +156,18 @@ class SweepProgress(SweepObserver):
                 group = f" ({running} stacked trials running; shown: {who})" if running > 1 else f" {who}"
                 log_line(self.console, f"epoch {epoch}/{self.epochs}{group}: {format_epoch(row)}")
             return
-        self.progress.update(self.epochs_task, completed=epoch, stats=format_epoch(row) + shown)
-        self.progress.update(self.trials_task, completed=self.done + self.current * epoch / self.epochs)
+        if self.epochs_task is not None:
+            self.progress.update(self.epochs_task, completed=epoch, stats=format_epoch(row) + shown)
+        if self.trials_task is not None:
+            self.progress.update(self.trials_task, completed=self.done + self.current * epoch / self.epochs)
 
     def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None:
         self.done += 1
         if self.log:
             log_line(self.console, f"trial {plain(trial.name)}: {status}" + (f": {plain(error)}" if error else ""))
             return
-        self.progress.update(self.trials_task, completed=self.done, stats=f"last: {trial.name} {status}")
+        if self.trials_task is not None:
+            self.progress.update(self.trials_task, completed=self.done, stats=f"last: {trial.name} {status}")
         if error:
             label = "held" if status == "held" else "failed"
             self.progress.console.print(f"[red]trial {plain(trial.name)} {label}[/red]: {plain(error)}",

@@ -184,7 +184,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 @MODELS.register("mlp")
-def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
+def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
+              dropout: DropoutOptions) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()] + ([dropout.inputs()] if dropout.input_p else [])
     width = math.prod(input_shape)
     for hidden in config.hidden_sizes:
@@ -199,7 +200,8 @@ def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
 
 
 @MODELS.register("cnn")
-def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
+def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
+              dropout: DropoutOptions) -> nn.Module:
     """Conv blocks (conv → [BatchNorm] → ReLU → dropout → max-pool), then a dense hidden layer and the output.
     A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
     `spatial_dropout`, the conv blocks drop whole feature maps (Tompson et al. 2015)."""
@@ -217,7 +219,8 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
     features = nn.Sequential(*layers)
     with torch.no_grad():
         flat = features(torch.zeros(1, *input_shape)).shape[1]
-    head = [dropout.linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(), nn.Linear(config.hidden_size, num_classes)]
+    head = [dropout.linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(),
+            nn.Linear(config.hidden_size, num_classes)]
     return nn.Sequential(features, *head)
 
 
@@ -287,6 +290,7 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register("gru")
-def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
+def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
+              dropout: DropoutOptions) -> nn.Module:
     input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
     return GRUClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout)

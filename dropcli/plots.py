@@ -6,7 +6,7 @@ import logging
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 import pandas as pd
@@ -14,15 +14,16 @@ from PIL import Image
 
 matplotlib.use("Agg")  # files only: no display is needed, none is assumed
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from dropcli.labels import REGULARIZER_NAMES, setting_label  # noqa: E402
 from dropcli.stats import half_width  # noqa: E402
 
-TRAIN_STYLE = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
-VAL_STYLE = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
-MARKER_STYLE = {"color": "0.35", "linestyle": ":", "linewidth": 1.2}
+TRAIN_STYLE: dict[str, Any] = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
+VAL_STYLE: dict[str, Any] = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
+MARKER_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": ":", "linewidth": 1.2}
 GAP_COLOR = "0.85"
 
 
@@ -59,6 +60,7 @@ class RunCurvesFigure:
             val_line, = axis.plot([], [], animated=True, **VAL_STYLE)
             marker = axis.axvline(1, animated=True, **MARKER_STYLE)
             axis.set_xlabel("epoch")
+            whole_epochs(axis)
             axis.set_ylabel(label)
             axis.set_title("loss" if metric == "loss" else "accuracy")
             axis.grid(alpha=0.3)
@@ -135,8 +137,7 @@ def draw_run_curves(folders: Sequence[Path]) -> list[Path]:
     their axes' ranges. Returns the pictures written."""
     from dropcli.runs import load_run
 
-    curves = [run_curves(load_run(folder)) for folder in folders]
-    curves = [c for c in curves if c is not None]
+    curves = [c for c in (run_curves(load_run(folder)) for folder in folders) if c is not None]
     try:
         if curves:
             plot_run_curves(curves)
@@ -199,18 +200,35 @@ def ci(table, metric: str):
 
 
 def save(figure, out: Path, stem: str, figure_format: str) -> Path:
+    """Write the figure; a PDF also gets a PNG preview beside it (report.md shows the PNG, links the PDF:
+    most Markdown viewers cannot show a PDF)."""
     path = out / f"{stem}.{figure_format}"
     figure.savefig(path, dpi=130)
+    if figure_format == "pdf":
+        figure.savefig(path.with_suffix(".png"), dpi=130)
     plt.close(figure)
     return path
+
+
+def whole_epochs(axis) -> None:
+    """Epoch axes tick at whole epochs only (a 3-epoch run would otherwise show 1.5, 2.5 ...)."""
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def title(figure, text: str) -> None:
+    """A figure title wrapped to the figure's width, never clipped."""
+    figure.suptitle(textwrap.fill(text, width=max(40, int(figure.get_figwidth() * 11))))
 
 
 def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
     """Small multiples, one panel per setting: train vs val loss, mean line and 95 % CI band over seeds."""
     columns = min(4, len(settings))
     rows = -(-len(settings) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.8), sharex=True,
-                                sharey=True, squeeze=False, constrained_layout=True)
+    lengths = {setting: curves.loc[curves["setting"] == setting, "epoch"].max() for setting in settings}
+    # runs of different lengths each get their own x axis: a 5-epoch run is not squashed beside a 60-epoch one
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.8),
+                                sharex=len(set(lengths.values())) == 1, sharey=True, squeeze=False,
+                                constrained_layout=True)
     for axis, setting in zip(axes.flat, settings):
         for column, style, label in (("train_loss", TRAIN_STYLE, "train"), ("val_loss", VAL_STYLE, "validation")):
             epochs, mean, half = mean_and_ci_by_epoch(curves, setting, column)
@@ -218,6 +236,7 @@ def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_f
             axis.fill_between(epochs, mean - half, mean + half, color=style["color"], alpha=0.2, linewidth=0)
         axis.set_title(setting, fontsize=9)
         axis.grid(alpha=0.3)
+        whole_epochs(axis)
     for axis in axes.flat[len(settings):]:
         axis.set_visible(False)
     for axis in axes[-1]:
@@ -225,24 +244,43 @@ def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_f
     for axis in axes[:, 0]:
         axis.set_ylabel("cross-entropy loss")
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle(f"Overfitting curves: train vs validation loss ({CI_WORDS})")
+    title(figure, f"Overfitting curves: train vs validation loss ({CI_WORDS})")
     return save(figure, out, "overfitting_curves", figure_format)
 
 
-def plot_gap_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
+GAP_CURVES_NAMED = 8  # more lines than this and a legend cannot be read: the rest are drawn in grey
+
+
+def plot_gap_curves(curves, summary, out: Path, figure_format: str) -> Path:
+    """One line per setting. With many settings, the best GAP_CURVES_NAMED - 1 by validation accuracy and the
+    no-regularizer baselines are named and coloured; the others are thin grey lines without a legend entry."""
+    settings = list(summary["setting"])
+    named = settings
+    if len(settings) > GAP_CURVES_NAMED:
+        baselines = list(summary.loc[summary["regularizers"] == "none", "setting"])[:2]
+        best = [s for s in summary.sort_values("val_acc_mean", ascending=False)["setting"] if s not in baselines]
+        chosen = set(baselines + best[:GAP_CURVES_NAMED - len(baselines)])
+        named = [s for s in settings if s in chosen]
     figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
-    styles = setting_styles(settings)
+    styles = setting_styles(named)
     for setting in settings:
         epochs, mean, half = mean_and_ci_by_epoch(curves, setting, "gap_loss")
+        if setting not in styles:
+            axis.plot(epochs, mean, color="0.75", linewidth=0.8, zorder=1)
+            continue
         axis.plot(epochs, mean, label=setting, linewidth=1.6, markevery=max(len(epochs) // 8, 1), markersize=4,
-                  **styles[setting])
+                  zorder=2, **styles[setting])
         axis.fill_between(epochs, mean - half, mean + half, color=styles[setting]["color"], alpha=0.15, linewidth=0)
     axis.axhline(0, color="0.5", linewidth=0.8)
     axis.set_xlabel("epoch")
+    whole_epochs(axis)
     axis.set_ylabel("generalization gap: val loss − train loss")
-    axis.set_title(f"Generalization gap per epoch ({CI_WORDS})")
+    hidden = len(settings) - len(named)
+    axis.set_title(textwrap.fill(f"Generalization gap per epoch ({CI_WORDS})" + (
+        f"; {len(named)} settings named (the best by validation accuracy and the baseline), {hidden} more in grey"
+        if hidden else ""), width=90), fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8, ncol=2 if len(settings) > 6 else 1)
+    axis.legend(fontsize=8, ncol=2 if len(named) > 6 else 1)
     return save(figure, out, "gap_curves", figure_format)
 
 
@@ -286,7 +324,7 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
         axis.set_xlabel("dropout rate p")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle(f"Which p? {CI_WORDS}")
+    title(figure, f"Which p? {CI_WORDS}")
     return save(figure, out, "dropout_rate", figure_format)
 
 
@@ -312,20 +350,22 @@ def plot_regularizer_comparison(summary, keys: Sequence[str], out: Path, figure_
     best_of_kind = best_of_kind.set_index("regularizers").loc[order]
     labels = [bar_label(kind, row["setting"]) for kind, row in best_of_kind.iterrows()]
     positions = range(len(labels))
-    figure, (acc_axis, gap_axis) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(labels) + 2), 4.6), constrained_layout=True)
-    for axis, metric, title in ((acc_axis, "test_acc", "test accuracy"), (gap_axis, "gap_loss", "final gap: val − train loss")):
+    figure, (acc_axis, gap_axis) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(labels) + 2), 4.6),
+                                                constrained_layout=True)
+    for axis, metric, heading in ((acc_axis, "test_acc", "test accuracy"),
+                                  (gap_axis, "gap_loss", "final gap: val − train loss")):
         bars = axis.bar(positions, best_of_kind[f"{metric}_mean"], yerr=ci(best_of_kind, metric),
                         capsize=4, color="0.75", edgecolor="black")
         for bar, hatch in zip(bars, HATCHES):
             bar.set_hatch(hatch)
         axis.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
         axis.set_xticks(list(positions), labels, fontsize=8)
-        axis.set_title(title)
+        axis.set_title(heading)
         axis.grid(axis="y", alpha=0.3)
     low = (best_of_kind["test_acc_mean"] - ci(best_of_kind, "test_acc")).min()
     acc_axis.set_ylim(max(0.0, low - 0.1), None)
     acc_axis.set_ylabel("accuracy (axis does not start at 0)" if low > 0.1 else "accuracy")
-    figure.suptitle(f"Regularizers compared{where} (each at its best setting by validation accuracy; {CI_WORDS})")
+    title(figure, f"Regularizers compared{where} (each at its best setting by validation accuracy; {CI_WORDS})")
     return save(figure, out, "regularizer_comparison", figure_format)
 
 
@@ -341,7 +381,8 @@ def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
             mc = rows[rows["K"] > 0].groupby("K")[metric].agg(["mean", half_width])
             scaling = rows[rows["K"] == 0][metric].mean()
             style = styles[setting]
-            axis.errorbar(mc.index, mc["mean"], yerr=mc["half_width"].fillna(0), capsize=3, label=f"MC, {setting}", **style)
+            axis.errorbar(mc.index, mc["mean"], yerr=mc["half_width"].fillna(0), capsize=3, label=f"MC, {setting}",
+                          **style)
             axis.axhline(scaling, color=style["color"], linestyle="--", linewidth=1, label=f"weight scaling, {setting}")
         axis.set_xscale("log")
         # the K measured, as plain numbers (report figures draw with mathtext off, which breaks "10^1" labels)
@@ -352,7 +393,7 @@ def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"MC dropout vs weight scaling as K grows ({CI_WORDS})")
+    title(figure, f"MC dropout vs weight scaling as K grows ({CI_WORDS})")
     return save(figure, out, "mc_dropout", figure_format)
 
 
@@ -371,7 +412,7 @@ def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_forma
 def draw_report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str, mc_table) -> list[Path]:
     settings = list(summary["setting"])
     figures = [plot_overfitting_curves(curves, settings, out, figure_format),
-               plot_gap_curves(curves, settings, out, figure_format)]
+               plot_gap_curves(curves, summary, out, figure_format)]
     if "regularizer.dropout" in keys and has_a_rate_curve(summary, keys):
         figures.append(plot_dropout_rate(summary, keys, out, figure_format))
     if comparable_with_best(summary, keys)[0]["regularizers"].nunique() > 1:

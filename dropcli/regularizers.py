@@ -7,7 +7,8 @@ A regularizer may do any of four things, each a hook the loop calls at a fixed s
   end_of_epoch(...)   decide to stop (early stopping); finish(model) runs before the test evaluation
 
 They are registered under the names users write in the `regularizer:` section; each reads its own keys
-there (`from_config`), and a key whose value is 0 or null is off. "Weights" means parameters with two or more dimensions: biases are never penalized or clipped.
+there (`from_config`), and a key whose value is 0 or null is off. "Weights" means parameters with two or
+more dimensions: biases are never penalized or clipped.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ class Dropout(Regularizer):
         return cls(DropoutOptions(p=config.gaussian_dropout or config.dropout, noise=noise,
                                   style=config.dropout_style, input_p=config.input_dropout,
                                   per_sequence=config.rnn_dropout == "variational", dropconnect_p=config.dropconnect,
-                                  dropblock=(config.dropblock.p, config.dropblock.block_size) if config.dropblock else None),
+                                  dropblock=(config.dropblock.p, config.dropblock.block_size)
+                                  if config.dropblock else None),
                    config.dropout_schedule, config.dropout_schedule_epochs)
 
     def describe(self) -> str:
@@ -261,7 +263,7 @@ class MaxNorm(Regularizer):
             return
         # a stacked model: each trial's units with that trial's norm, rescaled as torch.renorm does
         for w, unit_dims in model.unit_weights():
-            limit = self.max_norm.view(-1, *[1] * (w.ndim - 1))
+            limit = self.max_norm.view(-1, *[1] * (w.ndim - 1))  # type: ignore[union-attr]  # a [T] tensor here
             norms = w.norm(dim=unit_dims, keepdim=True)
             w.mul_(torch.where(norms > limit, limit / (norms + 1e-7), 1.0))
 

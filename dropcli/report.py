@@ -123,7 +123,7 @@ def completed_runs(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Completed runs grouped by setting: mean and std of each metric over seeds; `best` by val acc."""
     completed = completed_runs(table, keys)
-    aggregations = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
+    aggregations: dict[str, tuple[str, Any]] = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
     for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()]]:
         aggregations[f"{metric}_mean"] = (metric, "mean")
         aggregations[f"{metric}_std"] = (metric, "std")
@@ -233,19 +233,23 @@ def report_markdown(report: Report, root: Path) -> str:
     lines = [f"# dropcli report: {markdown_text(root)}", ""]
     n_done = int((report.table["status"] == "completed").sum())
     lines += [f"{len(report.table)} run folders, {n_done} completed. "
-              f"Compared settings: {', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
+              "Compared settings: "
+              f"{', '.join(short_name(k) for k in report.keys) or 'none (all runs share one setting)'}.",
               ""]
     if not report.summary.empty:
         lines += findings(report.summary, report.keys, report.completed, report.comparisons) + [""]
         lines += summary_markdown_table(report.summary) + [""]
         lines += ["Mean ± standard deviation over runs (one per seed). Gaps: val loss − train loss and train "
                   "acc − val acc of the weights each run ends with (under early stopping, the restored best "
-                  "epoch's), train metrics in eval mode; max gap: the largest over epochs. Best (**bold**) = highest mean "
+                  "epoch's), train metrics in eval mode; max gap: the largest over epochs. "
+                  "Best (**bold**) = highest mean "
                   "validation accuracy; test accuracy is never used to choose.", ""]
         lines += mc_markdown_table(report.summary)
-        for figure in report.figures:
-            lines += [f"![{figure.stem.replace('_', ' ')}]({figure.name})", "",
-                      f"*{FIGURE_CAPTIONS.get(figure.stem, '')}{CI_CAPTION}*", ""]
+        for figure in report.figures:  # a PDF is shown by its PNG preview, and linked
+            shown = figure.with_suffix(".png") if figure.suffix == ".pdf" else figure
+            link = f" [PDF]({figure.name})" if figure.suffix == ".pdf" else ""
+            lines += [f"![{figure.stem.replace('_', ' ')}]({shown.name})", "",
+                      f"*{FIGURE_CAPTIONS.get(figure.stem, '')}{CI_CAPTION}*{link}", ""]
         shared = shared_settings(report.table)
         if shared:
             lines += ["## What every run shares", "", "| setting | value |", "| --- | --- |"]
@@ -366,7 +370,7 @@ def findings(summary: pd.DataFrame, keys: list[str], completed: pd.DataFrame | N
     if comparisons is not None and not comparisons.empty:
         paragraphs += ["", "Each regularized setting against its baseline (no regularizer, everything else equal), on "
                        "test accuracy; p-values Holm-adjusted across these comparisons:", ""]
-        paragraphs += [f"- {stats.sentence(markdown_text(row.setting), markdown_text(row.baseline), row.difference)}"
+        paragraphs += [f"- {stats.sentence(markdown_text(row.setting), markdown_text(row.baseline), row.difference)}"  # type: ignore[arg-type]
                        for row in comparisons.itertuples()]
     elif best["regularizers"] != "none":
         paragraphs.append("No run without any regularizer shares the best setting's other settings, so there is no "

@@ -195,8 +195,9 @@ class StackedCNN(StackedModel):
         for block, (out_channels, _, padding) in enumerate(self.blocks):
             weight, bias = self.conv_parameters[2 * block], self.conv_parameters[2 * block + 1]
             h = conv(h, weight.flatten(0, 1), bias.flatten(), padding=padding, groups=trials).relu()
-            if masks is not None and masks[block] is not None:  # [T, B, C, ...] → the grouped layout
-                h = h * masks[block].transpose(0, 1).flatten(1, 2)
+            mask = None if masks is None else masks[block]
+            if mask is not None:  # [T, B, C, ...] → the grouped layout
+                h = h * mask.transpose(0, 1).flatten(1, 2)
             h = pool(h, 2)
         return h.unflatten(1, (trials, -1)).flatten(2).transpose(0, 1)  # [T, B, C·L']
 

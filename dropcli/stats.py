@@ -177,7 +177,8 @@ def reading_warnings(completed, summary, keys: list[str]) -> list[str]:
                      f"they may be under-trained, and longer training could change the comparison.")
     duplicated = summary[summary["runs"] > summary["seeds"]]
     if not duplicated.empty:
-        notes.append(f"{len(duplicated)} setting(s) have several runs of one seed (e.g. {duplicated.iloc[0]['setting']}): "
+        notes.append(f"{len(duplicated)} setting(s) have several runs of one seed "
+                     f"(e.g. {duplicated.iloc[0]['setting']}): "
                      f"those runs are averaged per seed, not counted as independent.")
     if summary["seeds"].min() < 3:
         notes.append(f"Some settings have fewer than 3 seeds (the fewest: {int(summary['seeds'].min())}): intervals "

@@ -67,7 +67,8 @@ def parse_rates(text: str, option: str = "--p") -> list[float]:
         if step <= 0:
             raise SweepError(f"{option} {brief(text)}: the step must be > 0; expected {RATE_FORM}")
         if start > end:
-            raise SweepError(f"{option} {brief(text)}: the range runs backwards ({start} > {end}); expected {RATE_FORM}")
+            raise SweepError(f"{option} {brief(text)}: the range runs backwards ({start} > {end}); "
+                             f"expected {RATE_FORM}")
         try:
             count = int((end - start) / step) + 1
         except ArithmeticError:  # a step like 1e-999999999
@@ -129,7 +130,8 @@ def parse_seeds(seeds: int | None, seed_list: str | None) -> list[int]:
         try:
             chosen = [int(part) for part in seed_list.split(",")]
         except ValueError:
-            raise SweepError(f"--seed-list {brief(seed_list)}: expected integers separated by commas, e.g. 0,1,2") from None
+            raise SweepError(f"--seed-list {brief(seed_list)}: expected integers separated by commas, "
+                             f"e.g. 0,1,2") from None
         return sorted(set(chosen))
     if seeds is None:
         return [0, 1, 2]
@@ -190,7 +192,12 @@ def trial_name(settings: dict[str, Any]) -> str:
     parts = []
     for key, value in settings.items():
         label = short_name(key)
-        text = "x".join(map(str, value)) if isinstance(value, list) else str(value)  # [256, 256] → 256x256
+        if isinstance(value, list):
+            text = "x".join(map(str, value))  # [256, 256] → 256x256
+        elif isinstance(value, dict):  # {patience: 5, metric: val_acc} → patience5+metric.val.acc
+            text = "+".join(f"{k}{v}" if isinstance(v, (int, float)) else f"{k}.{v}" for k, v in value.items())
+        else:
+            text = str(value)
         parts.append(f"{label}-{re.sub(r'[^A-Za-z0-9.+-]', '-', text)}")
     return "_".join(parts)
 
@@ -244,7 +251,8 @@ def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: st
 
 def check_folder_names(sweep_dir: Path, trials: list[Trial]) -> None:
     """Every trial's folder name must be possible here, checked before anything is written."""
-    limit = os.pathconf(existing_parent(sweep_dir), "PC_NAME_MAX") if existing_parent(sweep_dir) else 255
+    parent = existing_parent(sweep_dir)
+    limit = os.pathconf(parent, "PC_NAME_MAX") if parent else 255
     too_long = [t.name for t in trials if len(t.name.encode()) > limit]
     if too_long:
         raise SweepError(f"trial folder name {brief(too_long[0])} is {len(too_long[0].encode())} bytes; this file "
@@ -438,7 +446,7 @@ def claim_trials(group: list[Trial], sweep_dir: Path, observer: SweepObserver,
     looked, are left out (and reported)."""
     from dropcli import train as training
 
-    claimed = []
+    claimed: list[tuple[Trial, RunFolder]] = []
     for trial in group:
         try:
             run = RunFolder.claim(sweep_dir / trial.name)
@@ -491,7 +499,8 @@ def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: Swee
         cause = error.error if isinstance(error, training.TrainingFailed) else error
         message = training.failure_reason(cause)
         if not isinstance(error, training.TrainingFailed) and run.path.is_dir():
-            training.mark_ended(run, "failed", message, None if training.known_failure(cause) else traceback.format_exc())
+            details = None if training.known_failure(cause) else traceback.format_exc()
+            training.mark_ended(run, "failed", message, details)
         outcome.failed[trial.name] = message
         observer.trial_ended(trial, "failed", message)
         if training.disk_full(cause):

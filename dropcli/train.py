@@ -42,7 +42,7 @@ EVAL_CHUNK = 4096  # examples per forward pass when evaluating; bounds memory on
 # is exact whichever epoch it starts from.
 CHECKPOINT_INTERVAL_S = 1.0
 
-EpochCallback = Callable[[dict[str, float]], None]
+EpochCallback = Callable[[dict[str, Any]], None]  # a metrics row (+ whose, in a group)
 
 
 class TrainingFailed(Exception):
@@ -199,7 +199,8 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
         for index, member in enumerate(members):
             if member.stop_reason is not None:
                 continue
-            row = metrics_row(epoch, *numbers[index], lr, seconds)
+            train_loss, train_acc, val_loss, val_acc = numbers[index]
+            row = metrics_row(epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds)
             member.run.append_metrics(row)
             member.rows.append(row)
             if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
@@ -242,7 +243,8 @@ def finish_members(stepper: Stepper, wall_time: float) -> list[dict[str, Any]]:
     return summaries
 
 
-def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None, resume: bool = False) -> dict[str, Any]:
+def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,
+          resume: bool = False) -> dict[str, Any]:
     """Train for `epochs` (or until a regularizer stops it), then evaluate once on the test split.
     With `resume`, continue from the run folder's last checkpoint as if never interrupted."""
     summary, rows, stop_reason, elapsed = begin(exp, run, resume)
@@ -298,7 +300,8 @@ def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def begin(exp: Experiment, run: RunFolder, resume: bool) -> tuple[dict[str, Any], list[dict[str, float]], str | None, float]:
+def begin(exp: Experiment, run: RunFolder,
+          resume: bool) -> tuple[dict[str, Any], list[dict[str, float]], str | None, float]:
     """The summary, the metrics rows so far, a stop already decided, and the seconds already spent."""
     summary = base_summary(exp, run)
     state = load_checkpoint(run) if resume else None
@@ -381,7 +384,8 @@ def base_summary(exp: Experiment, run: RunFolder) -> dict[str, Any]:
         "started_at": now(),
         "seed": exp.config.seed,
         "device": str(exp.device),
-        "device_name": torch.cuda.get_device_name(exp.device) if exp.device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(exp.device) if exp.device.type == "cuda"
+        else platform.processor() or "cpu",
         # CPU results can differ in the last bits with the thread count (the order of float sums)
         "torch_threads": torch.get_num_threads(),
         "num_parameters": count_parameters(exp.model),
@@ -401,7 +405,8 @@ def evaluated_metrics(exp: Experiment) -> dict[str, float]:
                         ("test", splits.x_test, splits.y_test)):
         loss, acc = evaluate(exp.model, x, y)
         metrics.update({f"{split}_loss": loss.item(), f"{split}_acc": acc.item()})
-    metrics.update(gap_loss=metrics["val_loss"] - metrics["train_loss"], gap_acc=metrics["train_acc"] - metrics["val_acc"])
+    metrics.update(gap_loss=metrics["val_loss"] - metrics["train_loss"],
+                   gap_acc=metrics["train_acc"] - metrics["val_acc"])
     return metrics
 
 
@@ -413,7 +418,8 @@ def results_summary(rows: list[dict[str, float]], stop_reason: str, best_epoch: 
         "epochs_run": len(rows),
         "stop_reason": stop_reason,
         "best_epoch": int(best_epoch),
-        **{f"final_{key}": final[key] for key in ("train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc")},
+        **{f"final_{key}": final[key]
+           for key in ("train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc")},
         "max_gap_loss": max(r["gap_loss"] for r in rows),
         "max_gap_acc": max(r["gap_acc"] for r in rows),
     }

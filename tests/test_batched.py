@@ -186,7 +186,8 @@ def test_every_registered_regularizer_stacks_exactly_or_is_refused_a_group(tiny_
             if unbatchable_reason(configs[0]) is not None:
                 assert group_key(configs[0]) is None  # trains alone: nothing of it can be skipped
                 continue
-            runs = [RunFolder.create(tmp_path / f"{name}{index}", c, folder_name=f"seed{i}") for i, c in enumerate(configs)]
+            runs = [RunFolder.create(tmp_path / f"{name}{index}", c, folder_name=f"seed{i}")
+                    for i, c in enumerate(configs)]
             train_group(configs, runs)
             for config, run in zip(configs, runs):
                 assert_close_rows(run.read_metrics(), lone_metrics(config, tmp_path / f"lone-{name}{index}"))
@@ -285,7 +286,8 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
         strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
         assert strip(RunFolder(resumed).read_metrics()) == strip(RunFolder(trial).read_metrics())  # exactly
         summary = json.loads((resumed / "summary.json").read_text())
-        assert summary["resumed"] == 1 and summary["test_acc"] == json.loads((trial / "summary.json").read_text())["test_acc"]
+        written = json.loads((trial / "summary.json").read_text())
+        assert summary["resumed"] == 1 and summary["test_acc"] == written["test_acc"]
 
 
 @pytest.mark.parametrize("model", [{"name": "gru", "hidden_size": 8, "num_layers": 2, "rnn": "naive"},

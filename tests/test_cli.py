@@ -100,7 +100,8 @@ def test_hydra_habits_get_the_dropcli_spelling(runner, tiny_raw, write_config, t
     assert result.exit_code == 2 and "--set epochs=3" in result.output
     result = runner.invoke(app, ["sweep", path, "--epochs", "3", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--set epochs=VALUE" in result.output
-    result = runner.invoke(app, ["train", path, "--set", "regularizer.dropout=0.1,0.3", "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(app, ["train", path, "--set", "regularizer.dropout=0.1,0.3",
+                                 "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "dropcli sweep --p 0.1,0.3" in result.output
     result = runner.invoke(app, ["config", path, "--set", "dataset.train_size=250,500"])
     assert result.exit_code == 2 and "dropcli sweep --grid dataset.train_size=250,500" in result.output

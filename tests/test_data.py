@@ -132,3 +132,18 @@ def test_cifar10_loads_from_torchvision_pickles(tmp_path, monkeypatch):
 def test_missing_torchvision_files_without_download_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="MNIST: not found"):
         load_splits(DatasetConfig(name="mnist", root=str(tmp_path), download=False), seed=0)
+
+
+def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path):
+    from dropcli.data import DatasetError, load_torchvision
+
+    class Unreachable:  # what torchvision does without a network: make its folders, then fail
+        def __init__(self, root, train, download):
+            (Path(root) / "Unreachable" / "raw").mkdir(parents=True, exist_ok=True)
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="download failed"):
+        load_torchvision(Unreachable, "Unreachable", tmp_path / "data", download=True)
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["keep.txt"]

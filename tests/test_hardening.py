@@ -524,7 +524,8 @@ def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config
     (victim / ".lock").unlink()
     os.mkfifo(victim / ".lock")
     code = (f"from typer.testing import CliRunner; from dropcli.cli import app; r = CliRunner(); "
-            f"print(r.invoke(app, ['report', {str(out)!r}]).exit_code, r.invoke(app, ['status', {str(out)!r}]).exit_code)")
+            f"print(r.invoke(app, ['report', {str(out)!r}]).exit_code, "
+            f"r.invoke(app, ['status', {str(out)!r}]).exit_code)")
     done = subprocess.run([sys.executable, "-c", code], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["0", "0"], done.stdout + done.stderr
 
@@ -609,7 +610,8 @@ def test_threads_come_from_the_config_the_option_or_the_environment(runner, tiny
     monkeypatch.delenv("SLURM_CPUS_PER_TASK")
     assert 1 <= default_threads() <= len(os.sched_getaffinity(0))
     try:
-        result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path), "--threads", "2"])
+        result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path),
+                                     "--threads", "2"])
         assert result.exit_code == 0, result.output
         [summary] = tmp_path.glob("*/summary.json")
         assert json.loads(summary.read_text())["torch_threads"] == 2

@@ -45,10 +45,12 @@ def test_a_logged_sweep_names_its_groups_and_trials_and_marks_the_best_in_words(
     result = NARROW.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2",
                                  "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output
-    assert lines_with(result.output, "group of 4 trials stacked: p-0.0_seed-0, p-0.0_seed-1, p-0.5_seed-0, p-0.5_seed-1")
+    assert lines_with(result.output,
+                      "group of 4 trials stacked: p-0.0_seed-0, p-0.0_seed-1, p-0.5_seed-0, p-0.5_seed-1")
     assert lines_with(result.output, "epoch 2/2 (4 stacked trials running; shown: p-0.0_seed-0)")
     assert len(lines_with(result.output, ": completed")) == 4
-    assert len([l for l in lines_with(result.output, "(best)") if l.startswith("│")]) == 1  # in words: NO_COLOR, and a log has no colour anyway
+    # marked in words: NO_COLOR here, and a log has no colour anyway
+    assert len([line for line in lines_with(result.output, "(best)") if line.startswith("│")]) == 1
     assert lines_with(result.output, f"run folders in {tmp_path / 'sweep'}/")
 
 

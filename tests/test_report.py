@@ -160,7 +160,8 @@ def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_pa
         return [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 + slope * e, "train_acc": 1 - 0.5 / e,
                  "val_acc": 0.5} for e in range(1, epochs + 1)]
 
-    runs = [RunCurves(rows(0.1, 20), tmp_path / "a.png", "run a", 5), RunCurves(rows(0.0, 8), tmp_path / "b.png", "run b", 8)]
+    runs = [RunCurves(rows(0.1, 20), tmp_path / "a.png", "run a", 5),
+            RunCurves(rows(0.0, 8), tmp_path / "b.png", "run b", 8)]
     plot_run_curves(runs)
     alone = RunCurves(rows(0.0, 8), tmp_path / "b_alone.png", "run b", 8)
     plot_run_curves([alone])
@@ -185,3 +186,11 @@ def test_a_run_picture_does_not_inherit_the_axes_of_the_picture_drawn_before_it(
     RunCurvesFigure().draw([RunCurves(rows(8, 1.0), tmp_path / "fresh.png", "short run", 4)])
     short, fresh = (np.asarray(Image.open(tmp_path / name)) for name in ("short.png", "fresh.png"))
     assert (short == fresh).all()
+
+
+def test_a_pdf_report_shows_png_previews_and_links_the_pdfs(runs_root, tmp_path):
+    report = build_report(runs_root, tmp_path / "r", figure_format="pdf")
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    for figure in report.figures:
+        assert figure.suffix == ".pdf" and figure.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+        assert f"]({figure.stem}.png)" in markdown and f"[PDF]({figure.name})" in markdown

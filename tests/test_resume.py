@@ -128,7 +128,9 @@ def test_sigint_stops_cleanly_with_exit_130_and_the_resume_command(data_root, tm
     process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "train", str(write_config(raw)),
                                 "--runs-dir", str(runs), "--quiet"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "COLUMNS": "300"})
+                               env={**os.environ, "COLUMNS": "300"},
+                               # as from a terminal: a shell's background job (`ci &`) would ignore SIGINT
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (list(runs.glob("*/metrics.csv")) and
                                           len(next(runs.glob("*/metrics.csv")).read_text().splitlines()) >= 3):

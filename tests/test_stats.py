@@ -41,7 +41,8 @@ def test_unpaired_seeds_fall_back_to_welch_and_say_so():
 
 
 @pytest.mark.parametrize("setting, baseline, words", [
-    (WINNER, BASE, "p=0.3 beats no dropout on test accuracy by +2.4 points (95 % CI +1.3 to +3.5 points, paired over 5 seeds"),
+    (WINNER, BASE,
+     "p=0.3 beats no dropout on test accuracy by +2.4 points (95 % CI +1.3 to +3.5 points, paired over 5 seeds"),
     (BASE, WINNER, "p=0.3 is worse than no dropout on test accuracy by -2.4 points"),
     ({0: 0.80, 1: 0.79, 2: 0.81}, {0: 0.80, 1: 0.80, 2: 0.795},
      "p=0.3 is not distinguishable from no dropout on test accuracy with 3 seeds (95 % CI"),

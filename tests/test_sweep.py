@@ -179,3 +179,11 @@ def test_status_counts_trials_from_the_run_folders(runner, tiny_raw, write_confi
     assert "p-0.5_seed-1" in result.output and "p-0.0_seed-0" not in result.output
     result = runner.invoke(app, ["status", str(tmp_path)])
     assert result.exit_code == 2 and "not a sweep folder" in result.output
+
+
+def test_dict_valued_axes_give_readable_trial_names():
+    from dropcli.sweep import trial_name
+
+    assert trial_name({"regularizer.early_stopping": {"patience": 5, "metric": "val_acc"}}) == \
+        "early_stopping-patience5+metric.val-acc"
+    assert trial_name({"regularizer.dropblock": {"p": 0.1, "block_size": 3}}) == "dropblock-p0.1+block-size3"

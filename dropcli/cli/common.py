@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Callable, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,7 @@ from dropcli.display import plain
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
+T = TypeVar("T")
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 
 # train and sweep read extra arguments themselves, to answer Hydra habits (`key=value`) with a hint
@@ -83,11 +84,11 @@ def show_warnings() -> None:
         logger.propagate = False
 
 
-def with_bad_input_handled(action, *extra_errors: type[Exception]):
+def with_bad_input_handled(action: Callable[[], T], *extra_errors: type[Exception]) -> T:
     """Run `action`; a user's mistake becomes one line per problem on stderr and exit code 2, no traceback."""
     try:
         return action()
-    except (ConfigError, *extra_errors) as error:
+    except (ConfigError, *extra_errors) as error:  # type: ignore[misc]  # a tuple built at run time
         exit_bad_input(*getattr(error, "problems", [str(error)]))
     except OSError as error:  # the environment: an unwritable or impossible path, a full disk, too long a name
         exit_bad_input(describe_os_error(error))

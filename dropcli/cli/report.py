@@ -24,9 +24,11 @@ def report(
                                              help="A folder of run folders: a sweep, several sweeps, lone runs.")],
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
                                                 help="Where the report goes (default: DIR/report).")] = None,
-    figure_format: Annotated[FigureFormat, typer.Option("--format", help="File format of the figures.")] = FigureFormat.png,
-    latex: Annotated[bool, typer.Option("--latex", help="Also write summary.tex: the summary as a booktabs LaTeX "
-                                                        "table (95 % CIs, differences to the baseline, Holm p).")] = False,
+    figure_format: Annotated[FigureFormat,
+                             typer.Option("--format", help="File format of the figures.")] = FigureFormat.png,
+    latex: Annotated[bool, typer.Option("--latex",
+                                        help="Also write summary.tex: the summary as a booktabs LaTeX table "
+                                             "(95 % CIs, differences to the baseline, Holm p).")] = False,
 ) -> None:
     """Tables and overfitting curves for every run folder under DIR. Reads run folders only; never trains.
 
@@ -47,5 +49,5 @@ def report(
         errors.print(f"[yellow]left out[/yellow] {plain(row.run)}: {plain(row.status)} ({plain(row.reason)})",
                      highlight=False)
     written = ["runs.csv"] + (["summary.csv"] + (["summary.tex"] if latex else []) if not result.summary.empty else [])
-    console.print(f"report: {escape(str(target / 'report.md'))}  ({len(result.table)} runs, {len(result.figures)} figures, "
-                  f"{', '.join(written)})")
+    console.print(f"report: {escape(str(target / 'report.md'))}  ({len(result.table)} runs, "
+                  f"{len(result.figures)} figures, {', '.join(written)})")

@@ -20,7 +20,8 @@ from dropcli.signals import Terminated, stop_on_sigterm
 def sweep(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
-                                           help="Base YAML config that every trial starts from.")] = Path("configs/quickstart.yaml"),
+                                           help="Base YAML config that every trial starts from.")
+                      ] = Path("configs/quickstart.yaml"),
     rates: Annotated[Optional[str], typer.Option("--p", metavar="A..B[:STEP] | a,b,c",
                                                  help="Dropout rates: an inclusive range with step (default 0.1), "
                                                       "e.g. 0.1..0.7 or 0.1..0.7:0.2, or a comma list. The p = 0 "
@@ -30,8 +31,10 @@ def sweep(
                                                    "baseline is always added.")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2",
                                                       help="Any other config key as an axis, e.g. "
-                                                           "--grid dataset.train_size=250,500,1000. Repeatable.")] = None,
-    seeds: Annotated[Optional[int], typer.Option("--seeds", help="Run seeds 0..N-1 for every setting (default: 3).")] = None,
+                                                           "--grid dataset.train_size=250,500,1000. Repeatable.")
+                                  ] = None,
+    seeds: Annotated[Optional[int], typer.Option("--seeds",
+                                                 help="Run seeds 0..N-1 for every setting (default: 3).")] = None,
     seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="0,1,7",
                                                      help="Exactly these seeds (instead of --seeds).")] = None,
     overrides: SetOption = None,
@@ -42,7 +45,8 @@ def sweep(
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
                                        help="Train up to N trials that share model, data and optimizer as one "
                                             "stacked model (mlp, cnn, gru; batchnorm and some dropout variants run "
-                                            "one by one). auto: 16 on CPU, 64 on GPU; 1: one trial at a time.")] = "auto",
+                                            "one by one). auto: 16 on CPU, 64 on GPU; 1: one trial at a time.")
+                     ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
     threads: ThreadsOption = None,
     max_trials: Annotated[int, typer.Option("--max-trials", min=1,
@@ -81,7 +85,8 @@ def sweep(
                         "gpus_per_task": gpus_per_task, "cpus_per_task": cpus_per_task,
                         "array_parallelism": array_parallelism, "slurm_setup": slurm_setup}
     # applied like --set, after the YAML's executor: section
-    executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items() if value is not None]
+    executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items()
+                     if value is not None]
     thread_sets = [f"threads={threads}"] if threads else []
     _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
            runs_dir, out, batch, quiet, dry_run, max_trials)
@@ -121,7 +126,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     launcher = launch.launcher(plan)
     with_bad_input_handled(lambda: launcher.prepare(plan, command), launch.LaunchError)
     axes = " × ".join(f"{len(v)} {short_name(k)}" for k, v in spec.axes.items()) or "1 setting"
-    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {len(trials)} trials ({axes} × {len(spec.seeds)} seeds)")
+    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {len(trials)} trials "
+                  f"({axes} × {len(spec.seeds)} seeds)")
     if plan.alone:
         console.print(f"note: {'; '.join(sorted(set(plan.alone.values())))}: those trials run one by one")
     from dropcli.train import TrainingInterrupted  # torch is loaded by now
@@ -167,10 +173,10 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         for name, holder in outcome.held.items():
             errors.print(f"[yellow]held[/yellow] {plain(name)}: trained by {plain(holder)}", highlight=False)
         if outcome.stopped:
-            not_run = len(trials) - len(outcome.trained) - len(outcome.skipped) - len(outcome.failed) - len(outcome.held)
-            errors.print(f"[red]stopped[/red]: {escape(outcome.stopped)}; {not_run} trials not started. Free some space "
-                         f"and rerun the same command: {escape(command)}", highlight=False)
-    for name, error in failed.items():
-        errors.print(f"[red]failed[/red] {plain(name)}: {plain(error)}", highlight=False)
+            accounted = len(outcome.trained) + len(outcome.skipped) + len(outcome.failed) + len(outcome.held)
+            errors.print(f"[red]stopped[/red]: {escape(outcome.stopped)}; {len(trials) - accounted} trials not "
+                         f"started. Free some space and rerun the same command: {escape(command)}", highlight=False)
+    for name, reason in failed.items():
+        errors.print(f"[red]failed[/red] {plain(name)}: {plain(reason)}", highlight=False)
     if failed:
         raise typer.Exit(EXIT_FAILED)

@@ -18,8 +18,8 @@ from dropcli.signals import stop_on_sigterm
 def train(
     ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
-                                                     help="YAML config: dataset, model, regularizer, optimizer, epochs, "
-                                                          "seed, device. See configs/ for presets.")] = None,
+                                                     help="YAML config: dataset, model, regularizer, optimizer, "
+                                                          "epochs, seed, device. See configs/ for presets.")] = None,
     overrides: SetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     resume: Annotated[Optional[Path], typer.Option("--resume", file_okay=False, metavar="RUN_DIR",
@@ -100,7 +100,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
 
     draw_run_curves([run.path])
     console.print(
-        f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs ({summary['stop_reason']}); "
+        f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs "
+        f"({summary['stop_reason']}); "
         f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
         f"acc {summary['gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
         f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)"
