@@ -19,7 +19,6 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from dropcli.labels import REGULARIZER_NAMES, setting_label  # noqa: E402
-from dropcli.stats import half_width  # noqa: E402
 
 TRAIN_STYLE: dict[str, Any] = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE: dict[str, Any] = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
@@ -189,6 +188,8 @@ CI_WORDS = "mean and 95 % CI of the mean over seeds"
 
 def mean_and_ci_by_epoch(curves, setting: str, column: str):
     """Epochs, the mean over seeds and the half-width of its 95 % t-interval (0 with one seed: no band)."""
+    from dropcli.stats import half_width  # scipy: only for report figures, not for curves.png
+
     per_epoch = curves[curves["setting"] == setting].groupby("epoch")[column]
     mean, ci = per_epoch.mean(), per_epoch.agg(half_width).fillna(0.0)
     return mean.index.to_numpy(), mean.to_numpy(), ci.to_numpy()
@@ -372,6 +373,8 @@ def plot_regularizer_comparison(summary, keys: Sequence[str], out: Path, figure_
 def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
     """Accuracy, NLL and ECE of the MC average against the number of passes K, one line per setting, with
     weight scaling (the deterministic pass) as a dashed level of the same colour."""
+    from dropcli.stats import half_width
+
     settings = list(dict.fromkeys(mc_table["setting"]))
     styles = setting_styles(settings)
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)

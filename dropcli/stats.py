@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -74,6 +73,8 @@ def half_width(values) -> float:
 
 def holm(differences: list[Difference]) -> list[Difference]:
     """The same differences with Holm-adjusted p-values across the family (untestable ones left out)."""
+    from statsmodels.stats.multitest import multipletests  # a heavy import, needed only here
+
     testable = [i for i, d in enumerate(differences) if not math.isnan(d.p_value)]
     if not testable:
         return list(differences)

@@ -417,6 +417,9 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     plan = plan_groups(trials, sweep_dir, batch)
     outcome.skipped = [t.name for t in plan.completed]
     observer.start(len(trials), len(outcome.skipped))
+    # a worker costs seconds to start: it pays for itself from about a hundred pictures drawn while groups train
+    pending = sum(len(group) for group in plan.groups)
+    pictures = PictureWorker(parallel=len(plan.groups) > 1 and pending >= PICTURE_WORKER_FROM)
     try:
         for group in plan.groups:
             claimed = claim_trials(group, sweep_dir, observer, outcome)
@@ -426,10 +429,66 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
                 elif claimed:
                     run_group(claimed, observer, outcome, resume=group in plan.resumed)
             finally:
-                draw_pictures([run.path for _, run in claimed])
+                pictures.draw([run.path for _, run in claimed])
     except DiskFull as full:
         outcome.stopped = str(full)
+    except BaseException:  # interrupted: no waiting for pictures; `report` draws any that are missing
+        pictures.abandon()
+        raise
+    pictures.finish()
     return outcome
+
+
+PICTURE_WORKER_FROM = 64  # trials to train, below which their pictures are drawn in this process
+
+
+class PictureWorker:
+    """curves.png drawn in a second process while the next group trains: matplotlib and PNG encoding cost
+    ~50 ms a trial, as much as training a small one. The sweep waits for it before it returns, so every
+    completed trial has its picture; if the worker cannot start or dies, the pictures are drawn here."""
+
+    def __init__(self, parallel: bool = True) -> None:
+        self.parallel = parallel
+        self.pool: Any = None
+        self.pending: list[tuple[list[Path], Any]] = []
+
+    def draw(self, folders: list[Path]) -> None:
+        if not folders:
+            return
+        if not self.parallel:
+            draw_pictures(folders)
+            return
+        try:
+            if self.pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn: a fresh interpreter (forking a process that runs torch threads is unsafe)
+                self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=ignore_interrupts)
+            self.pending.append((folders, self.pool.submit(draw_pictures, folders)))
+        except (OSError, RuntimeError):
+            draw_pictures(folders)
+
+    def finish(self) -> None:
+        for folders, future in self.pending:
+            try:
+                future.result()
+            except Exception:  # the worker died (BrokenProcessPool ...): draw them here instead
+                draw_pictures(folders)
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def abandon(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def ignore_interrupts() -> None:
+    """In the picture worker: Ctrl-C is for the sweep, which decides what to wait for."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def draw_pictures(folders: list[Path]) -> None:

@@ -13,6 +13,7 @@ from dropcli.stacked import StackedMLP
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.runs import RunFolder
+from dropcli.sweep import SweepSpec
 
 
 def lone_metrics(config, parent) -> list[dict[str, float]]:
@@ -351,3 +352,27 @@ def test_stacked_models_draw_each_lone_models_masks_in_training(input_shape, per
         for index, model in enumerate(models):
             torch.set_rng_state(states[index])  # the lone model draws from the global generator
             torch.testing.assert_close(logits[index].T, model(x[index]), rtol=1e-5, atol=1e-5)
+
+
+def test_pictures_of_a_large_sweep_are_drawn_by_a_worker_process_and_all_exist(tiny_raw, tmp_path, monkeypatch):
+    """From PICTURE_WORKER_FROM trials on, curves.png are drawn in a spawned process while the next group trains;
+    the sweep waits for them, so every completed trial has its picture when run_sweep returns."""
+    import dropcli.sweep as sweeps
+
+    started = []
+    real = sweeps.PictureWorker.draw
+
+    def draw(self, folders):
+        started.append(self.parallel)
+        real(self, folders)
+
+    monkeypatch.setattr(sweeps, "PICTURE_WORKER_FROM", 4)
+    monkeypatch.setattr(sweeps.PictureWorker, "draw", draw)
+    spec = SweepSpec(base=validate_config(tiny_raw).to_dict(), axes={"regularizer.dropout": [0.0, 0.5]},
+                     seeds=[0, 1])
+    trials = spec.trials()
+    sweeps.open_sweep_dir(tmp_path / "sweep", spec, trials, "test")
+    outcome = sweeps.run_sweep(trials, tmp_path / "sweep", batch=2)
+    assert len(outcome.trained) == 4 and started == [True, True]
+    for trial in trials:
+        assert (tmp_path / "sweep" / trial.name / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -135,3 +135,17 @@ def test_every_preset_validates():
     assert presets, "configs/ holds presets"
     for preset in presets:
         load_config(preset)
+
+
+def test_the_fast_yaml_parser_reads_every_preset_as_the_pure_python_one_does():
+    """yamlsafe parses with libyaml where PyYAML has it; the pure-Python loader is the fallback. Both must
+    read the same values (1e-3 as a number included), or a machine without libyaml would train differently."""
+    from pathlib import Path
+
+    from dropcli import yamlsafe
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    texts = [path.read_text() for path in sorted(configs.rglob("*.yaml"))] + ["lr: 1e-3\nepochs: 1e3\n"]
+    for text in texts:
+        expected = yamlsafe._Loader(text).get_single_data()
+        assert yamlsafe.load(text) == expected
