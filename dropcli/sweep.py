@@ -19,6 +19,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -443,52 +445,50 @@ PICTURE_WORKER_FROM = 64  # trials to train, below which their pictures are draw
 
 
 class PictureWorker:
-    """curves.png drawn in a second process while the next group trains: matplotlib and PNG encoding cost
-    ~50 ms a trial, as much as training a small one. The sweep waits for it before it returns, so every
-    completed trial has its picture; if the worker cannot start or dies, the pictures are drawn here."""
+    """curves.png drawn by a second process (`python -m dropcli.picture_worker`) while the next group trains:
+    matplotlib and PNG encoding cost ~50 ms a trial, as much as training a small one. The sweep waits for it
+    before it returns, and draws here whatever it did not draw, so every completed trial has its picture.
+    Interrupted, the sweep does not wait: the worker finishes the pictures it was sent on its own."""
 
     def __init__(self, parallel: bool = True) -> None:
         self.parallel = parallel
-        self.pool: Any = None
-        self.pending: list[tuple[list[Path], Any]] = []
+        self.process: subprocess.Popen | None = None
+        self.sent: list[Path] = []
 
     def draw(self, folders: list[Path]) -> None:
         if not folders:
             return
-        if not self.parallel:
+        if self.parallel and self.process is None:
+            try:
+                self.process = subprocess.Popen([sys.executable, "-m", "dropcli.picture_worker"],
+                                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL, text=True)
+            except OSError:
+                self.parallel = False
+        if self.process is None or self.process.stdin is None:
             draw_pictures(folders)
             return
         try:
-            if self.pool is None:
-                import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
-
-                # spawn: a fresh interpreter (forking a process that runs torch threads is unsafe)
-                self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=ignore_interrupts)
-            self.pending.append((folders, self.pool.submit(draw_pictures, folders)))
-        except (OSError, RuntimeError):
+            self.process.stdin.write(json.dumps([str(folder) for folder in folders]) + "\n")
+            self.process.stdin.flush()
+            self.sent += folders
+        except OSError:  # the worker died: draw here from now on
+            self.process, self.parallel = None, False
             draw_pictures(folders)
 
     def finish(self) -> None:
-        for folders, future in self.pending:
-            try:
-                future.result()
-            except Exception:  # the worker died (BrokenProcessPool ...): draw them here instead
-                draw_pictures(folders)
-        if self.pool is not None:
-            self.pool.shutdown()
+        if self.process is not None:
+            self.abandon()
+            self.process.wait()
+        missing = [folder for folder in self.sent if not (folder / "curves.png").is_file()]
+        draw_pictures(missing)  # whatever the worker could not draw (draw_run_curves skips unfinished runs)
 
     def abandon(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def ignore_interrupts() -> None:
-    """In the picture worker: Ctrl-C is for the sweep, which decides what to wait for."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if self.process is not None and self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
 
 
 def draw_pictures(folders: list[Path]) -> None:

@@ -355,7 +355,7 @@ def test_stacked_models_draw_each_lone_models_masks_in_training(input_shape, per
 
 
 def test_pictures_of_a_large_sweep_are_drawn_by_a_worker_process_and_all_exist(tiny_raw, tmp_path, monkeypatch):
-    """From PICTURE_WORKER_FROM trials on, curves.png are drawn in a spawned process while the next group trains;
+    """From PICTURE_WORKER_FROM trials on, curves.png are drawn by a worker process while the next group trains;
     the sweep waits for them, so every completed trial has its picture when run_sweep returns."""
     import dropcli.sweep as sweeps
 
@@ -366,13 +366,15 @@ def test_pictures_of_a_large_sweep_are_drawn_by_a_worker_process_and_all_exist(t
         started.append(self.parallel)
         real(self, folders)
 
+    drawn_here = []
     monkeypatch.setattr(sweeps, "PICTURE_WORKER_FROM", 4)
     monkeypatch.setattr(sweeps.PictureWorker, "draw", draw)
+    monkeypatch.setattr(sweeps, "draw_pictures", lambda folders: drawn_here.extend(folders))
     spec = SweepSpec(base=validate_config(tiny_raw).to_dict(), axes={"regularizer.dropout": [0.0, 0.5]},
                      seeds=[0, 1])
     trials = spec.trials()
     sweeps.open_sweep_dir(tmp_path / "sweep", spec, trials, "test")
     outcome = sweeps.run_sweep(trials, tmp_path / "sweep", batch=2)
-    assert len(outcome.trained) == 4 and started == [True, True]
+    assert len(outcome.trained) == 4 and started == [True, True] and drawn_here == []  # all by the worker
     for trial in trials:
         assert (tmp_path / "sweep" / trial.name / "curves.png").read_bytes()[:4] == b"\x89PNG"
