@@ -21,6 +21,25 @@ from dropcli.config import ExecutorConfig
 from dropcli.sweep import GroupPlan, SweepObserver, SweepOutcome, SweepSpec, Trial, open_sweep_dir, plan_groups
 
 
+MEMORY_SHARE = 0.5  # --batch auto fills at most this share of the memory free when the sweep starts
+
+
+def free_memory(device) -> int | None:
+    """Bytes free on the device: CUDA's own count, else the kernel's MemAvailable (None: unknown)."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 class LaunchError(Exception):
     """The sweep cannot be launched from here as asked (no sbatch on this machine): exit code 2."""
 
@@ -38,6 +57,7 @@ class LaunchPlan:
     batch: int  # the largest stacked group
     groups: GroupPlan
     alone: dict[str, str] = field(default_factory=dict)  # trial name → why it trains alone although batch > 1
+    batch_note: str = ""  # why --batch auto chose fewer trials per group than usual
     submission: Any = None  # executors.Submission, for submitit
 
     @property
@@ -46,16 +66,25 @@ class LaunchPlan:
 
 
 def plan_launch(executor: ExecutorConfig, spec: SweepSpec, trials: list[Trial], sweep_dir: Path,
-                batch: str) -> LaunchPlan:
-    """`batch`: the --batch text (auto | N | 1); auto picks the group size from the trials' device."""
+                batch: str, per_trial_bytes: int = 0) -> LaunchPlan:
+    """`batch`: the --batch text (auto | N | 1). auto: 16 trials on CPU, 64 on a GPU, fewer when that many
+    would not fit in half the memory free on the device (`per_trial_bytes`: sweep.check_resources)."""
     from dropcli.batched import unbatchable_reason
     from dropcli.experiment import resolve_device
     from dropcli.sweep import parse_batch
 
-    size = parse_batch(batch, resolve_device(trials[0].config.device).type == "cuda")
+    device = resolve_device(trials[0].config.device)
+    size = parse_batch(batch, device.type == "cuda")
+    note = ""
+    # only where the trials run: a login node's memory says nothing of a compute node's
+    free = free_memory(device) if batch == "auto" and per_trial_bytes > 0 and executor.name == "local" else None
+    if free is not None and int(free * MEMORY_SHARE) // per_trial_bytes < size:
+        size = max(1, int(free * MEMORY_SHARE) // per_trial_bytes)
+        note = (f"--batch auto: {size} trial(s) per group, as ~{per_trial_bytes / 2**20:,.0f} MiB a trial fit "
+                f"in half of the {free / 2**30:,.1f} GiB free on {device}")
     groups = plan_groups(trials, sweep_dir, size)
     alone = {} if size <= 1 else {t.name: reason for t in trials if (reason := unbatchable_reason(t.config))}
-    plan = LaunchPlan(executor, spec, trials, sweep_dir, size, groups, alone)
+    plan = LaunchPlan(executor, spec, trials, sweep_dir, size, groups, alone, batch_note=note)
     if executor.name != "local":
         from dropcli import executors
 
@@ -68,7 +97,8 @@ def describe(plan: LaunchPlan) -> list[str]:
     lines = [f"sweep folder: {plan.sweep_dir}{'' if plan.sweep_dir.exists() else ' (not created yet)'}",
              f"executor: {plan.executor.name}; {len(plan.trials)} trials, {len(plan.groups.completed)} already "
              f"completed, {len(plan.pending)} to train in {len(plan.groups.groups)} "
-             f"{'array tasks' if plan.submission is not None else 'groups'} (stacked groups of up to {plan.batch})"]
+             f"{'array tasks' if plan.submission is not None else 'groups'} (stacked groups of up to {plan.batch})",
+             *([plan.batch_note] if plan.batch_note else [])]
     resumed = set(map(id, plan.groups.resumed))
     for index, group in enumerate(plan.groups.groups):
         how = f"{len(group)} trials stacked" if len(group) > 1 else "alone"

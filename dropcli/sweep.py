@@ -619,17 +619,27 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
         raise DiskFull(message)
 
 
-def check_resources(trials: list[Trial]) -> None:
+def check_resources(trials: list[Trial]) -> int:
     """Fail fast, before anything is written, on a device, dataset or model that the trials cannot use:
-    one full `prepare` for each distinct (device, dataset, model)."""
+    one full `prepare` for each distinct (device, dataset, model). Returns the most memory one trial of a
+    stacked group may hold (trial_bytes), for `--batch auto`."""
     from dropcli import train as training
 
-    checked = set()
+    checked: dict[str, int] = {}
     for trial in trials:
         key = repr((trial.config.device, trial.config.dataset, trial.config.model))
         if key not in checked:
-            checked.add(key)
-            training.prepare(trial.config)
+            checked[key] = trial_bytes(training.prepare(trial.config))
+    return max(checked.values(), default=0)
+
+
+def trial_bytes(experiment) -> int:
+    """A rough upper bound of what one trial of a stacked group holds on its device: its data split and its
+    model with gradients and Adam's two moments, once alone and once in the stack (x2)."""
+    splits = experiment.splits
+    data = sum(t.numel() * t.element_size() for t in (splits.x_train, splits.y_train, splits.x_val, splits.y_val))
+    parameters = sum(p.numel() * p.element_size() for p in experiment.model.parameters())
+    return 2 * (data + 4 * parameters)
 
 
 # ---------------------------------------------------------------------------------------------------------

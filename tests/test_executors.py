@@ -152,3 +152,19 @@ def test_status_survives_a_corrupted_summary(runner, tiny_raw, write_config, tmp
     (out / "p-0.0_seed-0" / "summary.json").write_text("[1, 2]")
     result = runner.invoke(app, ["status", str(out)])
     assert result.exit_code == 0 and "2 unknown" in result.output
+
+
+def test_batch_auto_makes_groups_that_fit_in_memory(runner, tiny_raw, write_config, tmp_path, monkeypatch):
+    from dropcli import launch, sweep
+
+    per_trial = sweep.check_resources(sweep.SweepSpec(validate_config(tiny_raw).to_dict(), {}, [0]).trials())
+    assert per_trial > 0
+    monkeypatch.setattr(launch, "free_memory", lambda device: 5 * per_trial)  # half of it: room for 2 trials
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2", "--dry-run",
+                                 "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert "stacked groups of up to 2" in result.output and "--batch auto: 2 trial(s) per group" in result.output
+    assert "group 1: 2 trials stacked" in result.output
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2", "--dry-run",
+                                 "--batch", "4", "--out", str(tmp_path / "s")])
+    assert "stacked groups of up to 4" in result.output  # an explicit size is the user's

@@ -45,7 +45,8 @@ def sweep(
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
                                        help="Train up to N trials that share model, data and optimizer as one "
                                             "stacked model (mlp, cnn, gru; batchnorm and some dropout variants run "
-                                            "one by one). auto: 16 on CPU, 64 on GPU; 1: one trial at a time.")
+                                            "one by one). auto: 16 on CPU, 64 on GPU, fewer when that many would "
+                                            "not fit in half the memory free; 1: one trial at a time.")
                      ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
     threads: ThreadsOption = None,
@@ -115,8 +116,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         from dropcli.data import DatasetError
 
         with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
-        with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
-        plan = with_bad_input_handled(lambda: launch.plan_launch(executor_config, spec, trials, sweep_dir, batch))
+        per_trial = with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+        plan = with_bad_input_handled(lambda: launch.plan_launch(executor_config, spec, trials, sweep_dir, batch,
+                                                                 per_trial))
     if dry_run:
         for line in launch.describe(plan):
             console.print(line, highlight=False, markup=False)
@@ -130,6 +132,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
                   f"({axes} × {len(spec.seeds)} seeds)")
     if plan.alone:
         console.print(f"note: {'; '.join(sorted(set(plan.alone.values())))}: those trials run one by one")
+    if plan.batch_note:
+        console.print(f"note: {escape(plan.batch_note)}")
     from dropcli.train import TrainingInterrupted  # torch is loaded by now
 
     stop_on_sigterm()
