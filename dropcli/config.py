@@ -35,7 +35,8 @@ class ConfigError(Exception):
 # Names users write in YAML. Each is also a key of the matching registry (data.DATASETS, models.MODELS);
 # they are spelled here so that validating a config never needs to import torch. A test checks the two agree.
 DatasetName = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10"]
-ModelName = Literal["mlp", "cnn", "gru"]
+ModelName = Literal["mlp", "cnn", "gru", "lstm", "rnn"]
+RECURRENT_MODELS = ("gru", "lstm", "rnn")
 OptimizerName = Literal["adam", "sgd"]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,3})?)$")  # cuda:N with N < 1000: no absurd indices
 MAX_NAME_LENGTH = 100  # a run folder is <name>-<timestamp>[-N]; a sweep trial's folder adds its settings
@@ -92,8 +93,8 @@ class ModelConfig(Section):
     hidden_sizes: list[Annotated[int, Field(gt=0)]] = [256, 256]  # mlp: width of each hidden layer
     channels: list[Annotated[int, Field(gt=0)]] = [32, 64]  # cnn: output channels of each conv block
     spatial_dropout: bool = False  # cnn: drop whole feature maps instead of single activations
-    hidden_size: Annotated[int, Field(gt=0)] = 64  # gru (and cnn's dense layer): hidden units
-    num_layers: Annotated[int, Field(gt=0)] = 1  # gru: stacked recurrent layers
+    hidden_size: Annotated[int, Field(gt=0)] = 64  # gru, lstm, rnn (and cnn's dense layer): hidden units
+    num_layers: Annotated[int, Field(gt=0)] = 1  # gru, lstm, rnn: stacked recurrent layers
     batchnorm: bool = False  # mlp, cnn: BatchNorm after each hidden linear/conv layer, before ReLU and dropout
 
     @field_validator("hidden_sizes", "channels")
@@ -133,7 +134,7 @@ class RegularizerConfig(Section):
     dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"})
     # cnn: drop contiguous blocks of feature maps in the conv blocks
     dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"})
-    # gru: naive draws a new mask at every time step; variational (locked) one mask per sequence, reused
+    # gru, lstm, rnn: naive draws a new mask at every time step; variational (locked) one per sequence, reused
     rnn_dropout: Literal["naive", "variational"] = "naive"
     # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
     # over the first `dropout_schedule_epochs` epochs, then stays put
@@ -244,9 +245,9 @@ class Config(Section):
         if self.regularizer.dropblock is not None and self.model.name != "cnn":
             raise ValueError(f"regularizer.dropblock needs feature maps: only model.name cnn has them "
                              f"(got {self.model.name})")
-        if self.regularizer.dropconnect and self.model.name == "gru":
+        if self.regularizer.dropconnect and self.model.name in RECURRENT_MODELS:
             raise ValueError("regularizer.dropconnect acts on hidden linear layers: model.name mlp or cnn "
-                             "(the gru has none)")
+                             f"(the {self.model.name} has none)")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Models by name: mlp, cnn, gru. Each builder takes its dropout rate from the regularizers.
+"""Models by name: mlp, cnn, gru, lstm, rnn. Each builder takes its dropout rate from the regularizers.
 
 Dropout follows each family's convention: after the activation of every hidden layer, never on the
-output layer; in the GRU on the non-recurrent connections only (between layers and before the classifier,
-Zaremba et al. 2014), so the recurrent state is not disturbed at every step.
+output layer; in the recurrent models (GRU, LSTM, plain tanh RNN) on the non-recurrent connections only
+(between layers and before the classifier, Zaremba et al. 2014), so the recurrent state is not disturbed
+at every step.
 """
 
 from __future__ import annotations
@@ -227,18 +228,20 @@ def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: in
 # ---------------------------------------------------------------------------------------------------------
 
 
-class GRULayer(nn.Module):
-    """One GRU layer written with plain matmuls (same equations as nn.GRU), so that it can later be stacked
-    and vmapped for batched sweeps; nn.GRU has no batching rule."""
+class RecurrentLayer(nn.Module):
+    """One recurrent layer (GRU, LSTM or plain tanh RNN) written with plain matmuls, the same equations and
+    initialisation as nn.GRU / nn.LSTM / nn.RNN, so that it stacks for batched sweeps (stacked.py); the
+    torch modules have no batching rule."""
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, cell: str = "gru"):
         super().__init__()
-        self.hidden_size = hidden_size
-        self.input_weight = nn.Parameter(torch.empty(3 * hidden_size, input_size))
-        self.hidden_weight = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
-        self.input_bias = nn.Parameter(torch.empty(3 * hidden_size))
-        self.hidden_bias = nn.Parameter(torch.empty(3 * hidden_size))
-        bound = 1.0 / math.sqrt(hidden_size)  # nn.GRU's initialisation
+        self.hidden_size, self.cell = hidden_size, cell
+        gates = CELLS[cell].gates
+        self.input_weight = nn.Parameter(torch.empty(gates * hidden_size, input_size))
+        self.hidden_weight = nn.Parameter(torch.empty(gates * hidden_size, hidden_size))
+        self.input_bias = nn.Parameter(torch.empty(gates * hidden_size))
+        self.hidden_bias = nn.Parameter(torch.empty(gates * hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)  # torch's initialisation for all three
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
 
@@ -246,12 +249,16 @@ class GRULayer(nn.Module):
         """[N, T, input_size] → [N, T, hidden_size]."""
         # the input projections of all time steps at once; only the recurrent part is sequential
         input_gates = sequence @ self.input_weight.T + self.input_bias
-        h = sequence.new_zeros(sequence.shape[0], self.hidden_size)
+        cell = CELLS[self.cell]
+        state = tuple(sequence.new_zeros(sequence.shape[0], self.hidden_size) for _ in range(cell.states))
         outputs = []
         for step in range(sequence.shape[1]):
-            h = gru_step(input_gates[:, step], h @ self.hidden_weight.T + self.hidden_bias, h)
-            outputs.append(h)
+            state = cell.step(input_gates[:, step], state[0] @ self.hidden_weight.T + self.hidden_bias, state)
+            outputs.append(state[0])
         return torch.stack(outputs, dim=1)
+
+
+GRULayer = RecurrentLayer  # the name the GRU had alone
 
 
 def gru_step(input_gates: torch.Tensor, hidden_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -265,12 +272,40 @@ def gru_step(input_gates: torch.Tensor, hidden_gates: torch.Tensor, h: torch.Ten
     return (1 - update) * candidate + update * h
 
 
-class GRUClassifier(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: DropoutOptions):
+def gru_cell(input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: tuple) -> tuple:
+    return (gru_step(input_gates, hidden_gates, state[0]),)
+
+
+def lstm_cell(input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: tuple) -> tuple:
+    """nn.LSTM's step: input, forget, cell and output gates along the last dimension; state (h, c)."""
+    i, f, g, o = (input_gates + hidden_gates).chunk(4, dim=-1)
+    c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def rnn_cell(input_gates: torch.Tensor, hidden_gates: torch.Tensor, state: tuple) -> tuple:
+    """nn.RNN's (Elman) step with tanh."""
+    return (torch.tanh(input_gates + hidden_gates),)
+
+
+@dataclass(frozen=True)
+class Cell:
+    gates: int  # blocks of hidden_size rows in the weights
+    states: int  # tensors carried from step to step; the first is the output h
+    step: Callable[[torch.Tensor, torch.Tensor, tuple], tuple]
+
+
+CELLS = {"gru": Cell(3, 1, gru_cell), "lstm": Cell(4, 2, lstm_cell), "rnn": Cell(1, 1, rnn_cell)}
+
+
+class RecurrentClassifier(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: DropoutOptions,
+                 cell: str = "gru"):
         super().__init__()
+        self.cell = cell
         self.input_dropout = dropout.inputs(sequence=True)  # the identity unless input_dropout > 0
         sizes = [input_size] + [hidden_size] * num_layers
-        self.layers = nn.ModuleList(GRULayer(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(RecurrentLayer(a, b, cell) for a, b in zip(sizes[:-1], sizes[1:]))
         self.dropouts = nn.ModuleList(dropout.hidden(sequence=True) for _ in range(num_layers))
         self.output = nn.Linear(hidden_size, num_classes)
 
@@ -289,8 +324,17 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
 
 
-@MODELS.register("gru")
-def build_gru(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
+GRUClassifier = RecurrentClassifier
+
+
+def build_recurrent(cell: str) -> Callable[..., nn.Module]:
+    def build(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
               dropout: DropoutOptions) -> nn.Module:
-    input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
-    return GRUClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout)
+        input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
+        return RecurrentClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout, cell)
+    return build
+
+
+# the same dropout choices for all three: naive or variational (rnn_dropout), between layers and before the output
+for _cell in CELLS:
+    MODELS.register(_cell)(build_recurrent(_cell))

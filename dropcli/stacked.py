@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropcli.models import as_sequence, gru_step
+from dropcli.models import CELLS, as_sequence
 from dropcli.registry import Registry
 
 Layout = Callable[[torch.Tensor], torch.Tensor]
@@ -110,15 +110,15 @@ class StackedMLP(StackedModel):
         return [(weight, (1,)) for weight in self.weights[:-1]] + [(self.weights[-1], (2,))]
 
 
-@STACKED_MODELS.register("gru")
-class StackedGRU(StackedModel):
-    """T copies of models.GRUClassifier: the same equations with batched matrix products (nn.GRU has no
-    batching rule, which is why the lone GRU is written with plain matmuls too). Parameters keep the lone
-    layout, with the trial dimension first."""
+class StackedRecurrent(StackedModel):
+    """T copies of models.RecurrentClassifier (GRU, LSTM or RNN): the same equations with batched matrix
+    products (nn.GRU / nn.LSTM have no batching rule, which is why the lone models are written with plain
+    matmuls too). Parameters keep the lone layout, with the trial dimension first."""
 
     def __init__(self, models: list[nn.Module]):
         super().__init__()
         lone = models[0]
+        self.cell = CELLS[lone.cell]
         self.num_layers, self.hidden_size = len(lone.layers), lone.layers[0].hidden_size
         # variational (locked) masks, one per sequence: as the trials that draw masks at all (p > 0) say
         self.per_sequence = any(model.dropouts[0].per_sequence for model in models)
@@ -134,12 +134,12 @@ class StackedGRU(StackedModel):
             input_weight, hidden_weight, input_bias, hidden_bias = self.layer_parameters[4 * layer:4 * layer + 4]
             # the input projections of all time steps at once; only the recurrent part is sequential
             input_gates = torch.matmul(sequence, input_weight.transpose(1, 2).unsqueeze(1)) + input_bias[:, None, None]
-            h = sequence.new_zeros(trials, batch, self.hidden_size)
+            state = tuple(sequence.new_zeros(trials, batch, self.hidden_size) for _ in range(self.cell.states))
             outputs = []
             for step in range(sequence.shape[2]):
-                hidden_gates = torch.baddbmm(hidden_bias.unsqueeze(1), h, hidden_weight.transpose(1, 2))
-                h = gru_step(input_gates[:, :, step], hidden_gates, h)
-                outputs.append(h)
+                hidden_gates = torch.baddbmm(hidden_bias.unsqueeze(1), state[0], hidden_weight.transpose(1, 2))
+                state = self.cell.step(input_gates[:, :, step], hidden_gates, state)
+                outputs.append(state[0])
             sequence = torch.stack(outputs, dim=2)
             if masks is not None and masks[layer] is not None:
                 sequence = sequence * masks[layer]  # non-recurrent connections only, as the lone model
@@ -151,7 +151,7 @@ class StackedGRU(StackedModel):
         return [(x.shape[1], 1 if self.per_sequence else steps, self.hidden_size)] * self.num_layers
 
     def eval_width(self, x: torch.Tensor) -> int:
-        return as_sequence(x[0, :1]).shape[1] * 3 * self.hidden_size
+        return as_sequence(x[0, :1]).shape[1] * self.cell.gates * self.hidden_size
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.slots_parameters() if p.ndim >= 3]
@@ -231,3 +231,8 @@ class StackedCNN(StackedModel):
     def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
         convs = [(weight, tuple(range(2, weight.ndim))) for weight in self.conv_parameters[0::2]]
         return [*convs, (self.dense_weight, (1,)), (self.output_weight, (2,))]
+
+
+for _cell in CELLS:  # gru, lstm, rnn: one stacked form, as one lone form
+    STACKED_MODELS.register(_cell)(StackedRecurrent)
+StackedGRU = StackedRecurrent  # the name it had when only the GRU stacked

@@ -293,9 +293,11 @@ def test_a_group_killed_mid_run_resumes_stacked_to_identical_metrics(runner, tin
 
 @pytest.mark.parametrize("model", [{"name": "gru", "hidden_size": 8, "num_layers": 2, "rnn": "naive"},
                                    {"name": "gru", "hidden_size": 8, "num_layers": 2, "rnn": "variational"},
+                                   {"name": "lstm", "hidden_size": 8, "num_layers": 2, "rnn": "variational"},
+                                   {"name": "rnn", "hidden_size": 8, "num_layers": 1, "rnn": "naive"},
                                    {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": False},
                                    {"name": "cnn", "channels": [4, 8], "hidden_size": 16, "spatial_dropout": True}])
-def test_a_cnn_or_gru_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, model):
+def test_a_cnn_or_recurrent_group_matches_each_trial_trained_alone(tiny_raw, tmp_path, model):
     variants = [{"seed": 0, "regularizer": {}},
                 {"seed": 1, "regularizer": {"dropout": 0.4}},
                 {"seed": 0, "regularizer": {"dropout": 0.2, "l2": 1e-2, "max_norm": 0.8}},

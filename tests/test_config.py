@@ -74,7 +74,7 @@ def test_out_of_range_or_wrong_type_names_the_field(override, field):
 
 @pytest.mark.parametrize("override, allowed", [
     ("dataset.name=imagenet", "'mnist1d', 'mnist', 'fashion_mnist' or 'cifar10'"),
-    ("model.name=resnet", "'mlp', 'cnn' or 'gru'"),
+    ("model.name=resnet", "'mlp', 'cnn', 'gru', 'lstm' or 'rnn'"),
     ("device=tpu", "auto, cpu, cuda, cuda:N"),
 ])
 def test_unknown_names_list_the_allowed_values(override, allowed):

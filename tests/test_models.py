@@ -56,3 +56,29 @@ def test_hand_written_gru_matches_torch_gru():
         reference.bias_hh_l0.copy_(layer.hidden_bias)
     x = torch.randn(4, 7, 3)
     torch.testing.assert_close(layer(x), reference(x)[0])
+
+
+@pytest.mark.parametrize("cell, reference_class", [("lstm", nn.LSTM), ("rnn", nn.RNN), ("gru", nn.GRU)])
+def test_hand_written_lstm_and_rnn_match_torch(cell, reference_class):
+    from dropcli.models import RecurrentLayer
+
+    torch.manual_seed(0)
+    layer, reference = RecurrentLayer(3, 5, cell), reference_class(3, 5, batch_first=True)
+    with torch.no_grad():
+        reference.weight_ih_l0.copy_(layer.input_weight)
+        reference.weight_hh_l0.copy_(layer.hidden_weight)
+        reference.bias_ih_l0.copy_(layer.input_bias)
+        reference.bias_hh_l0.copy_(layer.hidden_bias)
+    x = torch.randn(4, 7, 3)
+    torch.testing.assert_close(layer(x), reference(x)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_variational_masks_are_constant_across_time_steps_in_every_recurrent_model(cell):
+    from dropcli.models import DropoutOptions
+
+    model = build_model(ModelConfig(name=cell, hidden_size=6), (40,), 10, DropoutOptions(p=0.5, per_sequence=True))
+    model.train()
+    [locked] = [m for m in model.modules() if isinstance(m, Dropout) and m.p > 0]  # the input dropout is off
+    out = locked(torch.ones(8, 40, 6))  # [N, T, H]: one mask per sequence, the same at every step
+    assert torch.equal(out[:, :1].expand_as(out), out) and (out == 0).any()
