@@ -368,6 +368,8 @@ def describe_error(error: Any) -> str:  # a pydantic ErrorDetails
     if error["type"] == "extra_forbidden":
         return f"{location}: unknown key{suggest_key(error['loc'])}"
     message = error["msg"].removeprefix("Value error, ")
+    if not location:  # a check across sections (the model and its regularizers): the message names the fields
+        return message
     return f"{location}: {message} (got {brief(error['input'])})"
 
 

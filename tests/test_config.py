@@ -149,3 +149,11 @@ def test_the_fast_yaml_parser_reads_every_preset_as_the_pure_python_one_does():
     for text in texts:
         expected = yamlsafe._Loader(text).get_single_data()
         assert yamlsafe.load(text) == expected
+
+
+def test_a_check_across_sections_is_one_line_that_names_the_fields_without_echoing_the_config():
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["model.name=lstm", "regularizer.dropconnect=0.2"])
+    [problem] = caught.value.problems
+    assert problem.startswith("regularizer.dropconnect acts on hidden linear layers") and "lstm" in problem
+    assert "got {" not in problem and not problem.startswith(":")
