@@ -10,6 +10,14 @@ from dropcli.config import regularizer_labels, short_name
 REGULARIZER_NAMES = regularizer_labels()  # "regularizer.l2" → "L2", declared with the config schema
 
 
+def comparable_settings(summary, row, keys: list[str]):
+    """The settings (rows of a report's summary) that agree with `row` on every compared key that is not a
+    regularizer: the same epochs, data, model ... Only these may be compared with it."""
+    for key in [k for k in keys if k not in REGULARIZER_NAMES]:
+        summary = summary[summary[key].astype(str) == str(row[key])]
+    return summary
+
+
 def setting_label(row, keys: list[str]) -> str:
     """Words for one setting, from the keys that vary: "p=0.3, l2=0.0001", "train_size=250, no regularizer".
     Regularizers that are off are left out of the label rather than spelled "=0"."""

@@ -24,22 +24,6 @@ from dropcli.sweep import GroupPlan, SweepObserver, SweepOutcome, SweepSpec, Tri
 MEMORY_SHARE = 0.5  # --batch auto fills at most this share of the memory free when the sweep starts
 
 
-def free_memory(device) -> int | None:
-    """Bytes free on the device: CUDA's own count, else the kernel's MemAvailable (None: unknown)."""
-    if device.type == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 class LaunchError(Exception):
     """The sweep cannot be launched from here as asked (no sbatch on this machine): exit code 2."""
 
@@ -69,15 +53,16 @@ def plan_launch(executor: ExecutorConfig, spec: SweepSpec, trials: list[Trial], 
                 batch: str, per_trial_bytes: int = 0) -> LaunchPlan:
     """`batch`: the --batch text (auto | N | 1). auto: 16 trials on CPU, 64 on a GPU, fewer when that many
     would not fit in half the memory free on the device (`per_trial_bytes`: sweep.check_resources)."""
+    from dropcli import experiment
     from dropcli.batched import unbatchable_reason
-    from dropcli.experiment import resolve_device
     from dropcli.sweep import parse_batch
 
-    device = resolve_device(trials[0].config.device)
+    device = experiment.resolve_device(trials[0].config.device)
     size = parse_batch(batch, device.type == "cuda")
     note = ""
     # only where the trials run: a login node's memory says nothing of a compute node's
-    free = free_memory(device) if batch == "auto" and per_trial_bytes > 0 and executor.name == "local" else None
+    measured = batch == "auto" and per_trial_bytes > 0 and executor.name == "local"
+    free = experiment.free_memory(device) if measured else None
     if free is not None and int(free * MEMORY_SHARE) // per_trial_bytes < size:
         size = max(1, int(free * MEMORY_SHARE) // per_trial_bytes)
         note = (f"--batch auto: {size} trial(s) per group, as ~{per_trial_bytes / 2**20:,.0f} MiB a trial fit "

@@ -258,8 +258,6 @@ class RecurrentLayer(nn.Module):
         return torch.stack(outputs, dim=1)
 
 
-GRULayer = RecurrentLayer  # the name the GRU had alone
-
 
 def gru_step(input_gates: torch.Tensor, hidden_gates: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """One GRU step from the gates' pre-activations (reset, update, candidate along the last dimension),
@@ -322,9 +320,6 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(-1)
     n, c, h, w = x.shape
     return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
-
-
-GRUClassifier = RecurrentClassifier
 
 
 def build_recurrent(cell: str) -> Callable[..., nn.Module]:

@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from dropcli.labels import REGULARIZER_NAMES, setting_label  # noqa: E402
+from dropcli.labels import REGULARIZER_NAMES, comparable_settings, setting_label  # noqa: E402
 
 TRAIN_STYLE: dict[str, Any] = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE: dict[str, Any] = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
@@ -335,10 +335,7 @@ def comparable_with_best(summary, keys: Sequence[str]):
     lengths or data are never drawn side by side with them."""
     others = [k for k in keys if k not in REGULARIZER_NAMES]
     best = summary[summary["best"]].iloc[0]
-    group = summary
-    for key in others:
-        group = group[group[key].astype(str) == str(best[key])]
-    return group, setting_label(best, others) if others else ""
+    return comparable_settings(summary, best, list(keys)), setting_label(best, others) if others else ""
 
 
 def plot_regularizer_comparison(summary, keys: Sequence[str], out: Path, figure_format: str) -> Path:

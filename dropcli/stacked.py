@@ -235,4 +235,3 @@ class StackedCNN(StackedModel):
 
 for _cell in CELLS:  # gru, lstm, rnn: one stacked form, as one lone form
     STACKED_MODELS.register(_cell)(StackedRecurrent)
-StackedGRU = StackedRecurrent  # the name it had when only the GRU stacked

@@ -137,11 +137,9 @@ def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy
 def matching_baseline(summary, row, keys: list[str]):
     """The no-regularizer setting that agrees with `row` on every compared key that is not a regularizer
     (same epochs, data, model ...): the only fair baseline for it (None: there is none)."""
-    from dropcli.labels import REGULARIZER_NAMES
+    from dropcli.labels import comparable_settings
 
-    candidates = summary[summary["regularizers"] == "none"]
-    for key in [k for k in keys if k not in REGULARIZER_NAMES]:
-        candidates = candidates[candidates[key].astype(str) == str(row[key])]
+    candidates = comparable_settings(summary[summary["regularizers"] == "none"], row, keys)
     return None if candidates.empty else candidates.iloc[0]
 
 

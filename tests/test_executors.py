@@ -155,11 +155,11 @@ def test_status_survives_a_corrupted_summary(runner, tiny_raw, write_config, tmp
 
 
 def test_batch_auto_makes_groups_that_fit_in_memory(runner, tiny_raw, write_config, tmp_path, monkeypatch):
-    from dropcli import launch, sweep
+    from dropcli import experiment, sweep
 
     per_trial = sweep.check_resources(sweep.SweepSpec(validate_config(tiny_raw).to_dict(), {}, [0]).trials())
     assert per_trial > 0
-    monkeypatch.setattr(launch, "free_memory", lambda device: 5 * per_trial)  # half of it: room for 2 trials
+    monkeypatch.setattr(experiment, "free_memory", lambda device: 5 * per_trial)  # half of it: room for 2 trials
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2", "--dry-run",
                                  "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.models import Dropout, GRULayer, build_model
+from dropcli.models import Dropout, RecurrentLayer, build_model
 
 SHAPES = {"mnist1d": (40,), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -46,22 +46,8 @@ def test_cnn_spatial_dropout_drops_whole_feature_maps():
     assert torch.all((per_map == 0).all(dim=2) | (per_map == 2.0).all(dim=2))
 
 
-def test_hand_written_gru_matches_torch_gru():
-    torch.manual_seed(0)
-    layer, reference = GRULayer(3, 5), nn.GRU(3, 5, batch_first=True)
-    with torch.no_grad():
-        reference.weight_ih_l0.copy_(layer.input_weight)
-        reference.weight_hh_l0.copy_(layer.hidden_weight)
-        reference.bias_ih_l0.copy_(layer.input_bias)
-        reference.bias_hh_l0.copy_(layer.hidden_bias)
-    x = torch.randn(4, 7, 3)
-    torch.testing.assert_close(layer(x), reference(x)[0])
-
-
 @pytest.mark.parametrize("cell, reference_class", [("lstm", nn.LSTM), ("rnn", nn.RNN), ("gru", nn.GRU)])
-def test_hand_written_lstm_and_rnn_match_torch(cell, reference_class):
-    from dropcli.models import RecurrentLayer
-
+def test_hand_written_recurrent_layers_match_torch(cell, reference_class):
     torch.manual_seed(0)
     layer, reference = RecurrentLayer(3, 5, cell), reference_class(3, 5, batch_first=True)
     with torch.no_grad():
