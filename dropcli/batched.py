@@ -207,6 +207,8 @@ class StackedStepper(training.Stepper):
         self.x_val, self.y_val = stack("x_val"), stack("y_val")
         self.masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, self.device,
                                  self.x_train.dtype)
+        # data augmentation: each trial's own instance draws its random numbers, as when it trains alone
+        self.augmenters = list(zip(*[[r for r in m.experiment.regularizers if r.augments] for m in members]))
         self.active = torch.ones(len(members), dtype=torch.bool, device=self.device)
         self.frozen: list[torch.Tensor] | None = None
 
@@ -228,6 +230,8 @@ class StackedStepper(training.Stepper):
             batch = slice(start, start + self.optimizer_config.batch_size)
             x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
                 (x_train[trial_index, order[:, batch]], y_train[trial_index, order[:, batch]])
+            for trials in self.augmenters:
+                x = type(trials[0]).augment_group(list(trials), x)
             logits = self.model(x, self.masks.draw(self.model.mask_shapes(x)))
             # each trial's mean cross-entropy, summed: the gradient of each trial's parameters is its own loss's
             loss = F.cross_entropy(logits, y, reduction="none").mean(1).sum()

@@ -116,6 +116,33 @@ class DropBlockConfig(Section):
     block_size: Annotated[int, Field(gt=0)] = 3  # side of each square (2-D) or length of each run (1-D) dropped
 
 
+class ConcreteDropoutConfig(Section):
+    """Concrete dropout (Gal, Hron & Kendall 2017): each hidden dropout layer learns its own rate."""
+
+    init_p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # every layer's rate before training
+    temperature: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # of the relaxed Bernoulli (the paper's 0.1)
+    # prior length scale l: the weight term is l^2/N * |W|^2 / (1-p) (N training examples); the rate's own
+    # term is 2/N * units * (p log p + (1-p) log(1-p)), which pulls p towards 0.5 against the data's pull
+    length_scale: NonNegative = 1e-4
+    # Adam moves a parameter by about its lr per step: at the weights' 1e-3 a rate's logit would need
+    # thousands of steps to travel, so the rates train at their own learning rate
+    rate_lr: Annotated[float, Field(gt=0.0)] = 0.01
+
+
+# Data augmentation: what each transform does and where it applies (regularizer.augmentation_transforms).
+SIGNAL_TRANSFORMS = ("shift", "scale", "noise", "correlated_noise")  # MNIST-1D: its own generator's transforms
+IMAGE_TRANSFORMS = ("crop", "flip")
+AugmentName = Literal["shift", "scale", "noise", "correlated_noise", "crop", "flip"]
+AUGMENTATIONS = {  # dataset → (the transforms that make sense on it, those used when none are named)
+    "mnist1d": (SIGNAL_TRANSFORMS, SIGNAL_TRANSFORMS),
+    "mnist": (("crop",), ("crop",)),  # digits are not mirror images of each other: a mirrored 2 is no 2
+    "fashion_mnist": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
+    "cifar10": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
+}
+WHY_NOT = {"flip": "a mirrored digit is not the same digit", "crop": "it is for images",
+           **{name: "it is one of MNIST-1D's transforms of 1-D signals" for name in SIGNAL_TRANSFORMS}}
+
+
 class RegularizerConfig(Section):
     """Every regularizer is off by default; `regularizer: none` in YAML means exactly this."""
 
@@ -140,6 +167,15 @@ class RegularizerConfig(Section):
     # over the first `dropout_schedule_epochs` epochs, then stays put
     dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = "constant"
     dropout_schedule_epochs: Annotated[int, Field(gt=0)] = 10
+    # adaptive dropout: the hidden layers learn their rates (mlp, cnn); replaces `dropout` on hidden units
+    concrete_dropout: ConcreteDropoutConfig | None = Field(None, json_schema_extra={"label": "Concrete dropout"})
+    # data augmentation of training batches (never validation or test), on the device, deterministic per seed.
+    # Strength: 0 off, 1 the standard magnitudes (MNIST-1D: its generator's own; images: crop padding 1/8 of
+    # the side, i.e. 4 px on CIFAR-10), scaled in between and beyond (at most 4)
+    augmentation: Annotated[float, Field(ge=0.0, le=4.0)] = Field(0.0, json_schema_extra={"label": "augmentation"})
+    # which transforms; null: the dataset's (mnist1d: shift, scale, noise, correlated_noise; mnist: crop;
+    # fashion_mnist, cifar10: crop, flip)
+    augmentation_transforms: list[AugmentName] | None = None
     # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
     l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"})
     l1: NonNegative = Field(0.0, json_schema_extra={"label": "L1"})  # penalty l1 * sum(|w|) over weights (not biases)
@@ -159,6 +195,11 @@ class RegularizerConfig(Section):
     def _one_noise_for_hidden_units(self) -> RegularizerConfig:
         if self.dropout and self.gaussian_dropout:
             raise ValueError("dropout and gaussian_dropout both act on the hidden units: set one of them to 0")
+        if self.concrete_dropout is not None:
+            fixed = [key for key in ("dropout", "gaussian_dropout", "dropblock") if getattr(self, key)]
+            if fixed:
+                raise ValueError(f"regularizer.concrete_dropout learns the hidden units' rate: set "
+                                 f"regularizer.{fixed[0]} to 0 (or null)")
         return self
 
     @model_validator(mode="before")
@@ -248,7 +289,22 @@ class Config(Section):
         if self.regularizer.dropconnect and self.model.name in RECURRENT_MODELS:
             raise ValueError("regularizer.dropconnect acts on hidden linear layers: model.name mlp or cnn "
                              f"(the {self.model.name} has none)")
+        if self.regularizer.concrete_dropout is not None and self.model.name not in ("mlp", "cnn"):
+            raise ValueError(f"regularizer.concrete_dropout: model.name mlp or cnn (not {self.model.name}; "
+                             f"recurrent models take regularizer.dropout)")
+        allowed = AUGMENTATIONS[self.dataset.name][0]
+        wrong = [t for t in self.regularizer.augmentation_transforms or () if t not in allowed]
+        if wrong:
+            raise ValueError(f"regularizer.augmentation_transforms: {wrong[0]} does not apply to "
+                             f"{self.dataset.name} ({WHY_NOT[wrong[0]]}); allowed there: {', '.join(allowed)}")
         return self
+
+    def learned_rate_columns(self) -> list[str]:
+        """metrics.csv's columns for Concrete dropout's learned rates, one per hidden dropout layer."""
+        if self.regularizer.concrete_dropout is None:
+            return []
+        layers = len(self.model.hidden_sizes) if self.model.name == "mlp" else len(self.model.channels) + 1
+        return [f"learned_p{i}" for i in range(1, layers + 1)]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

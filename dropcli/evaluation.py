@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropcli.models import DropBlock, DropConnectLinear, Dropout
+from dropcli.models import ConcreteDropout, DropBlock, DropConnectLinear, Dropout
 
-STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock)
+STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock, ConcreteDropout)
 
 ECE_BINS = 15
 MC_CHECKPOINTS = (1, 2, 5, 10, 20, 50, 100, 200)  # K values at which the running MC average is scored

@@ -34,7 +34,7 @@ class Experiment:
     batch_order: torch.Generator
 
 
-OPTIMIZERS: dict[str, Callable[[list[nn.Parameter], OptimizerConfig], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[Any], OptimizerConfig], torch.optim.Optimizer]] = {
     # No weight_decay here: L2 is a regularizer (a loss penalty), so it is switched on in one place only.
     # fused: one kernel for the whole update (CPU and CUDA); 20-25% of a batched sweep's step otherwise
     "adam": lambda params, cfg: torch.optim.Adam(params, lr=cfg.lr, fused=True),
@@ -126,13 +126,19 @@ def prepare(config: Config) -> Experiment:
     # Load (and maybe generate) data before seeding: mnist1d's generator reseeds the global RNGs.
     splits = load_splits(config.dataset, config.seed).to(device)
     regularizers = build_regularizers(config.regularizer)
+    for regularizer in regularizers:
+        regularizer.start(config, splits, device)
     model_options: dict[str, Any] = {}
     for regularizer in regularizers:
         model_options.update(regularizer.model_options())
     check_model_fits(config, splits, model_options, device)
     seed_everything(config.seed)
     model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
-    optimizer = OPTIMIZERS[config.optimizer.name](list(model.parameters()), config.optimizer)
+    # parameters a regularizer trains with settings of its own (Concrete dropout's rates) get their own group
+    own = [group for regularizer in regularizers for group in regularizer.parameter_groups(model)]
+    taken = {id(p) for group in own for p in group["params"]}
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    optimizer = OPTIMIZERS[config.optimizer.name]([{"params": rest}, *own] if own else rest, config.optimizer)
     if config.optimizer.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     else:

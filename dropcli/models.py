@@ -140,6 +140,37 @@ class DropBlock(nn.Module):
         return f"p={self.p}, block_size={self.block_size}"
 
 
+class ConcreteDropout(nn.Module):
+    """Dropout whose rate is learned (Gal, Hron & Kendall 2017): in training, x * (1 - z) / (1 - p) with z the
+    relaxed (Concrete) Bernoulli sigmoid((logit p + log u - log(1 - u)) / temperature), u ~ U(0, 1), so the
+    loss is differentiable in p. The identity in evaluation, like inverted dropout. Its regularization term
+    (regularizers.ConcreteDropout) needs `units`, the values per example it masks, known after a forward."""
+
+    def __init__(self, init_p: float, temperature: float):
+        super().__init__()
+        self.p_logit = nn.Parameter(torch.tensor(math.log(init_p) - math.log1p(-init_p)))
+        self.temperature = temperature
+        self.units = 0
+
+    @property
+    def p(self) -> torch.Tensor:
+        return torch.sigmoid(self.p_logit)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        self.units = x[0].numel()
+        eps = 1e-7
+        u = torch.rand_like(x)  # the global generator, like the other dropout layers' masks
+        p = self.p
+        drop = torch.sigmoid((torch.log(p + eps) - torch.log1p(eps - p) + torch.log(u + eps) - torch.log1p(eps - u))
+                             / self.temperature)
+        return x * (1 - drop) / (1 - p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p.item():.4f}, temperature={self.temperature}"
+
+
 @dataclass(frozen=True)
 class DropoutOptions:
     """What the dropout regularizer tells a model builder: the hidden units' rate, noise and style, and
@@ -152,6 +183,7 @@ class DropoutOptions:
     per_sequence: bool = False  # rnn_dropout: variational
     dropconnect_p: float = 0.0
     dropblock: tuple[float, int] | None = None  # (p, block_size)
+    concrete: tuple[float, float] | None = None  # Concrete dropout on hidden units: (initial p, temperature)
 
     def linear(self, in_features: int, out_features: int) -> nn.Linear:
         """A hidden linear layer: with DropConnect when it is on."""
@@ -163,8 +195,10 @@ class DropoutOptions:
         """What follows the activation in a conv block: DropBlock when it is on, else (spatial) dropout."""
         return DropBlock(*self.dropblock) if self.dropblock else self.hidden(per_channel)
 
-    def hidden(self, per_channel: bool = False, sequence: bool = False) -> Dropout:
+    def hidden(self, per_channel: bool = False, sequence: bool = False) -> nn.Module:
         """`sequence`: the layer sees [N, T, H] sequences (the GRU), where variational dropout applies."""
+        if self.concrete is not None:
+            return ConcreteDropout(*self.concrete)
         return Dropout(self.p, per_channel, self.noise, self.style, self.per_sequence and sequence)
 
     def inputs(self, sequence: bool = False) -> Dropout:

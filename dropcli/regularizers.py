@@ -1,9 +1,12 @@
 """Regularizers behind one small interface, so the training loop never branches on a regularizer's name.
 
-A regularizer may do any of four things, each a hook the loop calls at a fixed stage:
-  model_options()     shape the model before it is built (dropout's rate)
-  penalty(model)      add a term to the training loss (L2, L1)
+A regularizer may do any of these things, each a hook the loop calls at a fixed stage:
+  model_options()     shape the model before it is built (dropout's rate, Concrete dropout's layers)
+  start(...)          learn what it needs of the run once it is prepared (the seed, the training set's size)
+  augment(x)          transform each training batch, never a validation or test one (data augmentation)
+  penalty(model)      add a term to the training loss (L2, L1, Concrete dropout's)
   after_step(model)   constrain the weights after each optimizer step (max-norm)
+  epoch_metrics(...)  numbers for metrics.csv's row of the epoch (Concrete dropout's learned rates)
   end_of_epoch(...)   decide to stop (early stopping); finish(model) runs before the test evaluation
 
 They are registered under the names users write in the `regularizer:` section; each reads its own keys
@@ -19,7 +22,10 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from dropcli.config import EarlyStoppingConfig, RegularizerConfig
+from dropcli import augmentation
+from dropcli.config import AUGMENTATIONS, Config, ConcreteDropoutConfig, EarlyStoppingConfig, RegularizerConfig
+from dropcli.data import Splits
+from dropcli.models import ConcreteDropout as ConcreteDropoutLayer
 from dropcli.models import Dropout as DropoutLayer
 from dropcli.models import DropoutOptions
 from dropcli.registry import Registry
@@ -58,8 +64,31 @@ class Regularizer:
     def model_options(self) -> dict[str, Any]:
         return {}
 
+    def start(self, config: Config, splits: Splits, device: torch.device) -> None:
+        """Called once the run's data is loaded, before its model is seeded and built."""
+
+    augments = False  # augment() changes training batches (a stacked group calls augment_group)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """A training batch, transformed; validation and test data never pass here."""
+        return x
+
+    @classmethod
+    def augment_group(cls, trials: list[Regularizer], x: torch.Tensor) -> torch.Tensor:
+        """A stacked group's batch [T, B, ...], each trial's slice as its own instance (`trials`) would
+        transform it alone."""
+        return torch.stack([trial.augment(part) for trial, part in zip(trials, x)])
+
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
         return None
+
+    def parameter_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Parameters of the model that train with their own optimizer settings (torch param groups)."""
+        return []
+
+    def epoch_metrics(self, model: nn.Module) -> dict[str, float]:
+        """Extra columns of the epoch's metrics row (they must be in Config.learned_rate_columns)."""
+        return {}
 
     def after_step(self, model: nn.Module) -> None:
         pass
@@ -151,14 +180,16 @@ class Dropout(Regularizer):
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> Dropout | None:
         if not (config.dropout or config.gaussian_dropout or config.input_dropout or config.dropconnect
-                or config.dropblock):
+                or config.dropblock or config.concrete_dropout):
             return None
+        concrete = config.concrete_dropout  # its layers are built here; the ConcreteDropout regularizer trains them
         noise = "gaussian" if config.gaussian_dropout else "bernoulli"
         return cls(DropoutOptions(p=config.gaussian_dropout or config.dropout, noise=noise,
                                   style=config.dropout_style, input_p=config.input_dropout,
                                   per_sequence=config.rnn_dropout == "variational", dropconnect_p=config.dropconnect,
                                   dropblock=(config.dropblock.p, config.dropblock.block_size)
-                                  if config.dropblock else None),
+                                  if config.dropblock else None,
+                                  concrete=(concrete.init_p, concrete.temperature) if concrete else None),
                    config.dropout_schedule, config.dropout_schedule_epochs)
 
     def describe(self) -> str:
@@ -174,6 +205,129 @@ class Dropout(Regularizer):
 
     def model_options(self) -> dict[str, Any]:
         return {"dropout": self.options}
+
+
+@REGULARIZERS.register("concrete_dropout")
+class ConcreteDropout(Regularizer):
+    """Concrete dropout (Gal, Hron & Kendall 2017): every hidden dropout layer learns its rate p through a
+    relaxed Bernoulli mask, and the loss gains, per layer, l^2/N |W|^2 / (1-p) for the weights that read the
+    dropped units plus 2/N * units * (p log p + (1-p) log(1-p)): the rate's prior, which favours noise (p
+    towards 0.5) against the data's pull towards p = 0. (The dropout regularizer builds the layers:
+    models.DropoutOptions.concrete.)"""
+
+    config_keys = ("concrete_dropout",)
+    reads_weights_at_epoch_end = True  # its rates are in the model
+
+    def __init__(self, config: ConcreteDropoutConfig):
+        self.config = config
+        self.train_examples = 1
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> ConcreteDropout | None:
+        return cls(config.concrete_dropout) if config.concrete_dropout is not None else None
+
+    def stacking_refusal(self) -> str | None:
+        return "Concrete dropout has no stacked implementation (each trial learns its own rates)"
+
+    def describe(self) -> str:
+        return f"Concrete dropout (from p={self.config.init_p:g})"
+
+    def start(self, config: Config, splits: Splits, device: torch.device) -> None:
+        self.train_examples = len(splits.y_train)
+
+    def parameter_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        layers = [m for m in model.modules() if isinstance(m, ConcreteDropoutLayer)]
+        return [{"params": [layer.p_logit for layer in layers], "lr": self.config.rate_lr}]
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        weight_factor = self.config.length_scale ** 2 / self.train_examples
+        rate_factor = 2.0 / self.train_examples
+        total = None
+        for layer, weight in concrete_layers(model):
+            p = layer.p
+            term = (weight_factor * weight.square().sum() / (1 - p)
+                    + rate_factor * layer.units * (p * torch.log(p) + (1 - p) * torch.log1p(-p)))
+            total = term if total is None else total + term
+        return total
+
+    def epoch_metrics(self, model: nn.Module) -> dict[str, float]:
+        return {f"learned_p{i}": rate for i, rate in enumerate(learned_rates(model), start=1)}
+
+    def finish(self, model: nn.Module) -> dict[str, Any]:
+        return {"learned_p": learned_rates(model)}
+
+
+def concrete_layers(model: nn.Module) -> list[tuple[ConcreteDropoutLayer, torch.Tensor]]:
+    """Each Concrete dropout layer with the weight of the layer that reads its output: the next module, in
+    the model's order, that has a weight matrix or filter bank (mlp and cnn are built in data-flow order)."""
+    pairs, waiting = [], None
+    for module in model.modules():
+        if isinstance(module, ConcreteDropoutLayer):
+            waiting = module
+        elif waiting is not None and isinstance(getattr(module, "weight", None), torch.Tensor) \
+                and module.weight.ndim >= 2:
+            pairs.append((waiting, module.weight))
+            waiting = None
+    return pairs
+
+
+def learned_rates(model: nn.Module) -> list[float]:
+    """The rates the Concrete dropout layers have learned, in the model's order (one device sync)."""
+    layers = [m for m in model.modules() if isinstance(m, ConcreteDropoutLayer)]
+    return torch.stack([layer.p.detach() for layer in layers]).tolist() if layers else []
+
+
+@REGULARIZERS.register("augmentation")
+class Augmentation(Regularizer):
+    """Data augmentation (augmentation.py): each training batch transformed on the device, the random numbers
+    from a generator of the run's own (seeded by its seed), so a run is repeatable and a resume exact."""
+
+    config_keys = ("augmentation", "augmentation_transforms")
+    augments = True
+
+    def __init__(self, strength: float, transforms: tuple[str, ...] | None):
+        self.strength, self.requested = strength, transforms
+        self.transforms: tuple[str, ...] = transforms or ()
+        self.generator: torch.Generator | None = None
+
+    @classmethod
+    def from_config(cls, config: RegularizerConfig) -> Augmentation | None:
+        if not config.augmentation:
+            return None
+        return cls(config.augmentation, tuple(config.augmentation_transforms) if config.augmentation_transforms
+                   else None)
+
+    def stacking_refusal(self) -> str | None:
+        return None  # augment_group: each trial's draws from its own generator, applied at once
+
+    def describe(self) -> str:
+        return f"augmentation {self.strength:g}" + (f" ({', '.join(self.requested)})" if self.requested else "")
+
+    def start(self, config: Config, splits: Splits, device: torch.device) -> None:
+        self.transforms = self.requested or AUGMENTATIONS[config.dataset.name][1]
+        self.generator = torch.Generator(device=device).manual_seed(augmentation.seed_for(config.seed))
+
+    def draw(self, x: torch.Tensor) -> augmentation.Draws:
+        assert self.generator is not None, "start() was not called"
+        return augmentation.draw(self.transforms, x.shape[0], tuple(x.shape[1:]), self.strength, self.generator)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return augmentation.apply(x, self.draw(x), self.strength)
+
+    @classmethod
+    def augment_group(cls, trials: list[Regularizer], x: torch.Tensor) -> torch.Tensor:
+        # each trial draws from its own generator as alone; one transform over all trials' examples
+        draws = [trial.draw(part) for trial, part in zip(trials, x)]  # type: ignore[attr-defined]
+        joined = {name: torch.cat([d[name] for d in draws]) for name in draws[0]}
+        flat = augmentation.apply(x.reshape(-1, *x.shape[2:]), joined, trials[0].strength)  # type: ignore[attr-defined]
+        return flat.view(x.shape)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state() if self.generator is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
 
 
 @REGULARIZERS.register("l2")

@@ -34,7 +34,7 @@ IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
 RESULT_COLUMNS = ["best_epoch", "epochs_run", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
                   "test_acc", "gap_loss", "gap_acc", "final_gap_loss", "final_gap_acc", "max_gap_loss", "max_gap_acc",
                   "stop_reason", "mc_samples", "ws_test_acc", "mc_test_acc", "ws_test_nll", "mc_test_nll",
-                  "ws_test_ece", "mc_test_ece"]
+                  "ws_test_ece", "mc_test_ece", "test_ece"]
 SUMMARY_METRICS = {"test_acc": "test acc", "val_acc": "val acc", "gap_loss": "final gap (loss)",
                    "gap_acc": "final gap (acc)", "max_gap_loss": "max gap (loss)"}
 MC_METRICS = {"ws_test_acc": "acc, weight scaling", "mc_test_acc": "acc, MC", "ws_test_nll": "NLL, weight scaling",
@@ -73,6 +73,9 @@ def runs_table(runs: list[LoadedRun], root: Path) -> pd.DataFrame:
         if run.config is not None:
             row.update(flatten_config(run.config))
         row.update({key: result_value(key, run.summary.get(key)) for key in RESULT_COLUMNS})
+        learned = run.summary.get("learned_p")  # Concrete dropout's rates, one per layer
+        if isinstance(learned, list) and len(learned) <= 64:
+            row.update({f"learned_p{i}": result_value("", value) for i, value in enumerate(learned, start=1)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -124,7 +127,8 @@ def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Completed runs grouped by setting: mean and std of each metric over seeds; `best` by val acc."""
     completed = completed_runs(table, keys)
     aggregations: dict[str, tuple[str, Any]] = {"seeds": ("seed", "nunique"), "runs": ("run", "size")}
-    for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()]]:
+    learned = [c for c in completed.columns if re.fullmatch(r"learned_p\d+", c)]
+    for metric in [*SUMMARY_METRICS, *[m for m in MC_METRICS if completed[m].notna().any()], "test_ece", *learned]:
         aggregations[f"{metric}_mean"] = (metric, "mean")
         aggregations[f"{metric}_std"] = (metric, "std")
         aggregations[f"{metric}_ci95"] = (metric, stats.half_width)  # ± this: the 95 % CI of the mean
@@ -245,6 +249,7 @@ def report_markdown(report: Report, root: Path) -> str:
                   "Best (**bold**) = highest mean "
                   "validation accuracy; test accuracy is never used to choose.", ""]
         lines += mc_markdown_table(report.summary)
+        lines += learned_rates_table(report.summary)
         for figure in report.figures:  # a PDF is shown by its PNG preview, and linked
             shown = figure.with_suffix(".png") if figure.suffix == ".pdf" else figure
             link = f" [PDF]({figure.name})" if figure.suffix == ".pdf" else ""
@@ -301,6 +306,23 @@ def mc_markdown_table(summary: pd.DataFrame) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     return lines + ["", "ECE: expected calibration error over 15 confidence bins; MC: the softmax of "
                     "`evaluation.mc_samples` stochastic passes averaged.", ""]
+
+
+def learned_rates_table(summary: pd.DataFrame) -> list[str]:
+    """Concrete dropout's learned rates per layer (and test ECE), for the settings that learned them."""
+    layers = [str(c).removesuffix("_mean") for c in summary if re.fullmatch(r"learned_p\d+_mean", str(c))]
+    if not layers:
+        return []
+    measured = summary[summary[f"{layers[0]}_mean"].notna()]
+    headers = ["setting", *[f"learned p, layer {c.removeprefix('learned_p')}" for c in layers], "test ECE"]
+    lines = ["### Dropout rates learned by Concrete dropout", "",
+             "| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    for _, row in measured.iterrows():
+        cells = [markdown_text(row["setting"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"])
+                                                   for m in [*layers, "test_ece"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + ["", "Each hidden dropout layer's rate at the end of training (metrics.csv has it per epoch, "
+                    "learned_p1...); layers in the model's order.", ""]
 
 
 def latex_table(report: Report) -> str:

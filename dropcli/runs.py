@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from dropcli.config import Config, dump_yaml
 
 MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
+# columns some runs add after those (Config.learned_rate_columns): read when the header names them
+EXTRA_COLUMN = re.compile(r"learned_p\d{1,3}")
 
 
 def write_atomically(path: Path, content: str | bytes, mode: int | None = None) -> None:
@@ -83,6 +86,7 @@ def strict_json(data: Any) -> str:
 class RunFolder:
     path: Path
     lock: locks.FolderLock | None = field(default=None, repr=False, compare=False)
+    _columns: list[str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, runs_dir: Path, config: Config, folder_name: str | None = None) -> RunFolder:
@@ -131,7 +135,15 @@ class RunFolder:
             if entry.name != locks.LOCK_NAME:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         write_atomically(self.config_path, dump_yaml(config))
-        write_atomically(self.metrics_path, ",".join(METRIC_COLUMNS) + "\n")
+        self._columns = METRIC_COLUMNS + config.learned_rate_columns()
+        write_atomically(self.metrics_path, ",".join(self._columns) + "\n")
+
+    @property
+    def columns(self) -> list[str]:
+        """metrics.csv's columns: the standard ones, then any a regularizer adds (its header says which)."""
+        if self._columns is None:
+            self._columns = METRIC_COLUMNS + header_extras(self.metrics_path)
+        return self._columns
 
     @property
     def config_path(self) -> Path:
@@ -169,7 +181,7 @@ class RunFolder:
         """Drop metrics rows written after the last checkpoint (and any torn last line); return those kept."""
         rows = [row for row in read_metrics_tolerantly(self.metrics_path) if row["epoch"] <= last_epoch]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows({**row, "epoch": int(row["epoch"])} for row in rows)
         write_atomically(self.metrics_path, buffer.getvalue())
@@ -178,7 +190,7 @@ class RunFolder:
     def append_metrics(self, row: dict[str, float]) -> None:
         descriptor = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
         with open(descriptor, "a", newline="") as handle:
-            csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, lineterminator="\n").writerow(row)
+            csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n").writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -309,13 +321,24 @@ def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     rows = []
+    columns = METRIC_COLUMNS + header_extras(path)
     with open(path, newline="", errors="replace") as handle:
         try:
             for row in csv.DictReader(handle):
                 try:
-                    rows.append({column: float(row[column]) for column in METRIC_COLUMNS})
+                    rows.append({column: float(row[column]) for column in columns})
                 except (TypeError, ValueError, KeyError):
                     continue
         except csv.Error:  # a field of 128 KB, a NUL: not ours from here on
             pass
     return rows
+
+
+def header_extras(path: Path) -> list[str]:
+    """The columns after the standard ones that metrics.csv's header names and dropcli knows (learned_p1...)."""
+    try:
+        with open(path, newline="", errors="replace") as handle:
+            header = handle.readline(4096).strip().split(",")
+    except OSError:
+        return []
+    return [name for name in header[len(METRIC_COLUMNS):] if EXTRA_COLUMN.fullmatch(name)]

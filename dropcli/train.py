@@ -25,7 +25,7 @@ import dropcli
 from dropcli.config import ConfigError
 from dropcli.checkpoint import capture, load_checkpoint, remove_checkpoints, restore, save_atomically, save_checkpoint
 from dropcli.data import shuffled_batches
-from dropcli.evaluation import flat_mc_summary, mc_dropout_report
+from dropcli.evaluation import class_probabilities, expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
 from dropcli.regularizers import Regularizer
@@ -89,8 +89,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.
 
 def train_one_epoch(exp: Experiment) -> None:
     exp.model.train()
+    augmenters = [regularizer for regularizer in exp.regularizers if regularizer.augments]
     for x, y in shuffled_batches(exp.splits.x_train, exp.splits.y_train, exp.config.optimizer.batch_size,
                                  exp.batch_order):
+        for augmenter in augmenters:  # training batches only: evaluate() never augments
+            x = augmenter.augment(x)
         take_step(exp.model, F.cross_entropy(exp.model(x), y), exp.regularizers, exp.optimizer)
 
 
@@ -201,6 +204,10 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
                 continue
             train_loss, train_acc, val_loss, val_acc = numbers[index]
             row = metrics_row(epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds)
+            if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
+                stepper.sync(index)
+            for regularizer in member.experiment.regularizers:
+                row.update(regularizer.epoch_metrics(member.experiment.model))
             member.run.append_metrics(row)
             member.rows.append(row)
             if not all(math.isfinite(row[key]) for key in ("train_loss", "val_loss")):
@@ -208,8 +215,6 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
                 stepper.stop(index)
                 continue
             # --- terminate: any of its regularizers may end this trial's training
-            if any(reg.reads_weights_at_epoch_end for reg in member.experiment.regularizers):
-                stepper.sync(index)
             reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
                                    for reg in member.experiment.regularizers) if r]
             if reasons:
@@ -407,6 +412,8 @@ def evaluated_metrics(exp: Experiment) -> dict[str, float]:
         metrics.update({f"{split}_loss": loss.item(), f"{split}_acc": acc.item()})
     metrics.update(gap_loss=metrics["val_loss"] - metrics["train_loss"],
                    gap_acc=metrics["train_acc"] - metrics["val_acc"])
+    # calibration (evaluation.py's ECE, 15 bins): the model is in eval mode since evaluate()
+    metrics["test_ece"] = expected_calibration_error(class_probabilities(exp.model, splits.x_test), splits.y_test)
     return metrics
 
 
@@ -426,7 +433,7 @@ def results_summary(rows: list[dict[str, float]], stop_reason: str, best_epoch: 
 
 
 def describe_regularizers(exp: Experiment) -> str:
-    return ", ".join(r.describe() for r in exp.regularizers) or "no regularizer"
+    return ", ".join(text for text in (r.describe() for r in exp.regularizers) if text) or "no regularizer"
 
 
 def curves_title(exp: Experiment) -> str:

@@ -172,6 +172,9 @@ SAMPLES = {
     "l1": [{"l1": 1e-3}],
     "max_norm": [{"max_norm": 0.5}],
     "early_stopping": [{"early_stopping": {"patience": 1}}],
+    "augmentation": [{"augmentation": 1.0}, {"augmentation": 2.0, "dropout": 0.3,
+                                             "augmentation_transforms": ["shift", "correlated_noise"]}],
+    "concrete_dropout": [{"concrete_dropout": {}}],
 }
 
 
