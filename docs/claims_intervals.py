@@ -3,7 +3,8 @@
     uv run python docs/claims_intervals.py RUNS > intervals.md
 
 RUNS holds the sweep folders made by the commands in docs/claims.md, under these names: 1_rate, 2_reg,
-2_reg_es, 3_style, 4_mc, 6_size, 6_noise, 7_cnn, 7_cnn_dropblock, 7_gru (`--out RUNS/<name>`). Every
+2_reg_es, 3_style, 4_mc, 6_size, 6_noise, 7_cnn, 7_cnn_dropblock, 7_gru, 8_aug, 9_lstm, 10_rate,
+10_concrete (`--out RUNS/<name>`). Every
 number comes from dropcli.stats (scipy's paired t-interval and test, Holm across one claim's family of
 comparisons), the same code `dropcli report` uses; a verdict of "held" in claims.md rests on an interval
 printed here that excludes zero after the correction.
@@ -139,6 +140,45 @@ def main(root: Path) -> None:
            [("variational", "naive", by_seed(gru, metric, regularizer__rnn_dropout="variational"),
              by_seed(gru, metric, regularizer__rnn_dropout="naive"), wording)
             for metric, wording in (("test_acc", ACC), ("gap_loss", GAP))])
+
+    aug = completed(root / "8_aug")
+    for size in (250, 1000, 3200):
+        at = lambda p, a: by_seed(aug, "test_acc", regularizer__dropout=p, regularizer__augmentation=a,  # noqa: E731
+                                  dataset__train_size=size)
+        family(f"8. test accuracy at {size} training examples, against no regularizer and between the two",
+               [("augmentation", "none", at(0.0, 1.0), at(0.0, 0.0), ACC),
+                ("dropout 0.3", "none", at(0.3, 0.0), at(0.0, 0.0), ACC),
+                ("both", "none", at(0.3, 1.0), at(0.0, 0.0), ACC),
+                ("augmentation", "dropout 0.3", at(0.0, 1.0), at(0.3, 0.0), ACC),
+                ("both", "augmentation alone", at(0.3, 1.0), at(0.0, 1.0), ACC),
+                ("both", "dropout 0.3 alone", at(0.3, 1.0), at(0.3, 0.0), ACC)])
+
+    lstm = completed(root / "9_lstm")
+    for style in ("naive", "variational"):
+        family(f"9. LSTM against GRU, {style} dropout",
+               [("LSTM", "GRU", by_seed(lstm, metric, model__name="lstm", regularizer__rnn_dropout=style),
+                 by_seed(lstm, metric, model__name="gru", regularizer__rnn_dropout=style), wording)
+                for metric, wording in (("test_acc", ACC), ("gap_loss", GAP))])
+    family("9. variational against naive dropout, in each",
+           [(f"variational {cell}", f"naive {cell}",
+             by_seed(lstm, "test_acc", model__name=cell, regularizer__rnn_dropout="variational"),
+             by_seed(lstm, "test_acc", model__name=cell, regularizer__rnn_dropout="naive"), ACC)
+            for cell in ("gru", "lstm")])
+
+    swept = completed(root / "10_rate")
+    concrete = completed(root / "10_concrete")
+    means = swept.groupby("regularizer.dropout")["val_acc"].mean()
+    best = float(means.idxmax())
+    print(f"### 10. the best swept p by mean validation accuracy: {best:g}; the rates Concrete dropout learned: "
+          + ", ".join(f"layer {i}: {concrete[f'learned_p{i}'].mean():.3f} ± {concrete[f'learned_p{i}'].std():.3f}"
+                      for i in (1, 2)) + "\n")
+    learned = lambda metric: by_seed(concrete, metric)  # noqa: E731
+    family(f"10. Concrete dropout against the best swept p ({best:g}) and against no dropout",
+           [("Concrete dropout", f"p={best:g}", learned(metric), by_seed(swept, metric, regularizer__dropout=best),
+             wording) for metric, wording in (("test_acc", ACC), ("test_ece", WORDING["ece"]),
+                                              ("test_loss", WORDING["nll"]))]
+           + [("Concrete dropout", "no dropout", learned(metric), by_seed(swept, metric, regularizer__dropout=0.0),
+               wording) for metric, wording in (("test_acc", ACC), ("test_ece", WORDING["ece"]))])
 
 
 if __name__ == "__main__":

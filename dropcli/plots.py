@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,6 +398,30 @@ def plot_mc_dropout(mc_table, out: Path, figure_format: str) -> Path:
     return save(figure, out, "mc_dropout", figure_format)
 
 
+def plot_learned_rates(curves, out: Path, figure_format: str) -> Path:
+    """Concrete dropout's learned rate of each layer per epoch, per setting that learned them (mean, 95 % CI)."""
+    layers = sorted((c for c in curves.columns if re.fullmatch(r"learned_p\d+", str(c))), key=lambda c: int(c[9:]))
+    learned = curves.dropna(subset=layers[:1])
+    settings = list(dict.fromkeys(learned["setting"]))
+    figure, axis = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    colormap = plt.get_cmap("viridis")
+    for i, layer in enumerate(layers):
+        for j, setting in enumerate(settings):
+            epochs, mean, half = mean_and_ci_by_epoch(learned, setting, layer)
+            label = f"layer {layer[9:]}" + (f", {setting}" if len(settings) > 1 else "")
+            color = colormap(0.85 * i / max(len(layers) - 1, 1))
+            axis.plot(epochs, mean, label=label, color=color, linestyle=LINESTYLES[j % len(LINESTYLES)])
+            axis.fill_between(epochs, mean - half, mean + half, color=color, alpha=0.2, linewidth=0)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("learned dropout rate p")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    whole_epochs(axis)
+    axis.legend(fontsize=8)
+    title(figure, f"Dropout rates learned by Concrete dropout, per hidden layer ({CI_WORDS})")
+    return save(figure, out, "learned_rates", figure_format)
+
+
 def bar_label(kind: str, setting: str) -> str:
     text = setting if kind == "none" or setting.startswith(kind) else f"{kind}: {setting}"
     return textwrap.fill(text, width=18)
@@ -419,4 +444,6 @@ def draw_report_figures(curves, summary, keys: Sequence[str], out: Path, figure_
         figures.append(plot_regularizer_comparison(summary, keys, out, figure_format))
     if mc_table is not None and not mc_table.empty:
         figures.append(plot_mc_dropout(mc_table, out, figure_format))
+    if "learned_p1" in curves and curves["learned_p1"].notna().any():
+        figures.append(plot_learned_rates(curves, out, figure_format))
     return figures

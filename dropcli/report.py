@@ -278,6 +278,7 @@ FIGURE_CAPTIONS = {
     "regularizer_comparison": "Each kind of regularizer at its best setting by validation accuracy, among the "
                               "runs that share the best setting's epochs, data and model. ",
     "mc_dropout": "Monte-Carlo dropout against weight scaling (dashed) as the number of passes K grows. ",
+    "learned_rates": "Each hidden layer's dropout rate as Concrete dropout learned it, epoch by epoch. ",
 }
 
 

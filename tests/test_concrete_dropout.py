@@ -109,3 +109,17 @@ def test_a_bad_concrete_setting_exits_2_on_one_line(runner, tiny_raw, write_conf
                                  "regularizer.concrete_dropout={temperature: 0}", "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "regularizer.concrete_dropout.temperature" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_the_report_tables_and_draws_the_learned_rates(tiny_raw, tmp_path):
+    from dropcli.report import build_report
+
+    for seed in (0, 1):
+        config = validate_config({**tiny_raw, "seed": seed, "epochs": 3, "model": {"hidden_sizes": [16, 8]},
+                                  "regularizer": {"concrete_dropout": {}}})
+        training.run_experiment(training.prepare(config), RunFolder.create(tmp_path / "runs", config))
+    report = build_report(tmp_path / "runs", tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| setting | learned p, layer 1 | learned p, layer 2 | test ECE |" in text
+    assert (tmp_path / "report" / "learned_rates.png").is_file()
+    assert {"learned_p1", "learned_p2", "test_ece"} <= set(report.table.columns)
