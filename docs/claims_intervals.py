@@ -3,7 +3,7 @@
     uv run python docs/claims_intervals.py RUNS > intervals.md
 
 RUNS holds the sweep folders made by the commands in docs/claims.md, under these names: 1_rate, 2_reg,
-2_reg_es, 3_style, 4_mc, 6_size, 6_noise, 7_cnn, 7_cnn_dropblock, 7_gru, 8_aug, 9_lstm, 10_rate,
+2_reg_es, 3_style, 4_mc, 6_size, 6_noise, 7_cnn, 7_cnn_dropblock, 7_gru, 8_aug, 8_aug_half, 9_lstm, 10_rate,
 10_concrete (`--out RUNS/<name>`). Every
 number comes from dropcli.stats (scipy's paired t-interval and test, Holm across one claim's family of
 comparisons), the same code `dropcli report` uses; a verdict of "held" in claims.md rests on an interval
@@ -141,17 +141,21 @@ def main(root: Path) -> None:
              by_seed(gru, metric, regularizer__rnn_dropout="naive"), wording)
             for metric, wording in (("test_acc", ACC), ("gap_loss", GAP))])
 
-    aug = completed(root / "8_aug")
+    # strength 1 in 8_aug (with its no-regularizer and dropout-only runs), strength 0.5 in 8_aug_half
+    aug = completed(root / "8_aug", root / "8_aug_half").drop_duplicates("run")
     for size in (250, 1000, 3200):
         at = lambda p, a: by_seed(aug, "test_acc", regularizer__dropout=p, regularizer__augmentation=a,  # noqa: E731
                                   dataset__train_size=size)
-        family(f"8. test accuracy at {size} training examples, against no regularizer and between the two",
-               [("augmentation", "none", at(0.0, 1.0), at(0.0, 0.0), ACC),
+        family(f"8. test accuracy at {size} training examples, each against no regularizer",
+               [("augmentation 1", "none", at(0.0, 1.0), at(0.0, 0.0), ACC),
+                ("augmentation 0.5", "none", at(0.0, 0.5), at(0.0, 0.0), ACC),
                 ("dropout 0.3", "none", at(0.3, 0.0), at(0.0, 0.0), ACC),
-                ("both", "none", at(0.3, 1.0), at(0.0, 0.0), ACC),
-                ("augmentation", "dropout 0.3", at(0.0, 1.0), at(0.3, 0.0), ACC),
-                ("both", "augmentation alone", at(0.3, 1.0), at(0.0, 1.0), ACC),
-                ("both", "dropout 0.3 alone", at(0.3, 1.0), at(0.3, 0.0), ACC)])
+                ("dropout 0.3 + augmentation 0.5", "none", at(0.3, 0.5), at(0.0, 0.0), ACC),
+                ("dropout 0.3 + augmentation 1", "none", at(0.3, 1.0), at(0.0, 0.0), ACC)])
+        family(f"8. at {size} training examples: augmentation 0.5 against dropout, and both against each alone",
+               [("augmentation 0.5", "dropout 0.3", at(0.0, 0.5), at(0.3, 0.0), ACC),
+                ("both", "augmentation 0.5 alone", at(0.3, 0.5), at(0.0, 0.5), ACC),
+                ("both", "dropout 0.3 alone", at(0.3, 0.5), at(0.3, 0.0), ACC)])
 
     lstm = completed(root / "9_lstm")
     for style in ("naive", "variational"):

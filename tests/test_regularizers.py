@@ -184,6 +184,23 @@ def test_variational_dropout_reuses_one_mask_at_every_time_step():
     assert same_over_time(locked(sequence)) and not same_over_time(naive(sequence))
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("variational", [False, True])
+def test_each_recurrent_model_locks_its_masks_over_time_only_under_variational_dropout(cell, variational):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=cell, hidden_size=8, num_layers=2), (40,), 10,
+                        DropoutOptions(p=0.5, per_sequence=variational))
+    model.train()
+    kept = []  # which units survived, per dropout layer: [N, T, H]
+    for module in model.modules():
+        if isinstance(module, Dropout) and module.p:
+            module.register_forward_hook(lambda m, inputs, out: kept.append((out != 0) | (inputs[0] == 0)))
+    model(torch.randn(4, 40))
+    assert len(kept) == 2
+    for mask in kept:
+        assert bool((mask == mask[:, :1]).all()) == variational
+
+
 def test_dropout_schedules_ramp_p_over_the_given_epochs():
     from dropcli.config import RegularizerConfig
 
