@@ -10,6 +10,9 @@ completed trial. Job logs go to SWEEP_DIR/.submitit/.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +83,13 @@ def sbatch_preview(submission: Submission, sweep_dir: Path) -> str:
 
 
 def submit(submission: Submission, sweep_dir: Path, batch: int) -> list[submitit.Job]:
+    """Submit the array. When sbatch refuses, submitit prints sbatch's words to stderr and then raises them:
+    they are held back here, so that the caller says them once, in its one-line error."""
     executor = submitit.AutoExecutor(folder=sweep_dir / LOG_FOLDER / "%j", cluster=submission.cluster)
     executor.update_parameters(**submission.parameters)
     count = len(submission.tasks)
-    return executor.map_array(TrialGroupTask(), [str(sweep_dir)] * count, submission.tasks, [batch] * count)
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        jobs = executor.map_array(TrialGroupTask(), [str(sweep_dir)] * count, submission.tasks, [batch] * count)
+    sys.stderr.write(printed.getvalue())  # submitted: anything else it said is shown
+    return jobs

@@ -1,0 +1,119 @@
+"""Sweeps on a real one-node Slurm cluster (tests/slurm_cluster.py): submit, status, resubmit, preemption,
+the time limit, a bad partition. Skipped, with the reason, where Slurm cannot be installed or started;
+.ci/run installs it, so in CI these run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import slurm_cluster
+from dropcli.cli import app
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    try:
+        running = slurm_cluster.start(tmp_path_factory.mktemp("slurm-state"))
+    except slurm_cluster.Unavailable as reason:
+        pytest.skip(str(reason))
+    yield running
+    slurm_cluster.stop(running)
+
+
+def summaries(sweep: Path) -> dict[str, dict]:
+    found = {}
+    for path in sweep.glob("*/summary.json"):
+        try:
+            found[path.parent.name] = json.loads(path.read_text())
+        except ValueError:  # being replaced this instant
+            continue
+    return found
+
+
+def wait_for(condition, timeout: float, what: str, poll: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def all_completed(sweep: Path, count: int) -> bool:
+    found = summaries(sweep)
+    return len(found) == count and all(s.get("status") == "completed" for s in found.values())
+
+
+def metric_values(run_dir: Path) -> list[dict[str, float]]:
+    from dropcli.runs import RunFolder
+
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in RunFolder(run_dir).read_metrics()]
+
+
+def job_id(output: str) -> str:
+    return output.split(", job ")[1].split(";")[0]
+
+
+SLURM = ["--executor", "slurm", "--slurm-partition", "debug", "--cpus-per-task", "1", "--timeout-min", "60",
+         "--quiet"]
+
+
+def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, tiny_raw, write_config, tmp_path,
+                                                               monkeypatch):
+    """Four array tasks, two at a time; status while it runs and after; the same metrics as a local sweep;
+    the preview is what was submitted; the task's torch threads come from --cpus-per-task; resubmitting the
+    finished sweep submits nothing."""
+    config = str(write_config({**tiny_raw, "epochs": 3}))
+    sweep = ["sweep", config, "--p", "0.5", "--seeds", "2", "--batch", "1", "--array-parallelism", "2"]
+    out = tmp_path / "slurm"
+    preview = runner.invoke(app, [*sweep, *SLURM, "--out", str(out), "--dry-run"])
+    with monkeypatch.context() as env:
+        env.delenv("OMP_NUM_THREADS")  # the task must take its threads from Slurm's SLURM_CPUS_PER_TASK
+        submitted = runner.invoke(app, [*sweep, *SLURM, "--out", str(out)])
+    assert submitted.exit_code == 0, submitted.output
+    assert "submitted 4 array tasks (slurm)" in submitted.output
+    job = job_id(submitted.output)
+    during = runner.invoke(app, ["status", str(out)])
+    assert during.exit_code == 0 and "4 trials" in during.output, during.output
+
+    script = next((out / ".submitit").rglob("*_submission.sh")).read_text()
+    sbatch_lines = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    shown = [line.strip() for line in preview.output.splitlines() if line.strip().startswith("#SBATCH")]
+    assert [line for line in sbatch_lines if "--output" not in line and "--error" not in line] == \
+        [line for line in shown if "--output" not in line and "--error" not in line]
+    assert "#SBATCH --array=0-3%2" in sbatch_lines and "#SBATCH --partition=debug" in sbatch_lines
+
+    wait_for(lambda: all_completed(out, 4), 240, "4 completed trials")
+    wait_for(lambda: len([j for j in cluster.jobs() if j["job"].startswith(f"{job}_")
+                          and j["state"] == "COMPLETED"]) == 4, 30, "the array's 4 tasks to end COMPLETED")
+    after = runner.invoke(app, ["status", str(out)])
+    assert "4 completed" in after.output, after.output
+    assert all(s["torch_threads"] == 1 for s in summaries(out).values())
+
+    local = tmp_path / "local"
+    assert runner.invoke(app, [*sweep, "--out", str(local), "--quiet"]).exit_code == 0
+    for name in summaries(out):
+        assert metric_values(out / name) == metric_values(local / name)
+        assert summaries(out)[name]["test_acc"] == summaries(local)[name]["test_acc"]
+
+    jobs_before = len(cluster.jobs())
+    again = runner.invoke(app, [*sweep, *SLURM, "--out", str(out)])
+    assert again.exit_code == 0 and "is already completed" in again.output, again.output
+    assert len(cluster.jobs()) == jobs_before  # nothing submitted
+
+
+def test_a_bad_partition_is_one_error_line(cluster, runner, tiny_raw, write_config, tmp_path):
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "1",
+                                 "--executor", "slurm", "--slurm-partition", "nope", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if "invalid partition" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("submission failed: "), result.output
+    assert not any(j for j in cluster.jobs() if j["state"] == "PENDING")
