@@ -241,6 +241,14 @@ class ExecutorConfig(Section):
     array_parallelism: Annotated[int, Field(gt=0)] = 32  # array tasks running at once
     slurm_setup: list[str] = []  # shell lines run before each task, e.g. "module load cuda"
 
+    @field_validator("slurm_partition")
+    @classmethod
+    def _partition_name(cls, value: str | None) -> str | None:
+        # it becomes `#SBATCH --partition=...`: no spaces, quotes or other shell characters
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.,-]+", value):
+            raise ValueError("a partition name is letters, digits and _ . , - (several: comma-separated)")
+        return value
+
 
 class Config(Section):
     name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/

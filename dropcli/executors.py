@@ -23,6 +23,11 @@ from dropcli.config import ExecutorConfig
 from dropcli.sweep import SweepSpec, Trial, read_sweep_record, run_sweep
 
 LOG_FOLDER = ".submitit"
+# submitit requeues a task that reaches its time limit at most this often (its default, 3, assumes a rerun
+# starts over). A dropcli task resumes its trials from their checkpoints, so each rerun makes progress, and a
+# short --timeout-min should cost requeues, not the sweep. (Under 50 minutes submitit counts every USR2 as a
+# time-out, a preemption too.)
+TIMEOUT_REQUEUES = 20
 
 
 class TrialGroupTask(submitit.helpers.Checkpointable):
@@ -68,7 +73,9 @@ def plan_submission(config: ExecutorConfig, sweep_dir: Path, groups: list[list[T
 
 
 def sbatch_preview(submission: Submission, sweep_dir: Path) -> str:
-    """The #SBATCH header submitit would write for this array (for --dry-run); nothing is submitted."""
+    """The #SBATCH header submitit would write for this array (for --dry-run); nothing is submitted.
+    submitit has no public call for it: its private _make_sbatch_string, pinned (submitit <1.6 in
+    pyproject.toml) and checked against what submitit really submits (tests/test_slurm.py)."""
     from submitit.slurm.slurm import _make_sbatch_string
 
     slurm = {key.removeprefix("slurm_"): value for key, value in submission.parameters.items()
@@ -85,7 +92,8 @@ def sbatch_preview(submission: Submission, sweep_dir: Path) -> str:
 def submit(submission: Submission, sweep_dir: Path, batch: int) -> list[submitit.Job]:
     """Submit the array. When sbatch refuses, submitit prints sbatch's words to stderr and then raises them:
     they are held back here, so that the caller says them once, in its one-line error."""
-    executor = submitit.AutoExecutor(folder=sweep_dir / LOG_FOLDER / "%j", cluster=submission.cluster)
+    extra = {"slurm_max_num_timeout": TIMEOUT_REQUEUES} if submission.cluster == "slurm" else {}
+    executor = submitit.AutoExecutor(folder=sweep_dir / LOG_FOLDER / "%j", cluster=submission.cluster, **extra)
     executor.update_parameters(**submission.parameters)
     count = len(submission.tasks)
     printed = io.StringIO()

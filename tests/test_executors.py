@@ -168,3 +168,12 @@ def test_batch_auto_makes_groups_that_fit_in_memory(runner, tiny_raw, write_conf
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2", "--dry-run",
                                  "--batch", "4", "--out", str(tmp_path / "s")])
     assert "stacked groups of up to 4" in result.output  # an explicit size is the user's
+
+
+@pytest.mark.parametrize("partition", ["gpu; rm -rf /", "a b", "$(id)"])
+def test_a_partition_with_shell_characters_is_refused_before_anything_is_written(runner, tiny_raw, write_config,
+                                                                                  tmp_path, partition):
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--executor", "slurm", "--slurm-partition",
+                                 partition, "--dry-run", "--runs-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "executor.slurm_partition" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -117,3 +117,64 @@ def test_a_bad_partition_is_one_error_line(cluster, runner, tiny_raw, write_conf
     errors = [line for line in result.output.splitlines() if "invalid partition" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("submission failed: "), result.output
     assert not any(j for j in cluster.jobs() if j["state"] == "PENDING")
+
+
+def signal_task(task: str) -> None:
+    """USR2 to a running array task's steps, as a preempting scheduler does. (Slurm 22.05 answers "try again
+    later" and retries for ~90 s when 2+ tasks of the array are pending; none are here, and a short timeout
+    guards against it: the signal itself is delivered at once.)"""
+    subprocess.run(["timeout", "10", "scancel", "--signal=USR2", task], capture_output=True)
+
+
+def rows(run_dir: Path) -> int:
+    try:
+        return max(0, len((run_dir / "metrics.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def test_a_preempted_task_is_requeued_and_its_trial_resumes_to_the_uninterrupted_metrics(
+        cluster, runner, tiny_raw, write_config, tmp_path):
+    raw = {**tiny_raw, "epochs": 150, "dataset": {**tiny_raw["dataset"], "train_size": 1000},
+           "model": {"hidden_sizes": [128, 128]}, "regularizer": {"early_stopping": {"patience": 1000}}}
+    config = str(write_config(raw))
+    sweep = ["sweep", config, "--p", "0.5", "--seeds", "1", "--batch", "1", "--array-parallelism", "2"]
+    out = tmp_path / "slurm"
+    submitted = runner.invoke(app, [*sweep, *SLURM, "--out", str(out)])
+    assert submitted.exit_code == 0, submitted.output
+    job = job_id(submitted.output)
+    victim, bystander = out / "p-0.0_seed-0", out / "p-0.5_seed-0"  # array tasks 0 and 1
+    wait_for(lambda: rows(victim) >= 10, 120, "the trial of task 0 to train 10 epochs", poll=0.2)
+    signal_task(f"{job}_0")
+    wait_for(lambda: cluster.job_details(f"{job}_0").get("Restarts") == "1", 60, "task 0 to be requeued")
+    wait_for(lambda: all_completed(out, 2), 240, "both trials to complete")
+    resumed = json.loads((victim / "summary.json").read_text())
+    untouched = json.loads((bystander / "summary.json").read_text())
+    assert resumed["resumed"] == 1 and resumed["epochs_run"] == 150
+    assert "resumed" not in untouched and cluster.job_details(f"{job}_1").get("Restarts") == "0"
+
+    local = tmp_path / "local"
+    assert runner.invoke(app, [*sweep, "--out", str(local), "--quiet"]).exit_code == 0
+    for name in ("p-0.0_seed-0", "p-0.5_seed-0"):
+        assert metric_values(out / name) == metric_values(local / name)
+
+
+def test_a_task_that_reaches_its_time_limit_is_requeued_and_finishes(cluster, runner, tiny_raw, write_config,
+                                                                     tmp_path):
+    """--timeout-min 1: Slurm signals the task (submitit asks for USR2 90 s before the limit: at Slurm's first
+    check, within 30 s of the start), submitit requeues it, and each rerun continues the trial from its
+    checkpoint until it completes. The trial needs ~30 s of training on an idle 2-core machine, more than the
+    first window, so it is requeued at least once whatever the machine's speed."""
+    raw = {**tiny_raw, "epochs": 1200, "dataset": {**tiny_raw["dataset"], "train_size": 1000},
+           "model": {"hidden_sizes": [256, 256]}, "optimizer": {"batch_size": 64}}
+    sweep = ["sweep", str(write_config(raw)), "--seeds", "1", "--batch", "1"]
+    out = tmp_path / "slurm"
+    submitted = runner.invoke(app, [*sweep, *SLURM, "--timeout-min", "1", "--out", str(out)])
+    assert submitted.exit_code == 0, submitted.output
+    job = job_id(submitted.output)
+    wait_for(lambda: all_completed(out, 1), 600, "the trial to complete", poll=1)
+    summary = next(iter(summaries(out).values()))
+    log = (out / ".submitit" / job / f"{job}_0_log.out").read_text(errors="replace")
+    starts, requeues = log.count("Starting with JobEnvironment"), log.count(f"Requeued job {job}")
+    assert requeues >= 1 and starts == requeues + 1 and "this job is timed-out" in log, log[-3000:]
+    assert 1 <= summary["resumed"] <= requeues and summary["epochs_run"] == 1200, summary
