@@ -43,7 +43,7 @@ MAX_NAME_LENGTH = 100  # a run folder is <name>-<timestamp>[-N]; a sweep trial's
 MAX_TEXT_LENGTH = 4096  # any text value (a path is at most 4096 bytes on Linux)
 
 # Short names for config keys in folder names, table headers and figure labels.
-SHORT_NAMES = {"regularizer.dropout": "p"}
+SHORT_NAMES = {"regularizer.dropout": "p", "model.name": "model", "dataset.name": "dataset"}
 
 
 def short_name(dotted_key: str) -> str:
