@@ -139,3 +139,20 @@ def test_bad_augmentation_values_exit_2_naming_the_field(runner, tiny_raw, write
     assert result.exit_code == 2 and field in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dataset, folder, transforms", [("mnist", "MNIST", ("crop",)),
+                                                         ("fashion_mnist", "FashionMNIST", ("crop", "flip"))])
+def test_image_datasets_train_with_their_own_transforms(tmp_path, dataset, folder, transforms):
+    """On images written in torchvision's own format: the dataset's default transforms, in a real run."""
+    from test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "data", folder)
+    config = validate_config({"epochs": 2, "device": "cpu", "model": {"name": "cnn", "channels": [4]},
+                              "dataset": {"name": dataset, "root": str(tmp_path / "data"), "download": False},
+                              "regularizer": {"augmentation": 1.0}, "optimizer": {"batch_size": 16}})
+    experiment = training.prepare(config)
+    augmenter = next(r for r in experiment.regularizers if r.augments)
+    assert augmenter.transforms == transforms
+    summary = training.run_experiment(experiment, RunFolder.create(tmp_path / "runs", config))
+    assert summary["status"] == "completed" and summary["epochs_run"] == 2

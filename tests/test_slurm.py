@@ -83,6 +83,15 @@ def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, 
     job = job_id(submitted.output)
     during = runner.invoke(app, ["status", str(out)])
     assert during.exit_code == 0 and "4 trials" in during.output, during.output
+    # the same command while the first array is live: a second array, whose tasks find each trial completed
+    # or held by the first array's task (run-folder locks), so none is trained twice
+    with monkeypatch.context() as env:
+        env.delenv("OMP_NUM_THREADS")
+        live = runner.invoke(app, [*sweep, *SLURM, "--out", str(out)])
+    assert live.exit_code == 0, live.output
+    arrays = {job: 4}
+    if "submitted" in live.output:  # (if the first array already finished everything, nothing is submitted)
+        arrays[job_id(live.output)] = int(live.output.split("submitted ")[1].split()[0])
 
     script = next((out / ".submitit").rglob("*_submission.sh")).read_text()
     sbatch_lines = [line for line in script.splitlines() if line.startswith("#SBATCH")]
@@ -92,8 +101,11 @@ def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, 
     assert "#SBATCH --array=0-3%2" in sbatch_lines and "#SBATCH --partition=debug" in sbatch_lines
 
     wait_for(lambda: all_completed(out, 4), 240, "4 completed trials")
-    wait_for(lambda: len([j for j in cluster.jobs() if j["job"].startswith(f"{job}_")
-                          and j["state"] == "COMPLETED"]) == 4, 30, "the array's 4 tasks to end COMPLETED")
+    for array, count in arrays.items():
+        wait_for(lambda: len([j for j in cluster.jobs() if j["job"].startswith(f"{array}_")
+                              and j["state"] == "COMPLETED"]) == count, 120, f"array {array}'s tasks to end")
+    for name, summary in summaries(out).items():  # each trained once: 3 rows, never resumed or restarted
+        assert rows(out / name) == 3 and "resumed" not in summary, (name, summary)
     after = runner.invoke(app, ["status", str(out)])
     assert "4 completed" in after.output, after.output
     assert all(s["torch_threads"] == 1 for s in summaries(out).values())
