@@ -72,7 +72,8 @@ def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, 
     the preview is what was submitted; the task's torch threads come from --cpus-per-task; resubmitting the
     finished sweep submits nothing."""
     config = str(write_config({**tiny_raw, "epochs": 3}))
-    sweep = ["sweep", config, "--p", "0.5", "--seeds", "2", "--batch", "1", "--array-parallelism", "2"]
+    sweep = ["sweep", config, "--p", "0.5", "--seeds", "2", "--batch", "1", "--array-parallelism", "2",
+             "--slurm-setup", "echo setup line ran in task $SLURM_ARRAY_TASK_ID"]
     out = tmp_path / "slurm"
     preview = runner.invoke(app, [*sweep, *SLURM, "--out", str(out), "--dry-run"])
     with monkeypatch.context() as env:
@@ -99,11 +100,14 @@ def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, 
     assert [line for line in sbatch_lines if "--output" not in line and "--error" not in line] == \
         [line for line in shown if "--output" not in line and "--error" not in line]
     assert "#SBATCH --array=0-3%2" in sbatch_lines and "#SBATCH --partition=debug" in sbatch_lines
+    assert "echo setup line ran in task $SLURM_ARRAY_TASK_ID" in script.splitlines()
 
     wait_for(lambda: all_completed(out, 4), 240, "4 completed trials")
     for array, count in arrays.items():
         wait_for(lambda: len([j for j in cluster.jobs() if j["job"].startswith(f"{array}_")
                               and j["state"] == "COMPLETED"]) == count, 120, f"array {array}'s tasks to end")
+    logs = "".join(p.read_text(errors="replace") for p in (out / ".submitit").glob(f"{job}_*/*_log.out"))
+    assert all(f"setup line ran in task {task}" in logs for task in range(4))
     for name, summary in summaries(out).items():  # each trained once: 3 rows, never resumed or restarted
         assert rows(out / name) == 3 and "resumed" not in summary, (name, summary)
     after = runner.invoke(app, ["status", str(out)])
