@@ -58,7 +58,12 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
+# where the real-cluster tests run (root, Slurm installed: CI), tests/test_slurm.py preempts a task on Slurm itself
+REAL_SLURM = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("slurmctld") is not None
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the task process through /proc")
+@pytest.mark.skipif(REAL_SLURM, reason="preemption is tested on a real Slurm cluster here (tests/test_slurm.py)")
 def test_a_preempted_task_is_requeued_resumes_from_its_checkpoint_and_keeps_completed_trials(tiny_raw, tmp_path):
     """What Slurm does on preemption or at the time limit, done by hand: SIGUSR2 to the running task.
     submitit calls the task's checkpoint(), requeues it (the local controller reruns it), and the rerun
