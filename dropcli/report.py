@@ -25,7 +25,7 @@ from dropcli import stats
 
 from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
-from dropcli.runs import LoadedRun, discover_run_folders, is_number, load_run, write_atomically
+from dropcli.runs import LoadedRun, is_number, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "threads", "dataset.root", "dataset.download"}  # never define a setting
 IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
@@ -200,7 +200,9 @@ class Report:
 def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool = False) -> Report:
     from dropcli import plots
 
-    runs = [load_run(path) for path in discover_run_folders(root, skip=out)]
+    from dropcli.results import read_runs
+
+    runs = read_runs(root, skip=out)
     # a run killed between completing and drawing its picture, or trained where none was drawn, gets it now
     plots.draw_run_curves([run.path for run in runs if run.status == "completed"
                            and not (run.path / "curves.png").is_file()])

@@ -1,0 +1,52 @@
+"""The results API: run folders as pandas tables, tolerant of broken folders, as report reads them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dropcli
+from dropcli import train as training
+from dropcli.config import validate_config
+from dropcli.runs import RunFolder
+
+
+def train_runs(tiny_raw, root, seeds=(0, 1), **regularizer):
+    for seed in seeds:
+        config = validate_config({**tiny_raw, "seed": seed, "regularizer": regularizer})
+        training.run_experiment(training.prepare(config), RunFolder.create(root, config))
+
+
+def test_load_runs_gives_one_row_per_run_with_settings_and_results(tiny_raw, tmp_path):
+    train_runs(tiny_raw, tmp_path / "runs", dropout=0.3)
+    runs = dropcli.load_runs(tmp_path / "runs")
+    assert len(runs) == 2 and set(runs["status"]) == {"completed"}
+    assert sorted(runs["seed"]) == [0, 1] and set(runs["regularizer.dropout"]) == {0.3}
+    assert runs["test_acc"].between(0, 1).all() and runs["best_epoch"].notna().all()
+    curves = dropcli.load_metrics(tmp_path / "runs")
+    assert len(curves) == 2 * tiny_raw["epochs"] and list(curves.columns[:4]) == ["run", "seed", "status", "epoch"]
+    assert set(curves["run"]) == set(runs["run"]) and curves["epoch"].tolist() == [1, 2, 1, 2]
+
+
+def test_broken_and_foreign_folders_are_rows_with_a_reason_not_errors(tiny_raw, tmp_path):
+    root = tmp_path / "runs"
+    train_runs(tiny_raw, root, seeds=(0,))
+    good = next(root.iterdir())
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    (broken / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,")  # torn and foreign
+    (root / "torn").mkdir()
+    (root / "torn" / "config.yaml").write_text("epochs: [unclosed")
+    runs = dropcli.load_runs(root).set_index("run")
+    assert runs.loc[good.name, "status"] == "completed"
+    assert runs.loc["broken", "status"] != "completed" and runs.loc["broken", "reason"]
+    assert runs.loc["torn", "status"] != "completed"
+    curves = dropcli.load_metrics(root)
+    assert set(curves["run"]) == {good.name}  # the broken folders add no rows
+
+
+def test_importing_dropcli_imports_neither_torch_nor_pandas():
+    code = "import sys, dropcli; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
