@@ -66,9 +66,11 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def runs_table(runs: list[LoadedRun], root: Path) -> pd.DataFrame:
+    from dropcli.results import run_name
+
     rows = []
     for run in runs:
-        row: dict[str, Any] = {"run": str(run.path.relative_to(root)) if run.path != root else run.path.name,
+        row: dict[str, Any] = {"run": run_name(run, root),
                                "status": run.status, "reason": run.reason}
         if run.config is not None:
             row.update(flatten_config(run.config))

@@ -23,6 +23,11 @@ def read_runs(root: str | Path, skip: Path | None = None) -> list[LoadedRun]:
     return [load_run(path) for path in discover_run_folders(Path(root), skip=skip)]
 
 
+def run_name(run: LoadedRun, root: Path) -> str:
+    """A run's name in tables: its path under `root` (its folder name when it is `root` itself)."""
+    return str(run.path.relative_to(root)) if run.path != root else run.path.name
+
+
 def load_runs(root: str | Path) -> pd.DataFrame:
     """One row per run folder: run (its path under root), status, reason, every config key flattened
     (`regularizer.dropout`, ...; null → "off"), and the summary's results (test_acc, gap_loss, best_epoch,
@@ -40,8 +45,7 @@ def load_metrics(root: str | Path) -> pd.DataFrame:
     for run in read_runs(root):
         if run.metrics:
             seed = (run.config or {}).get("seed")
-            name = str(run.path.relative_to(root)) if run.path != root else run.path.name
-            frames.append(pd.DataFrame(run.metrics).assign(run=name, seed=seed, status=run.status))
+            frames.append(pd.DataFrame(run.metrics).assign(run=run_name(run, root), seed=seed, status=run.status))
     if not frames:
         return pd.DataFrame(columns=["run", "seed", "status", "epoch"])
     table = pd.concat(frames, ignore_index=True)

@@ -99,24 +99,6 @@ def test_augmentation_is_repeatable_per_seed_and_changes_training(tiny_raw, tmp_
     assert final(augmented) != final(tiny_raw)
 
 
-def test_an_interrupted_augmented_run_resumes_to_the_uninterrupted_metrics(tiny_raw, tmp_path):
-    raw = {**tiny_raw, "epochs": 4, "regularizer": {"augmentation": 1.5, "dropout": 0.2}}
-    config = validate_config(raw)
-    reference = RunFolder.create(tmp_path / "reference", config)
-    training.run_experiment(training.prepare(config), reference)
-
-    def stop_at_3(row):
-        if row["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    run = RunFolder.create(tmp_path / "cut", config)
-    with pytest.raises(training.TrainingInterrupted):
-        training.run_experiment(training.prepare(config), run, stop_at_3)
-    summary = training.run_experiment(training.prepare(config), run, resume=True)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert summary["resumed"] == 1 and strip(run.read_metrics()) == strip(reference.read_metrics())
-
-
 @pytest.mark.parametrize("dataset, transforms, message", [
     ("mnist", ["flip"], "regularizer.augmentation_transforms: flip does not apply to mnist (a mirrored digit is "
                         "not the same digit); allowed there: crop"),

@@ -74,24 +74,6 @@ def test_a_cnn_learns_a_rate_per_conv_block_and_one_for_its_dense_layer(tiny_raw
     assert len(summary["learned_p"]) == 3
 
 
-def test_an_interrupted_concrete_run_resumes_to_the_uninterrupted_metrics(tiny_raw, tmp_path):
-    config = validate_config({**tiny_raw, "epochs": 4, "regularizer": {"concrete_dropout": {}}})
-    reference = RunFolder.create(tmp_path / "reference", config)
-    training.run_experiment(training.prepare(config), reference)
-
-    def stop_at_3(row):
-        if row["epoch"] == 3:
-            raise KeyboardInterrupt
-
-    run = RunFolder.create(tmp_path / "cut", config)
-    with pytest.raises(training.TrainingInterrupted):
-        training.run_experiment(training.prepare(config), run, stop_at_3)
-    training.run_experiment(training.prepare(config), run, resume=True)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(run.read_metrics()) == strip(reference.read_metrics())
-    assert "learned_p1" in run.read_metrics()[-1]
-
-
 @pytest.mark.parametrize("raw, message", [
     ({"regularizer": {"concrete_dropout": {}, "dropout": 0.3}},
      "regularizer.concrete_dropout learns the hidden units' rate: set regularizer.dropout to 0"),

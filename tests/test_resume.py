@@ -64,6 +64,25 @@ def test_interrupted_after_logging_but_before_the_checkpoint_resumes_exactly(tin
     assert not run.checkpoint_path.exists()  # spent once the run completed
 
 
+@pytest.mark.parametrize("regularizer", [{"augmentation": 1.5, "dropout": 0.2},  # its generator's state
+                                         {"concrete_dropout": {}}])  # the learned rates and their param group
+def test_regularizers_with_state_of_their_own_resume_exactly(tiny_raw, tmp_path, regularizer):
+    raw = {**tiny_raw, "epochs": 4, "regularizer": regularizer}
+    reference = train_uninterrupted(raw, tmp_path / "reference")
+
+    def stop_at_3(row):
+        if row["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    config = validate_config(raw)
+    run = RunFolder.create(tmp_path / "cut", config)
+    with pytest.raises(training.TrainingInterrupted):
+        training.run_experiment(training.prepare(config), run, stop_at_3)
+    summary = training.run_experiment(training.prepare(config), run, resume=True)
+    assert summary["resumed"] == 1 and metric_values(run.path) == metric_values(reference.path)
+    assert list(run.read_metrics()[-1]) == list(reference.read_metrics()[-1])  # learned_p1 too, where logged
+
+
 def test_resume_after_early_stopping_decided_goes_straight_to_the_finish(tiny_raw, tmp_path):
     raw = {**tiny_raw, "epochs": 30, "optimizer": {"lr": 0.01, "batch_size": 32},
            "regularizer": {"early_stopping": {"patience": 2}}}
