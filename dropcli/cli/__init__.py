@@ -13,6 +13,7 @@ import typer
 
 from dropcli import __version__
 from dropcli.cli.common import EXTRA_ARGUMENTS, console, show_warnings
+from dropcli.cli.export import export
 from dropcli.cli.report import report
 from dropcli.cli.show_config import config
 from dropcli.cli.status import status
@@ -49,4 +50,5 @@ app.command(context_settings=EXTRA_ARGUMENTS)(train)
 app.command(context_settings=EXTRA_ARGUMENTS)(sweep)
 app.command()(report)
 app.command()(status)
+app.command()(export)
 app.command(context_settings=EXTRA_ARGUMENTS)(config)

@@ -1,0 +1,139 @@
+"""Export to TensorBoard and MLflow: read back from the event files and from a real sqlite MLflow store,
+the numbers equal the run folders'; exporting again duplicates nothing and replaces what changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dropcli import export as exporting
+from dropcli.cli import app
+from dropcli.plots import draw_run_curves
+from dropcli.runs import load_run
+from tests.test_results import train_runs
+
+
+@pytest.fixture
+def runs(tiny_raw, tmp_path) -> Path:
+    """Two real runs (dropout 0.3, seeds 0 and 1) and a broken folder."""
+    root = tmp_path / "runs"
+    train_runs(tiny_raw, root, dropout=0.3)
+    draw_run_curves(trained(root))  # as the CLI does after training
+    (root / "broken").mkdir()
+    (root / "broken" / "summary.json").write_text("{torn")
+    return root
+
+
+def trained(root: Path) -> list[Path]:
+    return sorted(path for path in root.iterdir() if (path / "config.yaml").is_file())
+
+
+def read_tensorboard(folder: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    scalars = {tag: [(s.step, s.value) for s in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    hparams = {key: value.number_value if value.HasField("number_value") else value.string_value
+               for key, value in start.hparams.items()}
+    return scalars, hparams
+
+
+def test_tensorboard_export_reads_back_equal_and_reexport_duplicates_nothing(runs, tmp_path):
+    out = tmp_path / "tb"
+    outcome = exporting.to_tensorboard(runs, out)
+    assert sorted(outcome.written) == [p.name for p in trained(runs)] and list(outcome.left_out) == ["broken"]
+    for folder in trained(runs):
+        run = load_run(folder)
+        scalars, hparams = read_tensorboard(out / folder.name)
+        for column, tag in (("val_loss", "loss/val"), ("train_acc", "accuracy/train"), ("gap_loss", "gap/loss"),
+                            ("lr", "lr")):
+            assert [step for step, _ in scalars[tag]] == [1, 2]
+            assert [value for _, value in scalars[tag]] == pytest.approx([r[column] for r in run.metrics], rel=1e-6)
+        assert scalars["summary.test_acc"] == [(2, pytest.approx(run.summary["test_acc"], rel=1e-6))]
+        assert hparams["regularizer.dropout"] == pytest.approx(0.3) and hparams["model.name"] == "mlp"
+        assert hparams["seed"] == run.config["seed"] and hparams["status"] == "completed"
+
+    again = exporting.to_tensorboard(runs, out)
+    assert again.written == [] and len(again.unchanged) == 2
+    changed = trained(runs)[0]
+    (changed / "curves.png").unlink()  # its files changed: exported anew, replacing the old events
+    third = exporting.to_tensorboard(runs, out)
+    assert third.written == [changed.name] and third.unchanged == [trained(runs)[1].name]
+    assert len(list((out / changed.name).glob("events.out.tfevents.*"))) == 1
+    assert len(read_tensorboard(out / changed.name)[0]["loss/val"]) == 2
+
+
+def test_tensorboard_export_never_overwrites_a_folder_it_did_not_write(runs, tmp_path):
+    out = tmp_path / "tb"
+    foreign = out / trained(runs)[0].name
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    outcome = exporting.to_tensorboard(runs, out)
+    assert "not written by dropcli export" in outcome.left_out[foreign.name]
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_mlflow_export_reads_back_equal_and_reexport_duplicates_nothing(runs, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    outcome = exporting.to_mlflow(runs, uri, "overfitting")
+    assert len(outcome.written) == 2 and list(outcome.left_out) == ["broken"]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("overfitting").experiment_id
+
+    def exported():
+        return {Path(r.data.tags[exporting.SOURCE_TAG]).name: r for r in client.search_runs([experiment])}
+
+    first = exported()
+    assert sorted(first) == [p.name for p in trained(runs)]
+    for folder in trained(runs):
+        run, logged = load_run(folder), first[folder.name]
+        assert logged.info.status == "FINISHED" and logged.info.run_name == folder.name
+        params = logged.data.params
+        assert params["regularizer.dropout"] == "0.3" and params["seed"] == str(run.config["seed"])
+        history = client.get_metric_history(logged.info.run_id, "val_loss")
+        assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == \
+            [(int(r["epoch"]), r["val_loss"]) for r in run.metrics]
+        assert logged.data.metrics["summary.test_acc"] == run.summary["test_acc"]
+        artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+        assert {"curves.png", "config.yaml", "summary.json"} <= artifacts
+        assert (tmp_path / "mlartifacts").is_dir()  # beside the database, not in the working folder
+
+    again = exporting.to_mlflow(runs, uri, "overfitting")
+    assert again.written == [] and len(again.unchanged) == 2 and exported().keys() == first.keys()
+    changed = trained(runs)[0]
+    summary = json.loads((changed / "summary.json").read_text())
+    (changed / "summary.json").write_text(json.dumps({**summary, "test_acc": 0.123}))
+    third = exporting.to_mlflow(runs, uri, "overfitting")
+    assert third.written == [changed.name]
+    now = exported()
+    assert len(client.search_runs([experiment])) == 2  # replaced, not added
+    assert now[changed.name].info.run_id != first[changed.name].info.run_id
+    assert now[changed.name].data.metrics["summary.test_acc"] == 0.123
+
+
+def test_export_refusals_are_one_line_and_exit_2(runs, runner, monkeypatch, tmp_path):
+    result = runner.invoke(app, ["export", str(runs)])
+    assert result.exit_code == 2 and "give --tensorboard OUT and/or --mlflow URI" in result.output
+    result = runner.invoke(app, ["export", str(runs), "--mlflow", str(tmp_path / "mlruns")])
+    assert result.exit_code == 2 and "sqlite:///PATH/mlflow.db" in result.output
+    assert not (tmp_path / "mlruns").exists()
+    real = exporting.importlib.util.find_spec
+    monkeypatch.setattr(exporting.importlib.util, "find_spec", lambda name: None if name == "mlflow" else real(name))
+    result = runner.invoke(app, ["export", str(runs), "--mlflow", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert result.exit_code == 2 and "uv sync --extra export" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "m.db").exists()
+
+
+def test_export_command_says_what_it_did(runs, runner, tmp_path):
+    result = runner.invoke(app, ["export", str(runs), "--tensorboard", str(tmp_path / "tb")])
+    assert result.exit_code == 0, result.output
+    assert "2 runs exported, 0 unchanged since the last export, 1 left out" in result.output
+    assert "left out broken" in result.output
