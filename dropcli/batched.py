@@ -137,7 +137,7 @@ def resume_key(config: Config, run: RunFolder) -> str | None:
 
 def train_group(configs: list[Config], runs: list[RunFolder],
                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                resume: bool = False) -> list[dict[str, Any]]:
+                resume: bool = False, stop_rule: training.StopRule | None = None) -> list[dict[str, Any]]:
     """Train the trials together through the one epoch loop (train.run_epochs); every run folder ends
     completed, or failed for a trial whose loss diverged. Returns the completed summaries.
 
@@ -170,14 +170,16 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             if on_epoch is not None:
                 for row in members[stack[0]].rows:
                     on_epoch(row)
-        wall_time = training.run_epochs(stepper, epochs, on_epoch, sum(elapsed[i] for i in stack) / len(stack))
+        wall_time = training.run_epochs(stepper, epochs, on_epoch, sum(elapsed[i] for i in stack) / len(stack),
+                                        stop_rule)
         summaries += training.finish_members(stepper, wall_time)
     for index, member in enumerate(members):
         if len(stack) > 1 and index in stack:
             continue
         lone = training.LoneStepper(member)
         set_global_generator_state(member.experiment.device, mask_states[index])  # its own stream, as alone
-        summaries += training.finish_members(lone, training.run_epochs(lone, epochs, on_epoch, elapsed[index]))
+        wall_time = training.run_epochs(lone, epochs, on_epoch, elapsed[index], stop_rule)
+        summaries += training.finish_members(lone, wall_time)
     return summaries
 
 

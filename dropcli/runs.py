@@ -214,6 +214,8 @@ class RunFolder:
 # Reading run folders back, for reports: tolerant of anything a crash or a kill can leave behind.
 
 RUN_MARKERS = ("config.yaml", "metrics.csv", "summary.json")
+# how the stop_reason of a trial that tune's pruner ended begins: a completed run folder, left out of statistics
+PRUNED = "pruned"
 
 
 @dataclass

@@ -27,13 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run, read_regular, write_atomically
 from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
+
+if TYPE_CHECKING:
+    from dropcli.train import StopRule
 
 MAX_TRIALS = 10_000  # per sweep unless --max-trials says more: a typo like 0..0.7:0.0001 must not mean 7 million
 MAX_RECORD_BYTES = 1 << 30  # sweep.json: ~200 bytes a trial, so a cap far above 10,000 trials
@@ -406,14 +409,14 @@ def plan_groups(trials: list[Trial], sweep_dir: Path, batch: int) -> GroupPlan:
 
 
 def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,
-              batch: int = 1) -> SweepOutcome:
+              batch: int = 1, stop_rule: StopRule | None = None) -> SweepOutcome:
     """Train every trial not yet completed; a failing trial is recorded and the sweep goes on.
 
     Each trial is owned while it trains (its run folder's lock): a trial that another process owns (the
     same sweep started twice, a live array task) is left to it, and one that completed meanwhile is not
     trained again. batch > 1 trains trials that share model, data and optimizer as stacked groups of up
     to `batch` (batched.py), and an interrupted group resumes stacked; models without a stacked version
-    run one by one."""
+    run one by one. `stop_rule` (tune's pruner) may end any trial after an epoch."""
     observer = observer or SweepObserver()
     outcome = SweepOutcome()
     plan = plan_groups(trials, sweep_dir, batch)
@@ -427,9 +430,9 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
             claimed = claim_trials(group, sweep_dir, observer, outcome)
             try:
                 if len(claimed) == 1:
-                    run_one(*claimed[0], observer, outcome)
+                    run_one(*claimed[0], observer, outcome, stop_rule)
                 elif claimed:
-                    run_group(claimed, observer, outcome, resume=group in plan.resumed)
+                    run_group(claimed, observer, outcome, resume=group in plan.resumed, stop_rule=stop_rule)
             finally:
                 pictures.draw([run.path for _, run in claimed])
     except DiskFull as full:
@@ -542,7 +545,8 @@ def resumable_with(run: RunFolder, config: Config) -> bool:
         return False
 
 
-def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: SweepOutcome) -> None:
+def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: SweepOutcome,
+            stop_rule: StopRule | None = None) -> None:
     from dropcli import train as training
 
     observer.trial_started(trial)
@@ -551,7 +555,7 @@ def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: Swee
         if not resume:
             run.start_fresh(trial.config)
         experiment = training.prepare(trial.config)
-        training.run_experiment(experiment, run, observer.epoch, resume=resume)
+        training.run_experiment(experiment, run, observer.epoch, resume=resume, stop_rule=stop_rule)
     except training.TrainingInterrupted:
         raise
     except Exception as error:  # TrainingFailed, or anything before it: recorded, and the sweep goes on
@@ -572,7 +576,7 @@ def run_one(trial: Trial, run: RunFolder, observer: SweepObserver, outcome: Swee
 
 
 def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, outcome: SweepOutcome,
-              resume: bool = False) -> None:
+              resume: bool = False, stop_rule: StopRule | None = None) -> None:
     """Train a group as one stacked model (resume: continue it, stacked, from its members' checkpoints);
     statuses are kept honest for every member, as for a lone run."""
     from dropcli import batched
@@ -580,7 +584,7 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
 
     if resume:  # a member whose folder no longer holds its config starts afresh, alone
         for trial, run in [(t, r) for t, r in claimed if not resumable_with(r, t.config)]:
-            run_one(trial, run, observer, outcome)
+            run_one(trial, run, observer, outcome, stop_rule)
         claimed = [(t, r) for t, r in claimed if resumable_with(r, t.config)]
         if not claimed:
             return
@@ -591,7 +595,7 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
         if not resume:
             for trial, run in claimed:
                 run.start_fresh(trial.config)
-        batched.train_group([t.config for t in group], runs, observer.epoch, resume=resume)
+        batched.train_group([t.config for t in group], runs, observer.epoch, resume=resume, stop_rule=stop_rule)
     except KeyboardInterrupt as stop:
         for run in runs:
             training.mark_ended(run, "interrupted", interruption_reason(stop))

@@ -43,6 +43,8 @@ EVAL_CHUNK = 4096  # examples per forward pass when evaluating; bounds memory on
 CHECKPOINT_INTERVAL_S = 1.0
 
 EpochCallback = Callable[[dict[str, Any]], None]  # a metrics row (+ whose, in a group)
+# A rule from outside the trial (tune's pruner): shown each recorded row, it may end the trial with a reason
+StopRule = Callable[[RunFolder, dict[str, float]], "str | None"]
 
 
 class TrainingFailed(Exception):
@@ -182,9 +184,10 @@ class LoneStepper(Stepper):
         return capture(self.exp, epoch, self.members[index].stop_reason, elapsed)
 
 
-def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = None, elapsed: float = 0.0) -> float:
-    """Train every member until `epochs` or until its regularizers stop it; returns each member's share of the
-    wall time (resumed time included)."""
+def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = None, elapsed: float = 0.0,
+               stop_rule: StopRule | None = None) -> float:
+    """Train every member until `epochs` or until its regularizers (or `stop_rule`) stop it; returns each
+    member's share of the wall time (resumed time included)."""
     members = stepper.members
     wall_start = time.perf_counter() - elapsed * len(members)
     share = lambda: (time.perf_counter() - wall_start) / len(members)  # noqa: E731
@@ -217,6 +220,8 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
             # --- terminate: any of its regularizers may end this trial's training
             reasons = [r for r in (reg.end_of_epoch(epoch, row, member.experiment.model)
                                    for reg in member.experiment.regularizers) if r]
+            if not reasons and stop_rule is not None:
+                reasons = [r for r in [stop_rule(member.run, row)] if r]
             if reasons:
                 member.stop_reason = reasons[0]
                 stepper.stop(index)
@@ -249,7 +254,7 @@ def finish_members(stepper: Stepper, wall_time: float) -> list[dict[str, Any]]:
 
 
 def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,
-          resume: bool = False) -> dict[str, Any]:
+          resume: bool = False, stop_rule: StopRule | None = None) -> dict[str, Any]:
     """Train for `epochs` (or until a regularizer stops it), then evaluate once on the test split.
     With `resume`, continue from the run folder's last checkpoint as if never interrupted."""
     summary, rows, stop_reason, elapsed = begin(exp, run, resume)
@@ -258,7 +263,7 @@ def train(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None
             on_epoch(row)
     member = Member(exp, run, summary, rows, stop_reason)
     stepper = LoneStepper(member)
-    wall_time = run_epochs(stepper, exp.config.epochs, on_epoch, elapsed)
+    wall_time = run_epochs(stepper, exp.config.epochs, on_epoch, elapsed, stop_rule)
     if member.failure is not None:
         raise member.failure  # run_experiment records it: the run ends failed, the caller is told
     return finish_members(stepper, wall_time)[0]
@@ -333,14 +338,14 @@ def begin(exp: Experiment, run: RunFolder,
 
 
 def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,
-                   resume: bool = False) -> dict[str, Any]:
+                   resume: bool = False, stop_rule: StopRule | None = None) -> dict[str, Any]:
     """`train`, with the run's status kept honest: failed (with the error) or interrupted when it ends early.
     A checkpoint that is unsafe or from another device is bad input (ConfigError, UnsafeCheckpoint) and
     leaves the run as it was."""
     from dropcli.checkpoint import UnsafeCheckpoint
 
     try:
-        return train(exp, run, on_epoch, resume)
+        return train(exp, run, on_epoch, resume, stop_rule)
     except (ConfigError, UnsafeCheckpoint):
         raise
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM

@@ -19,6 +19,7 @@ from dropcli.cli.show_config import config
 from dropcli.cli.status import status
 from dropcli.cli.sweep import sweep
 from dropcli.cli.train import train
+from dropcli.cli.tune import tune
 
 app = typer.Typer(
     name="dropcli",
@@ -48,6 +49,7 @@ def main(
 
 app.command(context_settings=EXTRA_ARGUMENTS)(train)
 app.command(context_settings=EXTRA_ARGUMENTS)(sweep)
+app.command(context_settings=EXTRA_ARGUMENTS)(tune)
 app.command()(report)
 app.command()(status)
 app.command()(export)

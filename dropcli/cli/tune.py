@@ -1,0 +1,109 @@
+"""dropcli tune: each regularizer at its tuned best with the same budget, compared over seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption, SetOption,
+                                ThreadsOption, config_file, console, errors, refuse_extra_arguments,
+                                with_bad_input_handled)
+from dropcli.config import load_config
+from dropcli.display import plain
+from dropcli.signals import Terminated, stop_on_sigterm
+
+
+def tune(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
+                                           help="Base YAML config, with no regularizer switched on: the baseline.")
+                      ] = Path("configs/quickstart.yaml"),
+    regularizers: Annotated[str, typer.Option(
+        "--regularizers", metavar="R1,R2,R1+R2",
+        help="The regularizers to tune, each its own study: dropout (p in 0..0.8), l2 (1e-6..0.1, log), l1 "
+             "(1e-7..0.01, log), max_norm (0.5..20, log), early_stopping (patience 1..30), augmentation "
+             "(strength 0..2); join with + to tune a combination, e.g. dropout+l2.")
+                    ] = "dropout,l2,early_stopping,augmentation",
+    trials: Annotated[int, typer.Option("--trials", help="The budget: trials per regularizer, the same for each "
+                                                         "(pruned and failed ones count).")] = 20,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds each best setting (and the baseline) is retrained "
+                                                       "over for the comparison: the config's seed + 1 .. + N.")] = 5,
+    metric: Annotated[str, typer.Option("--metric", metavar="val_loss|val_acc",
+                                        help="What the studies optimize (of the weights a run ends with) and "
+                                             "prune on, per epoch.")] = "val_loss",
+    overrides: SetOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+                                                help="The tune folder (default: RUNS_DIR/<name>-tune-<fingerprint>, "
+                                                     "the same for the same command, so rerunning resumes).")] = None,
+    batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
+                                       help="Trials asked of the sampler at a time, trained as stacked groups "
+                                            "where the model allows (auto: 16 on CPU, 64 on GPU).")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Tune each regularizer with the same budget, then compare them at their best over seeds.
+
+    One Optuna study per regularizer (TPE sampler, seeded; median pruning on the per-epoch validation
+    metric) over the validation metric; trials are ordinary run folders trained by the sweep engine. Each
+    study's best setting is then retrained over fresh seeds beside the baseline (no regularizer), and every
+    pair is compared on test accuracy, paired by seed, Holm-adjusted: comparison.md and comparison.csv in
+    the tune folder. Running the same command again resumes: finished trials are never trained again.
+    """
+    import shlex
+    import sys
+
+    from dropcli import tune as tuning
+    from dropcli.sweep import parse_batch
+
+    refuse_extra_arguments(ctx, "tune")
+    thread_sets = [f"threads={threads}"] if threads else []
+
+    def make_spec():
+        base = load_config(config, [*(overrides or []), *thread_sets])
+        return base, tuning.build_spec(base, regularizers, trials, seeds, metric)
+
+    with_bad_input_handled(lambda: parse_batch(batch))
+    base, spec = with_bad_input_handled(make_spec, tuning.TuneError)
+    tune_dir = out or tuning.default_tune_dir(runs_dir, spec)
+    from dropcli.display import SweepProgress, preparing
+
+    with preparing(console, "preparing: loading torch and Optuna, checking data and sizes", enabled=not quiet):
+        from dropcli import experiment
+        from dropcli.data import DatasetError
+        from dropcli.sweep import check_resources
+
+        size = parse_batch(batch, experiment.resolve_device(base.device).type == "cuda")
+        with_bad_input_handled(lambda: check_resources([tuning.retrain_trials(spec, [])[0]]), DatasetError)
+    command = shlex.join(["dropcli", *sys.argv[1:]])
+    with_bad_input_handled(lambda: tuning.open_tune_dir(tune_dir, spec, command), tuning.TuneError)
+    console.print(f"[bold]tune[/bold] {escape(str(tune_dir))}: {', '.join(spec.regularizers)}; {spec.trials} trials "
+                  f"each (batches of {size}), then the best of each and the baseline over {len(spec.seeds)} seeds")
+    from dropcli.train import TrainingInterrupted  # torch is loaded by now
+
+    stop_on_sigterm()
+    try:
+        with SweepProgress(console, enabled=not quiet) as progress:
+            outcome = with_bad_input_handled(lambda: tuning.tune(spec, tune_dir, size, progress), tuning.TuneError)
+    except (KeyboardInterrupt, TrainingInterrupted) as stop:
+        errors.print(f"[yellow]interrupted[/yellow]: finished trials are kept in {escape(str(tune_dir))}; the "
+                     f"unfinished ones continue from their checkpoints. Resume with the same command: "
+                     f"{escape(command)}", highlight=False)
+        terminated = isinstance(stop, Terminated) or getattr(stop, "terminated", False)
+        raise typer.Exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED) from None
+    for study in outcome.studies:
+        best = (f"best {tuning.describe_params(study.best_params)} ({spec.metric} {study.best_value:.4f})"
+                if study.best_value is not None else "no trial completed")
+        console.print(f"{escape(study.name)}: {study.completed} completed, {study.pruned} pruned, {study.failed} "
+                      f"failed; {escape(best)}")
+    report = (tune_dir / "comparison.md").read_text()
+    console.print(report.split("Every pair", 1)[-1].split("\n", 2)[-1].strip(), highlight=False, markup=False)
+    console.print(f"comparison: {escape(str(tune_dir / 'comparison.md'))}; the retrained runs: dropcli report "
+                  f"{escape(str(tune_dir / 'best'))}")
+    for name, reason in outcome.failed_retrains.items():
+        errors.print(f"[red]failed[/red] {plain(name)}: {plain(reason)}", highlight=False)
+    if outcome.failed_retrains:
+        raise typer.Exit(EXIT_FAILED)

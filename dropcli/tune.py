@@ -1,0 +1,390 @@
+"""dropcli tune: each regularizer at its tuned best, every one with the same budget, then compared over seeds.
+
+    dropcli tune configs/quickstart.yaml --regularizers dropout,l2,early_stopping,augmentation --trials 24
+
+One Optuna study per regularizer (or combination, `dropout+l2`): TPE sampler, seeded; median pruning on the
+per-epoch validation metric. The studies live in the tune folder (Optuna's JournalStorage, a plain file),
+so running the same command again resumes: finished trials are never trained again, and the trials that
+were training when the process died continue from their checkpoints. Trials are ordinary run folders,
+trained by the sweep engine (sweep.run_sweep: stacked in groups where the model allows), a batch of them
+asked of the sampler at a time. Then each regularizer's best trial (by the validation metric) is retrained
+over fresh seeds beside the baseline (the base config: no regularizer) and every pair is compared on test
+accuracy with the report's paired statistics (stats.compare, Holm-adjusted across the pairs).
+
+    runs/<name>-tune-<fingerprint>/
+      tune.json              what was asked (base config, regularizers, budget, seeds, metric); resume checks it
+      optuna.journal         the studies
+      dropout/trial-0000/    one run folder per trial; a pruned one has stop_reason "pruned: ..."
+      best/dropout_seed-1/   the best settings (and the baseline, none_seed-N) retrained over seeds
+      comparison.md, comparison.csv
+
+Pruned and failed trials count against the budget (the same for every regularizer) and are never the
+best; they are left out of the comparison, which uses the retrained runs only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from dropcli import stats
+from dropcli.config import Config, ConfigError, set_dotted, validate_config
+from dropcli.runs import PRUNED, RunFolder, load_run, write_atomically
+from dropcli.sweep import SweepObserver, Trial, run_sweep, run_status
+from dropcli.yamlsafe import brief
+
+JOURNAL = "optuna.journal"
+RECORD = "tune.json"
+# What each regularizer's study searches: dotted config key → (kind, low, high, log scale)
+SEARCH_SPACES: dict[str, dict[str, tuple[str, float, float, bool]]] = {
+    "dropout": {"regularizer.dropout": ("float", 0.0, 0.8, False)},
+    "l2": {"regularizer.l2": ("float", 1e-6, 1e-1, True)},
+    "l1": {"regularizer.l1": ("float", 1e-7, 1e-2, True)},
+    "max_norm": {"regularizer.max_norm": ("float", 0.5, 20.0, True)},
+    "early_stopping": {"regularizer.early_stopping.patience": ("int", 1, 30, False)},
+    "augmentation": {"regularizer.augmentation": ("float", 0.0, 2.0, False)},
+}
+METRICS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_acc": "maximize"}
+BASELINE = "none"
+# median pruning: no trial is pruned before this many trials of its study completed, nor before 1/5 of its epochs
+PRUNE_AFTER_TRIALS = 5
+REGULARIZERS_FORM = f"a comma list of {', '.join(SEARCH_SPACES)}, or combinations joined by + (e.g. dropout+l2)"
+
+
+class TuneError(ConfigError):
+    """The tune's options are wrong, or its folder belongs to another tune (exit code 2)."""
+
+
+def parse_regularizers(text: str) -> list[str]:
+    """`dropout,l2,dropout+l2` → the studies, each a +-joined set of known regularizers, in order given."""
+    studies: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        parts = [p.strip() for p in item.split("+")]
+        unknown = [p for p in parts if p not in SEARCH_SPACES]
+        if item == BASELINE:
+            raise TuneError(f"--regularizers {BASELINE}: there is nothing to tune; the baseline (no regularizer) is "
+                            f"always retrained and compared")
+        if not item or unknown:
+            what = brief(unknown[0]) if unknown and unknown[0] else "an empty item"
+            raise TuneError(f"--regularizers {brief(text)}: {what} is not a regularizer tune knows; expected "
+                            f"{REGULARIZERS_FORM}")
+        name = "+".join(parts)
+        if name not in studies:
+            studies.append(name)
+    return studies
+
+
+def search_space(study: str) -> dict[str, tuple[str, float, float, bool]]:
+    return {key: space for part in study.split("+") for key, space in SEARCH_SPACES[part].items()}
+
+
+@dataclass
+class TuneSpec:
+    base: dict[str, Any]  # the resolved base config, regularizers off
+    regularizers: list[str]  # the studies
+    trials: int  # budget per study
+    seeds: list[int]  # the retraining seeds (not the tuning seed, base["seed"])
+    metric: str = "val_loss"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base, "regularizers": self.regularizers, "trials": self.trials, "seeds": self.seeds,
+                "metric": self.metric, "search_spaces": {s: search_space(s) for s in self.regularizers}}
+
+    def fingerprint(self) -> str:
+        what = {**self.to_dict(), "base": {k: v for k, v in self.base.items() if k not in ("threads", "executor")}}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return METRICS[self.metric]
+
+    def config(self, settings: dict[str, Any]) -> Config:
+        raw = json.loads(json.dumps(self.base))
+        for key, value in settings.items():
+            set_dotted(raw, key, value)
+        return validate_config(raw)
+
+
+def build_spec(base: Config, regularizers: str, trials: int, seeds: int, metric: str) -> TuneSpec:
+    from dropcli.regularizers import build_regularizers
+
+    if metric not in METRICS:
+        raise TuneError(f"--metric {brief(metric)}: expected one of {', '.join(METRICS)}")
+    if trials < 1:
+        raise TuneError(f"--trials {trials}: expected a budget of at least 1 trial per regularizer")
+    if seeds < 2:
+        raise TuneError(f"--seeds {seeds}: the comparison needs at least 2 seeds (5 or more make it worth reading)")
+    switched_on = [r.describe() for r in build_regularizers(base.regularizer) if r.describe()]
+    if switched_on:
+        raise TuneError(f"the base config switches on {', '.join(switched_on)}: tune compares regularizers against "
+                        f"none, so the base config must have none (--set regularizer=none)")
+    settings = {key: value for key, value in base.to_dict().items() if key != "executor"}
+    first = base.seed + 1  # fresh seeds: the tuning seed chose the settings, so it would flatter them
+    return TuneSpec(settings, parse_regularizers(regularizers), trials, list(range(first, first + seeds)), metric)
+
+
+def default_tune_dir(runs_dir: Path, spec: TuneSpec) -> Path:
+    return runs_dir / f"{spec.base['name']}-tune-{spec.fingerprint()}"
+
+
+def open_tune_dir(path: Path, spec: TuneSpec, command: str) -> None:
+    """Create the tune folder, or check that an existing one was made by this very tune."""
+    if path.exists() and not path.is_dir():
+        raise TuneError(f"{path}: exists and is not a folder; choose another --out")
+    record = path / RECORD
+    if record.is_file():
+        try:
+            existing = json.loads(record.read_text()).get("fingerprint")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            existing = None
+        if existing != spec.fingerprint():
+            raise TuneError(f"{path}: this folder holds a different tune (other base config, regularizers, budget, "
+                            f"seeds or metric); choose another --out, or rerun that tune's own command")
+        return
+    if path.is_dir() and any(path.iterdir()):
+        raise TuneError(f"{path}: exists and is not a tune folder (no {RECORD}); choose another --out")
+    path.mkdir(parents=True, exist_ok=True)
+    content = {"fingerprint": spec.fingerprint(), "created_at": datetime.now().isoformat(timespec="seconds"),
+               "command": command, **spec.to_dict()}
+    write_atomically(record, json.dumps(content, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The studies
+
+
+def storage(tune_dir: Path):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(tune_dir / JOURNAL)))
+
+
+def open_study(tune_dir: Path, spec: TuneSpec, name: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a seed of its own per study: the same command asks the same settings; studies do not mirror each other
+    seed = int(hashlib.sha256(f"{spec.base['seed']}:{name}".encode()).hexdigest()[:8], 16)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, spec.trials // 3)))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS,
+                                         n_warmup_steps=max(1, spec.base["epochs"] // 5))
+    return optuna.create_study(study_name=name, storage=storage(tune_dir), direction=spec.direction,
+                               sampler=sampler, pruner=pruner, load_if_exists=True)
+
+
+def distributions(study: str) -> dict[str, Any]:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    return {key: IntDistribution(int(low), int(high)) if kind == "int" else FloatDistribution(low, high, log=log)
+            for key, (kind, low, high, log) in search_space(study).items()}
+
+
+def trial_folder_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+class MedianPruning:
+    """The stop rule (train.StopRule) a study's trials train under: each epoch's validation metric is reported
+    to the trial, and the study's median pruner may end it. Built from names and paths only (picklable)."""
+
+    def __init__(self, tune_dir: Path, spec: TuneSpec, study: str, numbers: dict[str, int]):
+        self.tune_dir, self.spec, self.study_name, self.numbers = tune_dir, spec, study, numbers
+        self.trials: dict[int, Any] = {}
+        self.reported: dict[int, set[int]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "trials": {}, "reported": {}}
+
+    def __call__(self, run: RunFolder, row: dict[str, float]) -> str | None:
+        import optuna
+
+        number = self.numbers.get(run.path.name)
+        if number is None:
+            return None
+        if number not in self.trials:
+            study = open_study(self.tune_dir, self.spec, self.study_name)
+            frozen = study.get_trials(deepcopy=False)[number]
+            self.trials[number] = optuna.trial.Trial(study, frozen._trial_id)
+            self.reported[number] = set(frozen.intermediate_values)  # a resumed trial reported these already
+        trial, epoch, value = self.trials[number], int(row["epoch"]), row[self.spec.metric]
+        if epoch not in self.reported[number]:
+            trial.report(value, epoch)
+            self.reported[number].add(epoch)
+        if trial.should_prune():
+            return (f"{PRUNED}: {self.spec.metric} {value:.4g} at epoch {epoch} is worse than the median of the "
+                    f"study's completed trials there")
+        return None
+
+
+@dataclass
+class StudyResult:
+    name: str
+    completed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best_number: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+
+def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: SweepObserver | None = None,
+              ) -> StudyResult:
+    """Ask, train and tell until the study holds its budget of finished trials."""
+    from optuna.trial import TrialState
+
+    study = open_study(tune_dir, spec, name)
+    folder = tune_dir / name
+    while True:
+        frozen = study.get_trials(deepcopy=False)
+        unfinished = [t for t in frozen if t.state == TrialState.RUNNING]  # a batch the last process left
+        if not unfinished:
+            left = spec.trials - len(frozen)
+            if left <= 0:
+                break
+            for _ in range(min(batch, left)):
+                study.ask(distributions(name))
+            continue
+        trials = [Trial(trial_folder_name(t.number), {**t.params, "seed": spec.base["seed"]},
+                        spec.config({**t.params, "seed": spec.base["seed"]})) for t in unfinished]
+        rule = MedianPruning(tune_dir, spec, name, {trial_folder_name(t.number): t.number for t in unfinished})
+        outcome = run_sweep(trials, folder, observer, batch=batch, stop_rule=rule)
+        if outcome.held:
+            raise TuneError(f"{folder}: another process is training trials of this study "
+                            f"({next(iter(outcome.held.values()))}); let it finish, or stop it first")
+        if outcome.stopped:
+            raise OSError(outcome.stopped)
+        for trial in unfinished:
+            study.tell(trial.number, **verdict(folder / trial_folder_name(trial.number), spec.metric))
+    return study_result(study, name)
+
+
+def verdict(run_path: Path, metric: str) -> dict[str, Any]:
+    """What to tell the study of a trained trial: its validation metric, pruned, or failed."""
+    from optuna.trial import TrialState
+
+    if run_status(run_path) != "completed":
+        return {"state": TrialState.FAIL}
+    summary = RunFolder(run_path).read_summary()
+    if str(summary.get("stop_reason", "")).startswith(PRUNED):
+        return {"state": TrialState.PRUNED}
+    value = summary.get(metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return {"state": TrialState.FAIL}
+    return {"values": float(value)}
+
+
+def study_result(study: Any, name: str) -> StudyResult:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    result = StudyResult(name, completed=sum(t.state == TrialState.COMPLETE for t in trials),
+                         pruned=sum(t.state == TrialState.PRUNED for t in trials),
+                         failed=sum(t.state == TrialState.FAIL for t in trials))
+    if result.completed:
+        best = study.best_trial
+        result.best_number, result.best_value, result.best_params = best.number, best.value, dict(best.params)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The retraining over seeds, and the comparison
+
+
+def retrain_trials(spec: TuneSpec, results: list[StudyResult]) -> list[Trial]:
+    """The baseline and each study's best setting, over the retraining seeds."""
+    chosen: list[tuple[str, dict[str, Any]]] = [(BASELINE, {})]
+    chosen += [(r.name, r.best_params) for r in results if r.best_number is not None]
+    return [Trial(f"{name}_seed-{seed}", {**params, "seed": seed}, spec.config({**params, "seed": seed}))
+            for name, params in chosen for seed in spec.seeds]
+
+
+def compare_tuned(best_dir: Path, spec: TuneSpec, results: list[StudyResult], metric: str = "test_acc"):
+    """One row per pair of (tuned) regularizers, baseline included: the paired difference on `metric` over the
+    retraining seeds, Holm-adjusted across all pairs."""
+    import pandas as pd
+
+    names = [BASELINE] + [r.name for r in results if r.best_number is not None]
+    values: dict[str, dict[int, float]] = {}
+    for name in names:
+        values[name] = {}
+        for seed in spec.seeds:
+            run = load_run(best_dir / f"{name}_seed-{seed}")
+            if run.status == "completed":
+                values[name][seed] = float(run.summary[metric])
+    pairs = [(a, b) for a, b in itertools.combinations(names, 2) if values[a] and values[b]]
+    # each tuned regularizer against the baseline, and the tuned ones against each other (later minus earlier)
+    differences = stats.holm([stats.compare(values[b], values[a]) for a, b in pairs])
+    rows = [{"setting": b, "against": a, f"{metric}_diff": d.mean, f"{metric}_diff_low": d.low,
+             f"{metric}_diff_high": d.high, "p_value": d.p_value, "p_holm": d.p_adjusted, "n_pairs": d.n,
+             "difference": d} for (a, b), d in zip(pairs, differences)]
+    return pd.DataFrame(rows), values
+
+
+@dataclass
+class TuneOutcome:
+    studies: list[StudyResult]
+    comparison: Any  # pandas DataFrame: compare_tuned
+    values: dict[str, dict[int, float]]  # study → seed → test accuracy of the retrained best
+    failed_retrains: dict[str, str]
+
+
+def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | None = None) -> TuneOutcome:
+    """Every study to its budget, then the retraining and the comparison (comparison.md / .csv)."""
+    results = [run_study(tune_dir, spec, name, batch, observer) for name in spec.regularizers]
+    best_dir = tune_dir / "best"
+    outcome = run_sweep(retrain_trials(spec, results), best_dir, observer, batch=batch)
+    if outcome.stopped:
+        raise OSError(outcome.stopped)
+    comparison, values = compare_tuned(best_dir, spec, results)
+    done = TuneOutcome(results, comparison, values, outcome.failed)
+    write_atomically(tune_dir / "comparison.csv", comparison.drop(columns=["difference"], errors="ignore")
+                     .to_csv(index=False))
+    write_atomically(tune_dir / "comparison.md", comparison_markdown(spec, done))
+    return done
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key.removeprefix('regularizer.')} = {value:.3g}" if isinstance(value, float)
+                     else f"{key.removeprefix('regularizer.')} = {value}" for key, value in params.items()) or "—"
+
+
+def label(name: str) -> str:
+    return name if name == BASELINE else f"{name} (tuned)"
+
+
+def comparison_markdown(spec: TuneSpec, outcome: TuneOutcome) -> str:
+    """The tuned comparison in words: each study's budget and best setting, test accuracy over the seeds, and
+    every pair with its interval (a winner only where the interval excludes zero)."""
+    lines = [f"# Regularizers tuned with the same budget: {spec.base['name']}", "",
+             f"Each regularizer had {spec.trials} trials (Optuna TPE, median pruning on the per-epoch "
+             f"{spec.metric}; tuned on seed {spec.base['seed']}), chosen by {spec.metric}; the best setting of "
+             f"each was retrained over seeds {', '.join(map(str, spec.seeds))} beside the baseline (no "
+             f"regularizer). Pruned and failed trials count against the budget and are never chosen.", "",
+             f"| regularizer | trials: completed / pruned / failed | best setting | best {spec.metric} (tuning) | "
+             f"test acc over seeds (mean, 95 % CI) |", "| --- | --- | --- | --- | --- |"]
+    rows = [(BASELINE, "—", "—", "—")] + [
+        (r.name, f"{r.completed} / {r.pruned} / {r.failed}", describe_params(r.best_params),
+         f"{r.best_value:.4f}" if r.best_value is not None else "—") for r in outcome.studies]
+    for name, budget, setting, best in rows:
+        accuracies = list(outcome.values.get(name, {}).values())
+        if accuracies:
+            mean, half = sum(accuracies) / len(accuracies), stats.half_width(accuracies)
+            cell = f"{100 * mean:.1f} % ± {100 * half:.1f} ({len(accuracies)} seeds)" if not math.isnan(half) \
+                else f"{100 * mean:.1f} % ({len(accuracies)} seed)"
+        else:
+            cell = "no completed run"
+        lines.append(f"| {name} | {budget} | {setting} | {best} | {cell} |")
+    lines += ["", "Every pair on test accuracy (the later one minus the earlier, paired by seed; p-values "
+                  "Holm-adjusted across all pairs):", ""]
+    lines += [f"- {stats.sentence(label(row.setting), label(row.against), row.difference)}"  # type: ignore[arg-type]
+              for row in outcome.comparison.itertuples()]
+    if outcome.failed_retrains:
+        lines += ["", "Retrained runs that failed (left out): " + ", ".join(sorted(outcome.failed_retrains)) + "."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""dropcli tune: Optuna studies over real (tiny) training, resumed after a kill without retraining finished
+trials; pruned trials are marked in their run folders and never chosen or compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest.mock import patch
+
+import optuna
+import pytest
+
+from dropcli import train as training
+from dropcli import tune as tuning
+from dropcli.cli import app
+from dropcli.config import load_config, validate_config
+from dropcli.report import runs_table
+from dropcli.results import read_runs
+from dropcli.runs import RunFolder
+
+
+def spec_for(tiny_raw, regularizers="dropout,l2", trials=4, seeds=2, **changes):
+    base = validate_config({**tiny_raw, "epochs": 3, **changes})
+    return tuning.build_spec(base, regularizers, trials, seeds, "val_loss")
+
+
+def study(tune_dir: Path, spec, name: str):
+    return tuning.open_study(tune_dir, spec, name)
+
+
+def trial_summaries(folder: Path) -> dict[str, dict]:
+    return {p.name: RunFolder(p).read_summary() for p in sorted(folder.glob("trial-*"))}
+
+
+def test_tune_trains_each_budget_retrains_the_best_and_compares_pairs(tiny_raw, tmp_path):
+    spec = spec_for(tiny_raw)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    outcome = tuning.tune(spec, tune_dir, batch=2)
+    for name in ("dropout", "l2"):
+        trials = study(tune_dir, spec, name).get_trials()
+        assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+        summaries = trial_summaries(tune_dir / name)
+        assert len(summaries) == 4 and all(s["status"] == "completed" for s in summaries.values())
+        for trial in trials:  # the run folder trained what the study asked, and told the study its val loss
+            folder = tune_dir / name / f"trial-{trial.number:04d}"
+            config = load_config(folder / "config.yaml")
+            key = next(iter(trial.params))
+            assert config.seed == 0 and getattr(config.regularizer, key.split(".")[1]) == trial.params[key]
+            if trial.state == optuna.trial.TrialState.COMPLETE:
+                assert trial.value == summaries[folder.name]["val_loss"]
+    best = {s.name: s for s in outcome.studies}
+    assert set(best) == {"dropout", "l2"} and 0 <= best["dropout"].best_params["regularizer.dropout"] <= 0.8
+    retrained = sorted(p.name for p in (tune_dir / "best").iterdir() if p.is_dir())
+    assert retrained == ["dropout_seed-1", "dropout_seed-2", "l2_seed-1", "l2_seed-2", "none_seed-1", "none_seed-2"]
+    dropout_run = RunFolder(tune_dir / "best" / "dropout_seed-1")
+    assert dropout_run.config_path.read_text().count(f"dropout: {best['dropout'].best_params['regularizer.dropout']}")
+    pairs = set(zip(outcome.comparison["setting"], outcome.comparison["against"]))
+    assert pairs == {("dropout", "none"), ("l2", "none"), ("l2", "dropout")}
+    assert outcome.comparison["n_pairs"].tolist() == [2, 2, 2] and outcome.comparison["p_holm"].notna().all()
+    text = (tune_dir / "comparison.md").read_text()
+    assert "l2 (tuned)" in text and "dropout (tuned)" in text and "4 / 0 / 0" in text
+
+
+def test_tune_resumes_after_a_kill_without_repeating_finished_trials(tiny_raw, tmp_path):
+    spec = spec_for(tiny_raw, regularizers="dropout", trials=4, seeds=2)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    trained = []
+    real_run_sweep = tuning.run_sweep
+
+    def counting(trials, folder, *args, **kwargs):
+        outcome = real_run_sweep(trials, folder, *args, **kwargs)
+        trained.extend(outcome.trained)
+        return outcome
+
+
+    with patch.object(tuning, "run_sweep", counting):
+        # the first batch (2 trials) completes; the second is killed in its second epoch
+        real_append = RunFolder.append_metrics
+
+        def append(self, row):
+            if self.path.name == "trial-0002" and row["epoch"] == 2:
+                raise KeyboardInterrupt
+            real_append(self, row)
+
+        with patch.object(RunFolder, "append_metrics", append), pytest.raises(training.TrainingInterrupted):
+            tuning.tune(spec, tune_dir, batch=2)
+        states = [t.state for t in study(tune_dir, spec, "dropout").get_trials()]
+        assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2 and len(states) == 4
+        assert set(states[2:]) == {optuna.trial.TrialState.RUNNING}
+        finished_before = {name: (tune_dir / "dropout" / name / "metrics.csv").read_bytes()
+                           for name in ("trial-0000", "trial-0001")}
+        trained.clear()
+        tuning.tune(spec, tune_dir, batch=2)  # the same tune again: resumes
+    assert sorted(t for t in trained if t.startswith("trial-")) == ["trial-0002", "trial-0003"]
+    trials = study(tune_dir, spec, "dropout").get_trials()
+    assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
+    for name, content in finished_before.items():  # never trained again
+        assert (tune_dir / "dropout" / name / "metrics.csv").read_bytes() == content
+    resumed = RunFolder(tune_dir / "dropout" / "trial-0002").read_summary()
+    assert resumed["status"] == "completed" and resumed["resumed"] == 1 and resumed["epochs_run"] == 3
+
+
+def test_pruned_trials_are_marked_and_never_chosen_or_compared(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.setattr(tuning, "PRUNE_AFTER_TRIALS", 1)  # prune from the second trial on: a tiny study shows it
+    spec = spec_for(tiny_raw, regularizers="dropout", trials=6, seeds=2, epochs=4)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    outcome = tuning.tune(spec, tune_dir, batch=1)
+    trials = study(tune_dir, spec, "dropout").get_trials()
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned, "seeded TPE and deterministic training: this study prunes (it did when this test was written)"
+    for trial in pruned:
+        summary = RunFolder(tune_dir / "dropout" / f"trial-{trial.number:04d}").read_summary()
+        assert summary["status"] == "completed" and summary["stop_reason"].startswith("pruned: val_loss")
+        assert summary["epochs_run"] < 4 and len(trial.intermediate_values) == summary["epochs_run"]
+    result = outcome.studies[0]
+    assert result.pruned == len(pruned) and result.best_number not in {t.number for t in pruned}
+    table = runs_table(read_runs(tune_dir / "dropout"), tune_dir / "dropout").set_index("run")
+    assert set(table.loc[[f"trial-{t.number:04d}" for t in pruned], "status"]) == {"pruned"}
+    completed = 6 - len(pruned)
+    assert f"| dropout | {completed} / {len(pruned)} / 0 |" in (tune_dir / "comparison.md").read_text()
+
+
+def test_tune_refusals_are_one_line_and_exit_2(tiny_raw, write_config, runner, tmp_path):
+    config = write_config({**tiny_raw, "epochs": 2})
+    cases = [(["--regularizers", "dropout,bogus"], "'bogus' is not a regularizer tune knows"),
+             (["--regularizers", "none"], "nothing to tune"),
+             (["--seeds", "1"], "at least 2 seeds"),
+             (["--metric", "test_acc"], "expected one of val_loss, val_acc"),
+             (["--set", "regularizer.dropout=0.3"], "base config must have none")]
+    for options, expected in cases:
+        result = runner.invoke(app, ["tune", str(config), "--runs-dir", str(tmp_path / "runs"), *options])
+        assert result.exit_code == 2 and expected in result.output, (options, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_tune_folder_refuses_another_tune(tiny_raw, tmp_path):
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec_for(tiny_raw), "first")
+    with pytest.raises(tuning.TuneError, match="holds a different tune"):
+        tuning.open_tune_dir(tune_dir, spec_for(tiny_raw, trials=5), "second")
