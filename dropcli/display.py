@@ -122,11 +122,19 @@ class SweepProgress(SweepObserver):
 
     def start(self, total: int, already_done: int) -> None:
         self.done = already_done
+        if self.trials_task is not None:  # another sweep through the same view (tune's batches)
+            self.progress.remove_task(self.trials_task)
         if self.log:
             done = f", {already_done} already completed" if already_done else ""
             log_line(self.console, f"sweep: {total} trials{done}")
         self.trials_task = self.progress.add_task("sweep", total=total, completed=already_done, unit="trials",
                                                   stats=f"{already_done} already completed" if already_done else "")
+
+    def note(self, text: str) -> None:
+        if self.log:
+            log_line(self.console, plain(text))
+        elif self.enabled:
+            self.progress.console.print(plain(text), highlight=False, soft_wrap=True)
 
     def trial_started(self, trial: Trial) -> None:
         self.begin(f"trial {plain(trial.name)}", 1, trial.config.epochs)

@@ -40,6 +40,16 @@ class TrialGroupTask(submitit.helpers.Checkpointable):
         return {"trained": outcome.trained, "skipped": outcome.skipped, "failed": outcome.failed}
 
 
+class TrialsTask(submitit.helpers.Checkpointable):
+    """One array task: train the given trials in `folder` (tune's batches: trials the sampler asked for, and
+    the stop rule its pruner decides by). A requeued task reruns it and resumes the trials' checkpoints."""
+
+    def __call__(self, folder: str, trials: list[Trial], batch: int, stop_rule: Any = None) -> dict[str, Any]:
+        outcome = run_sweep(trials, Path(folder), batch=batch, stop_rule=stop_rule)
+        return {"trained": outcome.trained, "skipped": outcome.skipped, "failed": outcome.failed,
+                "held": outcome.held, "stopped": outcome.stopped}
+
+
 def trials_named(sweep_dir: Path, names: list[str]) -> list[Trial]:
     """Rebuild trials from sweep.json (the same validation as when the sweep was planned)."""
     record = read_sweep_record(sweep_dir)
@@ -90,14 +100,21 @@ def sbatch_preview(submission: Submission, sweep_dir: Path) -> str:
 
 
 def submit(submission: Submission, sweep_dir: Path, batch: int) -> list[submitit.Job]:
-    """Submit the array. When sbatch refuses, submitit prints sbatch's words to stderr and then raises them:
-    they are held back here, so that the caller says them once, in its one-line error."""
-    extra = {"slurm_max_num_timeout": TIMEOUT_REQUEUES} if submission.cluster == "slurm" else {}
-    executor = submitit.AutoExecutor(folder=sweep_dir / LOG_FOLDER / "%j", cluster=submission.cluster, **extra)
-    executor.update_parameters(**submission.parameters)
+    """Submit the sweep's array: a TrialGroupTask per group of trials."""
     count = len(submission.tasks)
+    return submit_array(submission, sweep_dir, TrialGroupTask(), [str(sweep_dir)] * count, submission.tasks,
+                        [batch] * count)
+
+
+def submit_array(submission: Submission, folder: Path, task: Any, *arguments: list[Any]) -> list[submitit.Job]:
+    """Submit `task` once per element of the argument lists, as one job array (logs in folder/.submitit/).
+    When sbatch refuses, submitit prints sbatch's words to stderr and then raises them: they are held back
+    here, so that the caller says them once, in its one-line error."""
+    extra = {"slurm_max_num_timeout": TIMEOUT_REQUEUES} if submission.cluster == "slurm" else {}
+    executor = submitit.AutoExecutor(folder=folder / LOG_FOLDER / "%j", cluster=submission.cluster, **extra)
+    executor.update_parameters(**submission.parameters)
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
-        jobs = executor.map_array(TrialGroupTask(), [str(sweep_dir)] * count, submission.tasks, [batch] * count)
+        jobs = executor.map_array(task, *arguments)
     sys.stderr.write(printed.getvalue())  # submitted: anything else it said is shown
     return jobs

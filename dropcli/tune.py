@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dropcli import stats
-from dropcli.config import Config, ConfigError, set_dotted, validate_config
+from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
 from dropcli.runs import PRUNED, RunFolder, load_run, write_atomically
-from dropcli.sweep import SweepObserver, Trial, run_sweep, run_status
+from dropcli.sweep import SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 
 JOURNAL = "optuna.journal"
@@ -195,7 +195,8 @@ class MedianPruning:
     to the trial, and the study's median pruner may end it. Built from names and paths only (picklable)."""
 
     def __init__(self, tune_dir: Path, spec: TuneSpec, study: str, numbers: dict[str, int]):
-        self.tune_dir, self.spec, self.study_name, self.numbers = tune_dir, spec, study, numbers
+        # absolute: an array task may start elsewhere, and opens the journal from its own process
+        self.tune_dir, self.spec, self.study_name, self.numbers = tune_dir.absolute(), spec, study, numbers
         self.trials: dict[int, Any] = {}
         self.reported: dict[int, set[int]] = {}
 
@@ -235,7 +236,7 @@ class StudyResult:
 
 
 def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: SweepObserver | None = None,
-              ) -> StudyResult:
+              executor: ExecutorConfig | None = None) -> StudyResult:
     """Ask, train and tell until the study holds its budget of finished trials."""
     from optuna.trial import TrialState
 
@@ -251,10 +252,14 @@ def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: S
             for _ in range(min(batch, left)):
                 study.ask(distributions(name))
             continue
+        finished = len(frozen) - len(unfinished)
+        (observer or SweepObserver()).note(
+            f"{name}: trials {unfinished[0].number + 1}-{unfinished[-1].number + 1} of {spec.trials} "
+            f"({finished} finished before)")
         trials = [Trial(trial_folder_name(t.number), {**t.params, "seed": spec.base["seed"]},
                         spec.config({**t.params, "seed": spec.base["seed"]})) for t in unfinished]
         rule = MedianPruning(tune_dir, spec, name, {trial_folder_name(t.number): t.number for t in unfinished})
-        outcome = run_sweep(trials, folder, observer, batch=batch, stop_rule=rule)
+        outcome = train_trials(trials, folder, batch, executor, observer, rule)
         if outcome.held:
             raise TuneError(f"{folder}: another process is training trials of this study "
                             f"({next(iter(outcome.held.values()))}); let it finish, or stop it first")
@@ -263,6 +268,44 @@ def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: S
         for trial in unfinished:
             study.tell(trial.number, **verdict(folder / trial_folder_name(trial.number), spec.metric))
     return study_result(study, name)
+
+
+def train_trials(trials: list[Trial], folder: Path, batch: int, executor: ExecutorConfig | None,
+                 observer: SweepObserver | None = None, stop_rule: MedianPruning | None = None) -> SweepOutcome:
+    """Train trials through the sweep's engine: here (run_sweep), or as one submitit job array of their
+    stacked groups (Slurm, submitit-local), waited for: the sampler needs their results before it asks again."""
+    if executor is None or executor.name == "local":
+        return run_sweep(trials, folder, observer, batch=batch, stop_rule=stop_rule)
+    from dropcli import executors
+    from dropcli.launch import SubmissionFailed
+
+    folder = folder.absolute()
+    groups = plan_groups(trials, folder, batch).groups
+    if not groups:
+        return SweepOutcome(skipped=[t.name for t in trials])
+    submission = executors.plan_submission(executor, folder, groups)
+    count = len(groups)
+    try:
+        jobs = executors.submit_array(submission, folder, executors.TrialsTask(), [str(folder)] * count, groups,
+                                      [batch] * count, [stop_rule] * count)
+    except Exception as error:  # sbatch refused: its words, in one line
+        raise SubmissionFailed(" ".join(str(error).split())) from None
+    outcome = SweepOutcome()
+    for job, group in zip(jobs, groups):
+        try:
+            result = job.result()
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # the task died without a result; its trials' folders say how far they got
+            reason = str(error).splitlines()[-1] if str(error) else type(error).__name__
+            outcome.failed.update({t.name: reason for t in group})
+            continue
+        outcome.trained += result["trained"]
+        outcome.skipped += result["skipped"]
+        outcome.failed.update(result["failed"])
+        outcome.held.update(result["held"])
+        outcome.stopped = outcome.stopped or result["stopped"]
+    return outcome
 
 
 def verdict(run_path: Path, metric: str) -> dict[str, Any]:
@@ -335,11 +378,15 @@ class TuneOutcome:
     failed_retrains: dict[str, str]
 
 
-def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | None = None) -> TuneOutcome:
-    """Every study to its budget, then the retraining and the comparison (comparison.md / .csv)."""
-    results = [run_study(tune_dir, spec, name, batch, observer) for name in spec.regularizers]
+def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | None = None,
+         executor: ExecutorConfig | None = None) -> TuneOutcome:
+    """Every study to its budget, then the retraining and the comparison (comparison.md / .csv). `executor`:
+    where trials train (default: here)."""
+    results = [run_study(tune_dir, spec, name, batch, observer, executor) for name in spec.regularizers]
     best_dir = tune_dir / "best"
-    outcome = run_sweep(retrain_trials(spec, results), best_dir, observer, batch=batch)
+    (observer or SweepObserver()).note(f"retraining the best setting of each and the baseline over seeds "
+                                       f"{', '.join(map(str, spec.seeds))}")
+    outcome = train_trials(retrain_trials(spec, results), best_dir, batch, executor, observer)
     if outcome.stopped:
         raise OSError(outcome.stopped)
     comparison, values = compare_tuned(best_dir, spec, results)

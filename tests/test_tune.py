@@ -141,3 +141,19 @@ def test_a_tune_folder_refuses_another_tune(tiny_raw, tmp_path):
     tuning.open_tune_dir(tune_dir, spec_for(tiny_raw), "first")
     with pytest.raises(tuning.TuneError, match="holds a different tune"):
         tuning.open_tune_dir(tune_dir, spec_for(tiny_raw, trials=5), "second")
+
+
+def test_tune_trains_its_batches_as_job_arrays_through_submitit(tiny_raw, tmp_path):
+    """The same engine through an executor: each batch one array (submitit's local executor: subprocesses),
+    waited for before the sampler asks again; the pruner reaches the study from inside the tasks."""
+    from dropcli.config import ExecutorConfig
+
+    spec = spec_for(tiny_raw, regularizers="l2", trials=2, seeds=2, epochs=2)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    outcome = tuning.tune(spec, tune_dir, batch=2, executor=ExecutorConfig(name="submitit-local", timeout_min=10))
+    trials = study(tune_dir, spec, "l2").get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all(len(t.intermediate_values) == 2 for t in trials)  # reported per epoch from the array task
+    assert list((tune_dir / "l2" / ".submitit").iterdir()) and list((tune_dir / "best" / ".submitit").iterdir())
+    assert outcome.comparison["n_pairs"].tolist() == [2] and outcome.failed_retrains == {}

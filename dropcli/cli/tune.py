@@ -42,6 +42,12 @@ def tune(
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
                                        help="Trials asked of the sampler at a time, trained as stacked groups "
                                             "where the model allows (auto: 16 on CPU, 64 on GPU).")] = "auto",
+    executor: Annotated[Optional[str], typer.Option(
+        "--executor", metavar="local|slurm|submitit-local",
+        help="Where trials train: here (default), or each batch as one job array through submitit (Slurm, or "
+             "submitit's local subprocesses), waited for; the other settings come from the config's executor: "
+             "section (--set executor.slurm_partition=gpu, ...). This process keeps the studies and must run "
+             "until the end (rerunning resumes).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     threads: ThreadsOption = None,
 ) -> None:
@@ -61,9 +67,10 @@ def tune(
 
     refuse_extra_arguments(ctx, "tune")
     thread_sets = [f"threads={threads}"] if threads else []
+    executor_sets = [f"executor.name={executor}"] if executor else []
 
     def make_spec():
-        base = load_config(config, [*(overrides or []), *thread_sets])
+        base = load_config(config, [*(overrides or []), *thread_sets, *executor_sets])
         return base, tuning.build_spec(base, regularizers, trials, seeds, metric)
 
     with_bad_input_handled(lambda: parse_batch(batch))
@@ -82,12 +89,17 @@ def tune(
     with_bad_input_handled(lambda: tuning.open_tune_dir(tune_dir, spec, command), tuning.TuneError)
     console.print(f"[bold]tune[/bold] {escape(str(tune_dir))}: {', '.join(spec.regularizers)}; {spec.trials} trials "
                   f"each (batches of {size}), then the best of each and the baseline over {len(spec.seeds)} seeds")
+    from dropcli.launch import SubmissionFailed
     from dropcli.train import TrainingInterrupted  # torch is loaded by now
 
     stop_on_sigterm()
     try:
-        with SweepProgress(console, enabled=not quiet) as progress:
-            outcome = with_bad_input_handled(lambda: tuning.tune(spec, tune_dir, size, progress), tuning.TuneError)
+        with SweepProgress(console, enabled=not quiet and base.executor.name == "local") as progress:
+            outcome = with_bad_input_handled(lambda: tuning.tune(spec, tune_dir, size, progress, base.executor),
+                                            tuning.TuneError)
+    except SubmissionFailed as error:
+        errors.print(f"[red]submission failed[/red]: {plain(error)}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
     except (KeyboardInterrupt, TrainingInterrupted) as stop:
         errors.print(f"[yellow]interrupted[/yellow]: finished trials are kept in {escape(str(tune_dir))}; the "
                      f"unfinished ones continue from their checkpoints. Resume with the same command: "
