@@ -41,13 +41,15 @@ from dropcli.yamlsafe import brief
 
 JOURNAL = "optuna.journal"
 RECORD = "tune.json"
-# What each regularizer's study searches: dotted config key → (kind, low, high, log scale)
-SEARCH_SPACES: dict[str, dict[str, tuple[str, float, float, bool]]] = {
+# What each regularizer's study searches: dotted config key → (kind, low, high, log scale), or ("choice", options)
+SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
     "dropout": {"regularizer.dropout": ("float", 0.0, 0.8, False)},
     "l2": {"regularizer.l2": ("float", 1e-6, 1e-1, True)},
     "l1": {"regularizer.l1": ("float", 1e-7, 1e-2, True)},
     "max_norm": {"regularizer.max_norm": ("float", 0.5, 20.0, True)},
-    "early_stopping": {"regularizer.early_stopping.patience": ("int", 1, 30, False)},
+    # which metric it watches matters as much as its patience (docs/claims.md, claim 2): both are tuned
+    "early_stopping": {"regularizer.early_stopping.patience": ("int", 1, 30, False),
+                       "regularizer.early_stopping.metric": ("choice", ("val_loss", "val_acc"))},
     "augmentation": {"regularizer.augmentation": ("float", 0.0, 2.0, False)},
 }
 METRICS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_acc": "maximize"}
@@ -80,7 +82,7 @@ def parse_regularizers(text: str) -> list[str]:
     return studies
 
 
-def search_space(study: str) -> dict[str, tuple[str, float, float, bool]]:
+def search_space(study: str) -> dict[str, tuple[Any, ...]]:
     return {key: space for part in study.split("+") for key, space in SEARCH_SPACES[part].items()}
 
 
@@ -180,10 +182,15 @@ def open_study(tune_dir: Path, spec: TuneSpec, name: str):
 
 
 def distributions(study: str) -> dict[str, Any]:
-    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    return {key: IntDistribution(int(low), int(high)) if kind == "int" else FloatDistribution(low, high, log=log)
-            for key, (kind, low, high, log) in search_space(study).items()}
+    def distribution(kind: str, *bounds: Any) -> Any:
+        if kind == "choice":
+            return CategoricalDistribution(bounds[0])
+        low, high, log = bounds
+        return IntDistribution(int(low), int(high)) if kind == "int" else FloatDistribution(low, high, log=log)
+
+    return {key: distribution(*space) for key, space in search_space(study).items()}
 
 
 def trial_folder_name(number: int) -> str:

@@ -24,8 +24,8 @@ def tune(
     regularizers: Annotated[str, typer.Option(
         "--regularizers", metavar="R1,R2,R1+R2",
         help="The regularizers to tune, each its own study: dropout (p in 0..0.8), l2 (1e-6..0.1, log), l1 "
-             "(1e-7..0.01, log), max_norm (0.5..20, log), early_stopping (patience 1..30), augmentation "
-             "(strength 0..2); join with + to tune a combination, e.g. dropout+l2.")
+             "(1e-7..0.01, log), max_norm (0.5..20, log), early_stopping (patience 1..30, metric val_loss or "
+             "val_acc), augmentation (strength 0..2); join with + to tune a combination, e.g. dropout+l2.")
                     ] = "dropout,l2,early_stopping,augmentation",
     trials: Annotated[int, typer.Option("--trials", help="The budget: trials per regularizer, the same for each "
                                                          "(pruned and failed ones count).")] = 20,
