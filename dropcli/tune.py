@@ -413,6 +413,12 @@ def label(name: str) -> str:
     return name if name == BASELINE else f"{name} (tuned)"
 
 
+def pair_sentences(outcome: TuneOutcome) -> list[str]:
+    """Every compared pair in words (a winner only where the interval excludes zero)."""
+    return [stats.sentence(label(row.setting), label(row.against), row.difference)  # type: ignore[arg-type]
+            for row in outcome.comparison.itertuples()]
+
+
 def comparison_markdown(spec: TuneSpec, outcome: TuneOutcome) -> str:
     """The tuned comparison in words: each study's budget and best setting, test accuracy over the seeds, and
     every pair with its interval (a winner only where the interval excludes zero)."""
@@ -437,8 +443,7 @@ def comparison_markdown(spec: TuneSpec, outcome: TuneOutcome) -> str:
         lines.append(f"| {name} | {budget} | {setting} | {best} | {cell} |")
     lines += ["", "Every pair on test accuracy (the later one minus the earlier, paired by seed; p-values "
                   "Holm-adjusted across all pairs):", ""]
-    lines += [f"- {stats.sentence(label(row.setting), label(row.against), row.difference)}"  # type: ignore[arg-type]
-              for row in outcome.comparison.itertuples()]
+    lines += [f"- {sentence}" for sentence in pair_sentences(outcome)]
     if outcome.failed_retrains:
         lines += ["", "Retrained runs that failed (left out): " + ", ".join(sorted(outcome.failed_retrains)) + "."]
     return "\n".join(lines) + "\n"

@@ -111,8 +111,8 @@ def tune(
                 if study.best_value is not None else "no trial completed")
         console.print(f"{escape(study.name)}: {study.completed} completed, {study.pruned} pruned, {study.failed} "
                       f"failed; {escape(best)}")
-    report = (tune_dir / "comparison.md").read_text()
-    console.print(report.split("Every pair", 1)[-1].split("\n", 2)[-1].strip(), highlight=False, markup=False)
+    for sentence in tuning.pair_sentences(outcome):
+        console.print(f"- {sentence}", highlight=False, markup=False)
     console.print(f"comparison: {escape(str(tune_dir / 'comparison.md'))}; the retrained runs: dropcli report "
                   f"{escape(str(tune_dir / 'best'))}")
     for name, reason in outcome.failed_retrains.items():
