@@ -73,3 +73,24 @@ def fail_at_epoch(monkeypatch):
         return lambda: monkeypatch.setattr(RunFolder, "append_metrics", real)
 
     return arm
+
+
+# pytest runs in two xdist workers (`-n 2`, pyproject.toml). The real-cluster tests share one cluster, so they
+# go to one worker together and first: most of their time is spent waiting on Slurm, which the other worker
+# fills with the rest of the suite, one test at a time. (xdist's own `--dist loadgroup` does this with marks,
+# but it silently stopped grouping with pytest 9.2: pytest-dev/pytest-xdist#1386.)
+SLURM_TESTS = "tests/test_slurm.py::"
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: not item.nodeid.startswith(SLURM_TESTS))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlurmTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "slurm" if nodeid.startswith(SLURM_TESTS) else nodeid
+
+    return SlurmTestsTogether(config, log)

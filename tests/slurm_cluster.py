@@ -179,8 +179,8 @@ def start_munge(cluster: Cluster) -> None:
 
 
 def stop(cluster: Cluster) -> None:
-    """Cancel every job, then stop the daemons this process started (SIGTERM, SIGKILL after 10 s), and
-    remove the config it wrote."""
+    """Cancel every job, then stop the daemons this process started (SIGTERM, SIGKILL after 3 s: a test
+    cluster keeps no state worth a clean shutdown), and remove the config it wrote."""
     try:
         cluster.cancel_all()
     except Exception:  # the controller may be the thing that failed
@@ -193,7 +193,7 @@ def stop(cluster: Cluster) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             continue
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 3
         while alive(pid, program) and time.monotonic() < deadline:
             time.sleep(0.1)
         if alive(pid, program):
