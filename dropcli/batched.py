@@ -8,8 +8,8 @@ one large one (batched matmuls, grouped convolutions; on this 2-core CPU the sta
 - its data split, label noise and batch order: each trial's tensors are gathered from its own split with
   its own batch-order generator, exactly as when it trains alone;
 - its initial weights: built by the same `prepare` as a lone run, then copied into the stack;
-- its dropout mask stream: a generator per trial, started from the state the global generator has when a
-  lone run starts training, drawing the same random words for the same masks in the same order;
+- its dropout masks: the counter-based stream keyed by its seed (masks.py), drawn for all trials and
+  layers of a step with one hash: the very masks it draws alone;
 - its p, L2, L1 and max-norm as tensors with a trial dimension;
 - its early stopping: a stopped trial is frozen (its weights no longer change) and keeps its best weights.
 
@@ -17,15 +17,14 @@ Adam and SGD act element-wise, so one optimizer over the stacked parameters (wit
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
 `finish_run` steps as a lone run (the sweep draws the group's curves.png pictures afterwards, on shared axes),
 and checkpoints as often as a lone run, in the lone format: each trial's weights, its slice of the
-optimizer state and its generators: an interrupted group resumes stacked (train_group(resume=True)), and
-`train --resume` continues one of its trials alone. What differs from training alone: float rounding of the
-batched matrix products (metrics agree closely, not bitwise) and the `seconds` column (the group's epoch time).
+optimizer state, its generators and its mask stream's position: an interrupted group resumes stacked
+(train_group(resume=True)), and `train --resume` continues one of its trials alone. What differs from
+training alone: float rounding of the batched matrix products (metrics agree closely, not bitwise) and the
+`seconds` column (the group's epoch time).
 """
 
 from __future__ import annotations
 
-import math
-from itertools import accumulate
 from typing import Any, Callable
 
 import torch
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 from dropcli import train as training
 from dropcli.checkpoint import capture
 from dropcli.config import Config
-from dropcli.models import keep_mask, keep_value, lane_cutoff, random_lanes
+from dropcli.masks import MaskStream, keep_value, lane_cutoff
 from dropcli.regularizers import REGULARIZERS, build_regularizers
 from dropcli.runs import RunFolder
 from dropcli.stacked import STACKED_MODELS, StackedModel
@@ -72,48 +71,23 @@ def group_key(config: Config) -> str | None:
     return repr(shared)
 
 
-class MaskStreams:
-    """One dropout-mask generator per trial, replaying the masks that trial would draw training alone.
+class GroupMasks:
+    """The group's dropout masks for one step: every trial's from its own stream (keyed by its seed, at the
+    position the trials share), all sites at once, with per-trial rates as [T] cutoffs and keep values."""
 
-    Each trial's random words are drawn with its own generator into a [T, words] buffer; the compare and the
-    scaling then run once over all trials, with thresholds as [T, 1, 1] tensors: the same arithmetic as
-    models.dropout_mask, element for element."""
-
-    def __init__(self, rates: list[float], generator_states: list[torch.Tensor], device: torch.device,
-                 dtype: torch.dtype = torch.float32):
-        self.device = device
-        self.active = [index for index, p in enumerate(rates) if p > 0]  # p = 0 draws nothing, as alone
-        self.generators = []
-        for state in generator_states:
-            generator = torch.Generator(device=device)
-            generator.set_state(state)
-            self.generators.append(generator)
-        # p = 0 gives the cutoff -32768, which every lane passes: its (undrawn) lanes need no values
-        self.cutoffs = torch.tensor([lane_cutoff(p) for p in rates], dtype=torch.int16, device=device).view(-1, 1, 1)
-        self.kept = torch.tensor([keep_value(p) for p in rates], dtype=dtype, device=device).view(-1, 1, 1)
+    def __init__(self, members: list[training.Member], device: torch.device, dtype: torch.dtype):
+        rates = [m.experiment.config.regularizer.dropout for m in members]
+        self.drawing = any(p > 0 for p in rates)  # p = 0 draws nothing, as alone
+        self.stream = MaskStream([m.experiment.config.seed for m in members], device,
+                                 members[0].experiment.masks.position)
+        # p = 0 gives the cutoff -32768, which every lane passes
+        self.cutoffs = torch.tensor([lane_cutoff(p) for p in rates], dtype=torch.int16, device=device)
+        self.kept = torch.tensor([keep_value(p) for p in rates], dtype=dtype, device=device)
 
     def draw(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor | None]:
-        """Each dropout site's mask for one step, [T, *shape], in the order a lone model draws them. A lone
-        run draws site after site from one generator, which on the CPU generates word after word: so one
-        draw per trial covering every site's words yields the very same masks, with a single call per trial."""
-        if not self.active:
+        if not self.drawing:
             return [None] * len(shapes)
-        counts = [math.prod(shape) for shape in shapes]
-        word_counts = [(count + 3) // 4 for count in counts]
-        words = torch.empty(len(self.generators), sum(word_counts), dtype=torch.int64, device=self.device)
-        for index in self.active:
-            if self.device.type == "cpu":
-                random_lanes(4 * words.shape[1], self.device, self.generators[index], out=words[index])
-            else:  # a CUDA generator's words depend on how a draw is cut: draw site by site, as alone
-                for offset, size in zip(accumulate([0, *word_counts]), word_counts):
-                    random_lanes(4 * size, self.device, self.generators[index], out=words[index, offset:offset + size])
-        masks, offset = [], 0
-        for shape, count, size in zip(shapes, counts, word_counts):
-            lanes = words[:, offset:offset + size].view(torch.int16)[:, :count].reshape(-1, *shape)
-            cutoffs, kept = (t.view(-1, *[1] * len(shape)) for t in (self.cutoffs, self.kept))
-            masks.append(keep_mask(lanes, cutoffs, kept, self.kept.dtype))
-            offset += size
-        return masks
+        return list(self.stream.masks(shapes, self.cutoffs, self.kept))
 
 
 def global_generator_state(device: torch.device) -> torch.Tensor:
@@ -144,7 +118,7 @@ def train_group(configs: list[Config], runs: list[RunFolder],
     resume: continue each trial from its checkpoint, stacked again: the trials that stand at the same epoch
     (a group interrupted together) train as one stack to exactly the metrics of an uninterrupted group;
     one that stands elsewhere (it fell back to an older checkpoint, or had already stopped) goes on alone."""
-    members, mask_states, elapsed = [], [], []
+    members, generator_states, elapsed = [], [], []
     for config, run in zip(configs, runs):
         experiment = training.prepare(config)  # seeds, splits and initial weights exactly as a lone run
         if resume:
@@ -156,15 +130,17 @@ def train_group(configs: list[Config], runs: list[RunFolder],
             members[-1].summary["batched_with"] = len(configs)
             run.write_summary(members[-1].summary)
             elapsed.append(0.0)
-        # a lone run's masks come from the global generator as training starts (after a resume: its stream)
-        mask_states.append(global_generator_state(experiment.device))
+        # the global generator as this trial's training starts (after a resume: its checkpoint's): stacked
+        # training draws nothing from it, so its checkpoints carry it on unchanged; a trial that goes on
+        # alone (DropConnect's masks, Gaussian noise) draws from it as it would alone
+        generator_states.append(global_generator_state(experiment.device))
     epochs = configs[0].epochs
     at = lambda m: (len(m.rows), m.stop_reason is None)  # noqa: E731
     stack = [i for i, m in enumerate(members) if m.stop_reason is None and at(m) == at(members[0])] \
         if members[0].stop_reason is None else []
     summaries = []
     if len(stack) > 1:
-        stepper = StackedStepper([members[i] for i in stack], [mask_states[i] for i in stack])
+        stepper = StackedStepper([members[i] for i in stack], [generator_states[i] for i in stack])
         if resume:
             stack_optimizer_states(stepper)
             if on_epoch is not None:
@@ -177,7 +153,7 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         if len(stack) > 1 and index in stack:
             continue
         lone = training.LoneStepper(member)
-        set_global_generator_state(member.experiment.device, mask_states[index])  # its own stream, as alone
+        set_global_generator_state(member.experiment.device, generator_states[index])  # its own, as alone
         wall_time = training.run_epochs(lone, epochs, on_epoch, elapsed[index], stop_rule)
         summaries += training.finish_members(lone, wall_time)
     return summaries
@@ -188,8 +164,8 @@ class StackedStepper(training.Stepper):
     losses summed: Adam and SGD act element-wise), per-trial coefficients as [T, 1, 1] tensors, each
     trial's batches from its own permutation and its masks from its own stream."""
 
-    def __init__(self, members: list[training.Member], mask_states: list[torch.Tensor]):
-        self.members = members
+    def __init__(self, members: list[training.Member], generator_states: list[torch.Tensor]):
+        self.members, self.generator_states = members, generator_states
         first = members[0].experiment
         self.device, self.optimizer_config = first.device, first.config.optimizer
         build = STACKED_MODELS.lookup(first.config.model.name)
@@ -207,8 +183,7 @@ class StackedStepper(training.Stepper):
         stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
         self.x_train, self.y_train = stack("x_train"), stack("y_train")
         self.x_val, self.y_val = stack("x_val"), stack("y_val")
-        self.masks = MaskStreams([m.experiment.config.regularizer.dropout for m in members], mask_states, self.device,
-                                 self.x_train.dtype)
+        self.masks = GroupMasks(members, self.device, self.x_train.dtype)
         # data augmentation: each trial's own instance draws its random numbers, as when it trains alone
         self.augmenters = list(zip(*[[r for r in m.experiment.regularizers if r.augments] for m in members]))
         self.active = torch.ones(len(members), dtype=torch.bool, device=self.device)
@@ -257,32 +232,35 @@ class StackedStepper(training.Stepper):
 
     def sync(self, index: int) -> None:
         self.model.copy_into(index, self.members[index].experiment.model)
+        self.members[index].experiment.masks.position = self.masks.stream.position
 
     def stop(self, index: int) -> None:
         self.active[index] = False
         self.frozen = [p.detach().clone() for p in self.model.parameters()]  # a stopped trial's weights stay put
 
     def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
-        return member_state(self.members[index], index, self.model, self.optimizer, self.scheduler, self.masks,
-                            epoch, elapsed)
+        return member_state(self.members[index], index, self.model, self.optimizer, self.scheduler,
+                            self.generator_states[index], self.masks.stream.position, epoch, elapsed)
 
 
 def member_state(member: training.Member, index: int, model: StackedModel, optimizer: torch.optim.Optimizer,
-                 scheduler: Any, masks: "MaskStreams", epoch: int, elapsed: float) -> dict[str, Any]:
+                 scheduler: Any, generator_state: torch.Tensor, mask_position: int, epoch: int,
+                 elapsed: float) -> dict[str, Any]:
     """Trial `index`'s share of the group, as the checkpoint it would have written training alone: its
     weights, its slice of the optimizer's state, the scheduler, its regularizers (early stopping's best
-    weights), its batch-order generator and, as the global generator, its mask stream. `train --resume`
-    and a rerun sweep continue it on its own (a requeued cluster task too)."""
+    weights), its batch-order generator, its mask stream's position and its global generator (as its
+    training began: stacked training draws nothing from it). `train --resume` and a rerun sweep continue
+    it on its own (a requeued cluster task too)."""
     exp = member.experiment
     model.copy_into(index, exp.model)
     exp.optimizer.load_state_dict(lone_optimizer_state(exp, index, model, optimizer))
     exp.scheduler.load_state_dict(scheduler.state_dict())
+    exp.masks.position = mask_position
     state = capture(exp, epoch, member.stop_reason, elapsed)
-    mask_stream = masks.generators[index].get_state()
     if exp.device.type == "cuda":
-        state["rng"]["cuda"][exp.device.index or 0] = mask_stream
+        state["rng"]["cuda"][exp.device.index or 0] = generator_state
     else:
-        state["rng"]["torch"] = mask_stream
+        state["rng"]["torch"] = generator_state
     return state
 
 

@@ -4,8 +4,8 @@ Written atomically at the end of an epoch (temporary file, fsync, rename) at mos
 train.CHECKPOINT_INTERVAL_S), so a SIGKILL at any point leaves either the previous checkpoint or this one.
 Restoring model, optimizer, scheduler,
 regularizer state (early stopping's best weights and patience), every random generator (torch, CUDA,
-Python, NumPy, the batch-order generator) and the epoch makes a resumed run produce the same metrics as
-one that was never interrupted.
+Python, NumPy, the batch-order generator), the dropout-mask stream's position and the epoch makes a
+resumed run produce the same metrics as one that was never interrupted.
 
 A checkpoint may come from anyone who can write to a shared sweep folder, so it is read with
 `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, never code. Everything in
@@ -64,6 +64,7 @@ def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[st
             # plain ints, not an ndarray: weights_only loading accepts no NumPy objects
             "numpy": [kind, keys.tolist(), position, has_gauss, cached_gaussian],  # type: ignore[union-attr]
             "batch_order": exp.batch_order.get_state(),
+            "masks": exp.masks.position,  # words of its dropout-mask stream drawn so far (masks.py)
         },
     }
 
@@ -160,3 +161,8 @@ def restore(exp, state: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached_gaussian = rng["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     exp.batch_order.set_state(rng["batch_order"])
+    if "masks" not in rng and (exp.config.regularizer.dropout or exp.config.regularizer.input_dropout):
+        log.warning("the checkpoint was written by a dropcli that drew dropout masks from torch's generator: the "
+                    "resumed epochs draw them from the run's mask stream, so they will not repeat an "
+                    "uninterrupted run of that version exactly")
+    exp.masks.position = int(rng.get("masks", 0))

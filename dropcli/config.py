@@ -187,7 +187,7 @@ class RegularizerConfig(Section):
     @field_validator("dropout", "input_dropout", "dropconnect")
     @classmethod
     def _resolvable_rate(cls, value: float) -> float:
-        if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (models.MASK_LEVELS)
+        if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (masks.MASK_LEVELS)
             raise ValueError("must be at most 0.99998: nothing would be left to train")
         return value
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropcli.masks import from_global_generator
 from dropcli.models import ConcreteDropout, DropBlock, DropConnectLinear, Dropout
 
 STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock, ConcreteDropout)
@@ -67,7 +68,7 @@ def mc_dropout_report(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sample
     sampling_dropout(model, False)
     report: dict[str, Any] = {"weight_scaling": score(class_probabilities(model, x), y), "mc": {}}
     devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), from_global_generator(model):
         torch.manual_seed(seed)
         sampling_dropout(model, True)
         total = torch.zeros(len(y), class_probabilities(model, x[:1]).shape[1], device=x.device)

@@ -18,6 +18,7 @@ from torch import nn
 
 from dropcli.config import Config, ConfigError, OptimizerConfig
 from dropcli.data import Splits, load_splits
+from dropcli.masks import MaskStream, attach
 from dropcli.models import build_model, count_parameters
 from dropcli.regularizers import Regularizer, build_regularizers
 
@@ -32,6 +33,7 @@ class Experiment:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     batch_order: torch.Generator
+    masks: MaskStream  # the run's dropout-mask stream (masks.py): its position is checkpointed
 
 
 OPTIMIZERS: dict[str, Callable[[list[Any], OptimizerConfig], torch.optim.Optimizer]] = {
@@ -144,4 +146,6 @@ def prepare(config: Config) -> Experiment:
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     batch_order = torch.Generator().manual_seed(config.seed)
-    return Experiment(config, device, splits, model, regularizers, optimizer, scheduler, batch_order)
+    masks = MaskStream([config.seed], device)
+    attach(model, masks)
+    return Experiment(config, device, splits, model, regularizers, optimizer, scheduler, batch_order, masks)

@@ -17,60 +17,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli.config import ModelConfig
+from dropcli.masks import StreamedDropout, keep_mask, keep_value, lane_cutoff
 from dropcli.registry import Registry
 
 Builder = Callable[[ModelConfig, tuple[int, ...], int, "DropoutOptions"], nn.Module]
 MODELS: Registry[Builder] = Registry("model")
 
 
-MASK_LEVELS = 65536  # a rate p is realized as round(p * 65536) / 65536: within 1e-5 of what was asked
-
-
 def dropout_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype,
                  generator: torch.Generator | None = None, scale: bool = True) -> torch.Tensor:
-    """Dropout mask: 0 with probability p, else 1/(1-p) (inverted dropout) or 1 (`scale` off).
-
-    Each element is decided by 16 random bits: one 64-bit draw serves four elements, which makes masks
-    2x cheaper than `torch.rand` and 4x cheaper than `bernoulli_` on CPU (masks were a quarter of a batched
-    sweep's step). A batched sweep replays each trial's exact masks from its own generator."""
-    lanes = random_lanes(math.prod(shape), device, generator).view(shape)
+    """Dropout mask from torch's generator (DropConnect; dropout outside training, e.g. MC passes): 0 with
+    probability p, else 1/(1-p) (inverted dropout) or 1 (`scale` off). Each element is decided by 16
+    random bits, one 64-bit draw serving four elements: 2x cheaper than `torch.rand` and 4x cheaper than
+    `bernoulli_` on CPU. Training draws hidden-unit masks from the run's stream instead (masks.py)."""
+    words = torch.empty((math.prod(shape) + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-2**63, 2**63 - 1, generator=generator)
+    lanes = words.view(torch.int16)[:math.prod(shape)].view(shape)
     return keep_mask(lanes, lane_cutoff(p), keep_value(p) if scale else 1.0, dtype)
 
 
-def random_lanes(count: int, device: torch.device, generator: torch.Generator | None = None,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
-    """`count` uniform int16 values from ceil(count / 4) 64-bit draws (into `out` when given)."""
-    words = out if out is not None else torch.empty((count + 3) // 4, dtype=torch.int64, device=device)
-    words.random_(-2**63, 2**63 - 1, generator=generator)
-    return words.view(torch.int16)[..., :count]
-
-
-def lane_cutoff(p: float) -> int:
-    """A uniform int16 lane is at least this with probability 1 - round(p * 65536) / 65536."""
-    return round(p * MASK_LEVELS) - MASK_LEVELS // 2
-
-
-def keep_value(p: float) -> float:
-    """1 / (1 - p) for p as the masks realize it (round(p * 65536) / 65536)."""
-    return 1.0 / (1.0 - round(p * MASK_LEVELS) / MASK_LEVELS)
-
-
-def keep_mask(lanes: torch.Tensor, cutoff: int | torch.Tensor, kept: float | torch.Tensor,
-              dtype: torch.dtype) -> torch.Tensor:
-    """`kept` where lanes >= cutoff, 0 elsewhere. In a batched sweep cutoffs and kept values carry a trial
-    dimension ([T, 1, 1] int16 and float tensors); a lone run passes numbers (a tensor made per call
-    would cost a blocking host-to-GPU copy at every dropout layer). Either way an element is
-    float32(kept) or 0. (A multiply, not torch.where: twice as fast on CPU.)"""
-    return (lanes >= cutoff).to(dtype).mul_(kept)
-
-
-class Dropout(nn.Module):
+class Dropout(StreamedDropout):
     """Dropout on whatever it follows, identity in eval mode unless told otherwise.
 
     noise "bernoulli": each unit kept with probability 1-p; style "inverted" scales survivors by 1/(1-p) in
     training, "scale_at_test" instead multiplies by (1-p) at evaluation (same expected activation).
     noise "gaussian": multiplies by N(1, p/(1-p)) in training (Srivastava et al. 2014, section 10).
-    `per_channel` drops whole feature maps (spatial dropout): the noise has shape [N, C, 1, ...]."""
+    `per_channel` drops whole feature maps (spatial dropout): the noise has shape [N, C, 1, ...].
+    Bernoulli masks come from the run's mask stream while training (masks.attach), else from torch's
+    generator."""
 
     def __init__(self, p: float, per_channel: bool = False, noise: str = "bernoulli", style: str = "inverted",
                  per_sequence: bool = False):
@@ -90,7 +64,10 @@ class Dropout(nn.Module):
             shape = (*x.shape[:2], *([1] * (x.ndim - 2))) if self.per_channel else x.shape
         if self.noise == "gaussian":
             return x * (1.0 + math.sqrt(self.p / (1.0 - self.p)) * torch.randn(shape, device=x.device, dtype=x.dtype))
-        return x * dropout_mask(shape, self.p, x.device, x.dtype, scale=self.style == "inverted")
+        scale = self.style == "inverted"
+        if self.stream is not None:
+            return x * self.stream.mask(shape, self.p, x.dtype, scale)
+        return x * dropout_mask(shape, self.p, x.device, x.dtype, scale=scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, per_channel={self.per_channel}, noise={self.noise}, style={self.style}"

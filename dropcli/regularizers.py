@@ -162,7 +162,7 @@ class Dropout(Regularizer):
                 or self.schedule != "constant"):
             return ("scale-at-test, input, gaussian, scheduled dropout, DropConnect and DropBlock have no "
                     "stacked implementation")
-        return None  # hidden-unit dropout at a per-trial p: batched.MaskStreams
+        return None  # hidden-unit dropout at a per-trial p: batched.GroupMasks
 
     def schedule_factor(self, epoch: int) -> float:
         """p at `epoch` (1-based) is the configured p times this."""

@@ -339,24 +339,30 @@ def test_stacked_models_compute_what_each_lone_model_computes(input_shape):
 @pytest.mark.parametrize("input_shape", [(40,), (3, 8, 8)])
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_stacked_models_draw_each_lone_models_masks_in_training(input_shape, per_channel):
-    from dropcli.batched import MaskStreams
+    """The group's masks for a step (one hash for every trial and site) are, trial by trial, the masks its
+    lone model draws site after site from a stream keyed by the same seed, at the same position."""
     from dropcli.config import ModelConfig
+    from dropcli.masks import MaskStream, attach, keep_value, lane_cutoff
     from dropcli.models import DropoutOptions, build_model
     from dropcli.stacked import STACKED_MODELS
 
     for name in STACKED_MODELS:
         config = ModelConfig(name=name, hidden_sizes=[8, 6], channels=[4, 8], hidden_size=6, num_layers=2,
                              spatial_dropout=per_channel)
-        rates = [0.5, 0.0, 0.3]
+        rates, seeds = [0.5, 0.0, 0.3], [100, 101, 102]
         models = [build_model(config, input_shape, 10, DropoutOptions(p=p)).train() for p in rates]
         stacked = STACKED_MODELS[name](models)
         x = torch.randn(3, 5, *input_shape)
-        states = [torch.manual_seed(100 + i).get_state() for i in range(3)]
-        masks = MaskStreams(rates, states, torch.device("cpu")).draw(stacked.mask_shapes(x))
+        group = MaskStream(seeds, torch.device("cpu"), position=1234)
+        masks = group.masks(stacked.mask_shapes(x), torch.tensor([lane_cutoff(p) for p in rates], dtype=torch.int16),
+                            torch.tensor([keep_value(p) for p in rates]))
         logits = stacked(x, masks)
         for index, model in enumerate(models):
-            torch.set_rng_state(states[index])  # the lone model draws from the global generator
+            attach(model, MaskStream([seeds[index]], torch.device("cpu"), position=1234))
             torch.testing.assert_close(logits[index].T, model(x[index]), rtol=1e-5, atol=1e-5)
+            if rates[index] > 0:  # the lone model drew exactly the group's words
+                assert model.get_submodule(next(n for n, m in model.named_modules() if hasattr(m, "stream"))) \
+                    .stream.position == group.position, name
 
 
 def test_pictures_of_a_large_sweep_are_drawn_by_a_worker_process_and_all_exist(tiny_raw, tmp_path, monkeypatch):
