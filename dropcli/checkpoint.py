@@ -71,6 +71,7 @@ def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[st
 
 def save_checkpoint(run: RunFolder, state: dict[str, Any]) -> None:
     """The new checkpoint replaces the newest, which becomes the previous one."""
+    run.sync_metrics()  # the rows up to its epoch, which a resume keeps, are on disk before it is
     save_atomically(state, run.checkpoint_path, keep_previous=run.previous_checkpoint_path)
 
 

@@ -188,11 +188,20 @@ class RunFolder:
         return rows
 
     def append_metrics(self, row: dict[str, float]) -> None:
+        """One row, handed to the OS at once (a reader or a killed process loses nothing); made durable
+        against a machine crash by `sync_metrics`, before each checkpoint and at the end: rows after the
+        last checkpoint are retrained by a resume anyway, so an fsync per row would buy nothing."""
         descriptor = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
         with open(descriptor, "a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n").writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
+
+    def sync_metrics(self) -> None:
+        """fsync metrics.csv: the rows a checkpoint or a completed summary is about to vouch for."""
+        descriptor = os.open(self.metrics_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomically(self.summary_path, strict_json(summary))

@@ -25,7 +25,7 @@ import dropcli
 from dropcli.config import ConfigError
 from dropcli.checkpoint import capture, load_checkpoint, remove_checkpoints, restore, save_atomically, save_checkpoint
 from dropcli.data import shuffled_batches
-from dropcli.evaluation import class_probabilities, expected_calibration_error, flat_mc_summary, mc_dropout_report
+from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
 from dropcli.regularizers import Regularizer
@@ -37,9 +37,9 @@ log = logging.getLogger("dropcli")
 REQUEUED = "stopped by the job's scheduler (preempted or out of time); the requeued task resumes it"
 EVAL_CHUNK = 4096  # examples per forward pass when evaluating; bounds memory on CIFAR-sized splits
 # A checkpoint costs ~2-4 ms (1 MB for the quickstart MLP and its Adam state), 10-20% of a quickstart epoch.
-# So one is written at the end of an epoch only when this long has passed since the last (and always after
-# the first epoch and when training decides to stop): a kill loses at most this much work, and a resume
-# is exact whichever epoch it starts from.
+# So one is written at the end of an epoch only when this long has passed since the last (a stacked group:
+# this long per running trial; a lone run also after its first epoch; every trial when training decides
+# to stop it): a kill loses at most this much work, and a resume is exact whichever epoch it starts from.
 CHECKPOINT_INTERVAL_S = 1.0
 
 EpochCallback = Callable[[dict[str, Any]], None]  # a metrics row (+ whose, in a group)
@@ -75,8 +75,10 @@ class TrainingInterrupted(Exception):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and accuracy in eval mode (dropout off). Returns device tensors: no sync here."""
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             probabilities: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy in eval mode (dropout off). Returns device tensors: no sync here. With
+    `probabilities`, each chunk's class probabilities are appended to it (the same pass)."""
     model.eval()
     # float64 sums: 470 of 1000 correct reads 0.47, not 0.4699999988
     loss_sum = x.new_zeros((), dtype=torch.float64)
@@ -86,6 +88,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.
         target = y[start:start + EVAL_CHUNK]
         loss_sum += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(dim=1) == target).sum()
+        if probabilities is not None:
+            probabilities.append(F.softmax(logits, dim=1))
     return loss_sum / len(y), correct / len(y)
 
 
@@ -226,10 +230,12 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
                 member.stop_reason = reasons[0]
                 stepper.stop(index)
                 save_checkpoint(member.run, stepper.state(index, epoch, share()))  # its last: resume finishes it
-        # --- checkpoint each running trial, as often per trial as a lone run: after the first epoch, then
-        # once per CHECKPOINT_INTERVAL_S x running trials
+        # --- checkpoint each running trial, as often per trial as a lone run: once per CHECKPOINT_INTERVAL_S x
+        # running trials (a lone run also after its first epoch; a group, whose first epoch would cost a
+        # checkpoint per trial, waits for its time: what a kill before then loses is retrained exactly)
         running = [index for index, member in enumerate(members) if member.stop_reason is None]
-        if running and (epoch == 1 or time.perf_counter() - last_checkpoint >= CHECKPOINT_INTERVAL_S * len(running)):
+        first = epoch == 1 and len(members) == 1
+        if running and (first or time.perf_counter() - last_checkpoint >= CHECKPOINT_INTERVAL_S * len(running)):
             for index in running:
                 save_checkpoint(members[index].run, stepper.state(index, epoch, share()))
             last_checkpoint = time.perf_counter()
@@ -295,7 +301,10 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
     save_atomically({"state_dict": exp.model.state_dict(), "config": exp.config.to_dict()}, run.model_path)
     best_val_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     best_epoch = facts.get("restored_epoch") or best_val_epoch
-    summary.update(results_summary(rows, stop_reason or "max_epochs", best_epoch), **evaluated_metrics(exp), **facts)
+    # the last row was evaluated on the weights the run ends with, unless a regularizer restored others
+    unchanged = not any(regularizer.changes_weights_at_finish for regularizer in exp.regularizers)
+    summary.update(results_summary(rows, stop_reason or "max_epochs", best_epoch),
+                   **evaluated_metrics(exp, rows[-1] if unchanged else None), **facts)
     if exp.config.evaluation.mc_samples:
         report = mc_dropout_report(exp.model, exp.splits.x_test, exp.splits.y_test, exp.config.evaluation.mc_samples,
                                    seed=exp.config.seed)
@@ -305,6 +314,7 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
 
 def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:
     """The last step of a run, once curves.png is written: the summary says completed."""
+    run.sync_metrics()  # every row on disk before the summary says so
     run.write_summary(summary)
     remove_checkpoints(run)  # completed: model.pt holds the weights, the checkpoints are spent
     return summary
@@ -407,18 +417,25 @@ def base_summary(exp: Experiment, run: RunFolder) -> dict[str, Any]:
     }
 
 
-def evaluated_metrics(exp: Experiment) -> dict[str, float]:
+def evaluated_metrics(exp: Experiment, last_row: dict[str, float] | None = None) -> dict[str, float]:
     """Train / val / test metrics of the weights the run ends with (the restored ones under early stopping):
-    the numbers to compare runs by. The test split is touched here, once, and nowhere else."""
+    the numbers to compare runs by. `last_row`: the metrics row evaluated on these very weights, whose train
+    and val numbers are taken instead of a second pass. The test split is touched here, once, and nowhere
+    else: one pass gives its loss, accuracy and calibration."""
     splits, metrics = exp.splits, {}
-    for split, x, y in (("train", splits.x_train, splits.y_train), ("val", splits.x_val, splits.y_val),
-                        ("test", splits.x_test, splits.y_test)):
-        loss, acc = evaluate(exp.model, x, y)
-        metrics.update({f"{split}_loss": loss.item(), f"{split}_acc": acc.item()})
+    if last_row is not None:
+        metrics.update({key: last_row[key] for key in ("train_loss", "train_acc", "val_loss", "val_acc")})
+    else:
+        for split, x, y in (("train", splits.x_train, splits.y_train), ("val", splits.x_val, splits.y_val)):
+            loss, acc = evaluate(exp.model, x, y)
+            metrics.update({f"{split}_loss": loss.item(), f"{split}_acc": acc.item()})
+    probabilities: list[torch.Tensor] = []
+    loss, acc = evaluate(exp.model, splits.x_test, splits.y_test, probabilities)
+    metrics.update(test_loss=loss.item(), test_acc=acc.item())
     metrics.update(gap_loss=metrics["val_loss"] - metrics["train_loss"],
                    gap_acc=metrics["train_acc"] - metrics["val_acc"])
-    # calibration (evaluation.py's ECE, 15 bins): the model is in eval mode since evaluate()
-    metrics["test_ece"] = expected_calibration_error(class_probabilities(exp.model, splits.x_test), splits.y_test)
+    # calibration (evaluation.py's ECE, 15 bins)
+    metrics["test_ece"] = expected_calibration_error(torch.cat(probabilities), splits.y_test)
     return metrics
 
 

@@ -91,7 +91,7 @@ def test_resume_after_early_stopping_decided_goes_straight_to_the_finish(tiny_ra
     run = RunFolder.create(tmp_path / "victim", config)
     real_finish = training.evaluated_metrics
 
-    def die_while_finishing(exp):
+    def die_while_finishing(exp, last_row=None):
         raise KeyboardInterrupt
 
     training.evaluated_metrics = die_while_finishing

@@ -61,7 +61,8 @@ def test_tune_trains_each_budget_retrains_the_best_and_compares_pairs(tiny_raw, 
     assert "l2 (tuned)" in text and "dropout (tuned)" in text and "4 / 0 / 0" in text
 
 
-def test_tune_resumes_after_a_kill_without_repeating_finished_trials(tiny_raw, tmp_path):
+def test_tune_resumes_after_a_kill_without_repeating_finished_trials(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a group checkpoints every epoch: resume from 1
     spec = spec_for(tiny_raw, regularizers="dropout", trials=4, seeds=2)
     tune_dir = tmp_path / "tune"
     tuning.open_tune_dir(tune_dir, spec, "test")
