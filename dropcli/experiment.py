@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -82,16 +82,28 @@ def default_threads() -> int:
 TRAINING_BYTES_PER_PARAMETER = 5 * 4
 
 
+PARAMETER_COUNTS: dict[tuple, int] = {}  # check_model_fits' shapes already built, by model, data and options
+
+
 def check_model_fits(config: Config, splits: Splits, model_options: dict[str, Any], device: torch.device) -> None:
     """Build the model on the meta device (shapes only, no memory) and refuse, before anything is allocated,
     one that cannot take the inputs or whose training state would not fit in the device's free memory."""
-    try:
-        with torch.device("meta"):
-            shadow = build_model(config.model, splits.input_shape, splits.num_classes, **model_options)
-    except RuntimeError as error:  # e.g. more pooling blocks than the input has positions
-        raise ConfigError(f"model: a {config.model.name} with these settings cannot take inputs of shape "
-                          f"{list(splits.input_shape)}: {' '.join(str(error).split())}") from None
-    count = count_parameters(shadow)
+    # a sweep's trials share a few shapes: each is built once per process (options whose repr says what they
+    # are — dataclasses, numbers, strings — make the key; anything else is built every time)
+    key = (config.model.model_dump_json(), tuple(splits.input_shape), splits.num_classes, repr(model_options)) \
+        if all(is_dataclass(v) or isinstance(v, int | float | str | bool | None) for v in model_options.values()) \
+        else None
+    count = PARAMETER_COUNTS.get(key) if key is not None else None
+    if count is None:
+        try:
+            with torch.device("meta"):
+                shadow = build_model(config.model, splits.input_shape, splits.num_classes, **model_options)
+        except RuntimeError as error:  # e.g. more pooling blocks than the input has positions
+            raise ConfigError(f"model: a {config.model.name} with these settings cannot take inputs of shape "
+                              f"{list(splits.input_shape)}: {' '.join(str(error).split())}") from None
+        count = count_parameters(shadow)
+        if key is not None:
+            PARAMETER_COUNTS[key] = count
     need, free = count * TRAINING_BYTES_PER_PARAMETER, free_memory(device)
     if free is not None and need > free:
         raise ConfigError(f"model: {count:,} parameters need about {need / 2**30:,.1f} GiB to train (weights, "

@@ -614,11 +614,12 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
         for run in runs:
             run.release()
     for trial, run in claimed:
-        status = trial_status(run.path.parent, trial)
+        summary = run.read_summary()  # this process wrote it, under the trial's lock: its status is the truth
+        status = str(summary["status"]) if summary.get("status") in RUN_STATUSES else "unknown"
         if status == "completed":
             outcome.trained.append(trial.name)
         else:
-            outcome.failed[trial.name] = str(run.read_summary().get("error") or message)
+            outcome.failed[trial.name] = str(summary.get("error") or message)
         observer.trial_ended(trial, status, outcome.failed.get(trial.name))
     if full:
         raise DiskFull(message)
