@@ -77,13 +77,16 @@ def fail_at_epoch(monkeypatch):
 
 # pytest runs in two xdist workers (`-n 2`, pyproject.toml). The real-cluster tests share one cluster, so they
 # go to one worker together and first: most of their time is spent waiting on Slurm, which the other worker
-# fills with the rest of the suite, one test at a time. (xdist's own `--dist loadgroup` does this with marks,
-# but it silently stopped grouping with pytest 9.2: pytest-dev/pytest-xdist#1386.)
+# fills with the rest of the suite (the tests marked slow last), one test at a time. (xdist's own
+# `--dist loadgroup` does this with marks, but it silently stopped grouping with pytest 9.2:
+# pytest-dev/pytest-xdist#1386.)
 SLURM_TESTS = "tests/test_slurm.py::"
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: not item.nodeid.startswith(SLURM_TESTS))
+    # the Slurm tests first, the slow ones last: they start processes of their own, which would compete with
+    # the Slurm jobs' for the two cores
+    items.sort(key=lambda item: (not item.nodeid.startswith(SLURM_TESTS), item.get_closest_marker("slow") is not None))
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -21,6 +21,7 @@ def metric_values(folder):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in RunFolder(folder).read_metrics()]
 
 
+@pytest.mark.slow
 def test_submitit_local_leaves_the_same_run_folders_as_the_local_executor(runner, tiny_raw, write_config, tmp_path):
     config = write_config(tiny_raw)
     common = ["sweep", str(config), "--p", "0.5", "--seeds", "1", "--batch", "1", "--quiet"]

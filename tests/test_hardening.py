@@ -59,6 +59,7 @@ def interrupted_run(raw: dict, parent: Path, at_epoch: int | None = 2) -> RunFol
 
 # --- run-folder ownership ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_the_same_sweep_started_twice_never_trains_a_trial_twice(tiny_raw, write_config, tmp_path):
     raw = {**tiny_raw, "epochs": 40, "dataset": {**tiny_raw["dataset"], "train_size": 512}}
     config, out = write_config(raw), tmp_path / "sweep"
@@ -281,6 +282,7 @@ def test_a_diverging_trial_of_a_batched_group_fails_alone(runner, tiny_raw, writ
     assert statuses == {"lr-0.003_seed-0": "completed", "lr-1e+30_seed-0": "failed"}
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_run_interrupted_and_it_resumes(tiny_raw, write_config, tmp_path):
     raw = {**tiny_raw, "epochs": 500}
     process = dropcli("train", str(write_config(raw)), "--runs-dir", str(tmp_path / "runs"), "--quiet")

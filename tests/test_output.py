@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from typer.testing import CliRunner
 
 from dropcli.cli import app
@@ -54,6 +55,7 @@ def test_a_logged_sweep_names_its_groups_and_trials_and_marks_the_best_in_words(
     assert lines_with(result.output, f"run folders in {tmp_path / 'sweep'}/")
 
 
+@pytest.mark.slow
 def test_epoch_lines_reach_a_pipe_while_the_run_is_still_training(tiny_raw, write_config, tmp_path):
     """What `nohup dropcli train ... > log` or a Slurm log sees: lines as they happen, not at the end."""
     config = write_config({**tiny_raw, "epochs": 99, "dataset": {**tiny_raw["dataset"], "train_size": 2000}})

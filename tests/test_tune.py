@@ -144,6 +144,7 @@ def test_a_tune_folder_refuses_another_tune(tiny_raw, tmp_path):
         tuning.open_tune_dir(tune_dir, spec_for(tiny_raw, trials=5), "second")
 
 
+@pytest.mark.slow
 def test_tune_trains_its_batches_as_job_arrays_through_submitit(tiny_raw, tmp_path):
     """The same engine through an executor: each batch one array (submitit's local executor: subprocesses),
     waited for before the sampler asks again; the pruner reaches the study from inside the tasks."""
