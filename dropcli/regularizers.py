@@ -102,12 +102,10 @@ class Regularizer:
         """Return a reason to stop training now, or None to go on."""
         return None
 
-    # finish() may change the weights (restoring an earlier epoch's): the last metrics row no longer describes
-    # them, so the run's final train/val numbers are evaluated again
-    changes_weights_at_finish = False
-
     def finish(self, model: nn.Module) -> dict[str, Any]:
-        """Called once after the last epoch, before the test evaluation; returns facts for summary.json."""
+        """Called once after the last epoch, before the test evaluation; returns facts for summary.json. It may
+        change the weights (early stopping restores its best epoch's): the run's final train/val numbers are
+        then evaluated again, not taken from the last metrics row (train.conclude_run sees the change)."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -452,7 +450,6 @@ class EarlyStopping(Regularizer):
         return f"early stopping ({self.config.metric}, patience {self.config.patience})"
 
     reads_weights_at_epoch_end = True  # it keeps the best epoch's weights
-    changes_weights_at_finish = True  # and restores them
 
     def end_of_epoch(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> str | None:
         score = self.sign * metrics[self.config.metric]

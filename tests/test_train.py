@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -48,6 +49,43 @@ def test_run_folder_explains_itself(tiny_raw, tmp_path):
     assert run.curves_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     state = torch.load(run.model_path)["state_dict"]
     assert any(key.endswith("weight") for key in state)
+
+
+def test_final_numbers_are_those_of_the_weights_the_run_ends_with(tiny_raw, tmp_path):
+    """summary.json's train/val numbers come from the last metrics row, evaluated on the final weights, unless
+    a regularizer's finish() changed them: then they are evaluated again. A user's regularizer that changes
+    them without saying so (here: it zeroes the output layer) must not leave the last row's numbers behind."""
+    from dropcli.regularizers import REGULARIZERS, Regularizer
+
+    run, summary = run_tiny(tiny_raw, tmp_path / "plain")
+    last = run.read_metrics()[-1]
+    assert {key: summary[key] for key in ("train_loss", "val_loss", "val_acc")} == \
+        {key: last[key] for key in ("train_loss", "val_loss", "val_acc")}
+
+    class ZeroTheHead(Regularizer):
+        @classmethod
+        def from_config(cls, config):
+            return cls() if config.l1 == 0.0123 else None  # switched on by a marker value, for this test
+
+        def describe(self):
+            return "zero the head"
+
+        def finish(self, model):
+            with torch.no_grad():
+                [*_, head] = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+                head.weight.zero_()
+                head.bias.zero_()
+            return {}
+
+    REGULARIZERS.register("zero_the_head")(ZeroTheHead)
+    try:
+        run, summary = run_tiny({**tiny_raw, "regularizer": {"l1": 0.0123}}, tmp_path / "zeroed")
+    finally:
+        del REGULARIZERS["zero_the_head"]
+    # all-zero logits: every class equally likely, so each loss is exactly log(10)
+    for key in ("train_loss", "val_loss", "test_loss"):
+        assert summary[key] == pytest.approx(math.log(10), abs=1e-5), key
+    assert run.read_metrics()[-1]["train_loss"] != pytest.approx(math.log(10), abs=1e-3)
 
 
 def test_quickstart_overfits_and_learns_far_above_chance(data_root, tmp_path):
