@@ -4,15 +4,16 @@
     uv run python bench/sweep_speed.py --quick      # 10 epochs: well under 2 minutes on 2 CPU cores
     uv run python bench/sweep_speed.py --epochs 60  # the quickstart's own length
     uv run python bench/sweep_speed.py --quick --model all   # mlp, cnn and gru in turn
+    uv run python bench/sweep_speed.py --seeds 8 --batch 64  # 64 trials in one group (the GPU figure)
 
 Everything runs in this one process, on the quickstart config (MLP on MNIST-1D), so the ratios compare
 like with like on the same machine at the same moment:
 
-1. the same 16-trial sweep (p = 0, 0.1, ..., 0.7 x seeds 0, 1) through `run_sweep` with batch=1 (one
-   trial after another, the plain path) and batch=16 (one stacked model), each into a fresh folder, with
-   everything a user gets (run folders, metrics, checkpoints, curves.png, model.pt): trials/s for each
-   and `vs_sequential=<ratio>`; also the training loop's own ratio (epoch times from metrics.csv) and the
-   largest metric difference between the two paths;
+1. the same 16-trial sweep (p = 0, 0.1, ..., 0.7 x seeds 0, 1; `--seeds N`: 8N trials) through `run_sweep`
+   with batch=1 (one trial after another, the plain path) and batch=16 (`--batch`: stacked groups), each
+   into a fresh folder, with everything a user gets (run folders, metrics, checkpoints, curves.png,
+   model.pt): trials/s for each and `vs_sequential=<ratio>`; also the training loop's own ratio (epoch
+   times from metrics.csv) and the largest metric difference between the two paths;
 2. for the MLP, `vs_hand=<ratio>`: the whole batched dropcli sweep against a bare hand-written stacked
    loop over the same trials' data and epochs (stacked weights through `baddbmm`, autograd, one mask draw
    for all trials per layer, fused Adam, the same per-epoch train/val evaluation, nothing written): the
@@ -43,7 +44,7 @@ from dropcli.runs import RunFolder
 from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
-SEEDS = [0, 1]
+SEEDS = [0, 1]  # --seeds N: 0 .. N-1
 
 
 def sweep_trials(epochs: int, model: str = "mlp"):
@@ -171,10 +172,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 epochs per trial instead of 20")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (overrides --quick)")
     parser.add_argument("--batch", type=int, default=16, help="group size of the batched path (default 16)")
+    parser.add_argument("--seeds", type=int, default=len(SEEDS),
+                        help=f"seeds per rate (default {len(SEEDS)}: {len(RATES) * len(SEEDS)} trials)")
     parser.add_argument("--model", choices=["mlp", "cnn", "gru", "all"], default="mlp",
                         help="which model's sweep to time (default mlp; all: each in turn)")
     args = parser.parse_args()
     epochs = args.epochs or (10 if args.quick else 20)
+    if args.seeds < 1:
+        parser.error("--seeds: at least 1")
+    SEEDS[:] = range(args.seeds)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; sweep: {len(RATES)} rates x {len(SEEDS)} seeds, {epochs} epochs")
