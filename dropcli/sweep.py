@@ -592,10 +592,12 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
     group, runs = [trial for trial, _ in claimed], [run for _, run in claimed]
     observer.group_started(group)
     message, full = "the group ended before this trial completed", False
+    emptied: set[Path] = set()  # folders this process emptied: a summary in them is one it wrote
     try:
         if not resume:
             for trial, run in claimed:
                 run.start_fresh(trial.config)
+                emptied.add(run.path)
         batched.train_group([t.config for t in group], runs, observer.epoch, resume=resume, stop_rule=stop_rule)
     except KeyboardInterrupt as stop:
         for run in runs:
@@ -614,8 +616,12 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
         for run in runs:
             run.release()
     for trial, run in claimed:
-        summary = run.read_summary()  # this process wrote it, under the trial's lock: its status is the truth
+        # a summary this process wrote, under the trial's lock, says the truth; any other (a resumed folder, one
+        # a failed start never emptied) is checked in full: it may say completed over missing files
+        summary = run.read_summary()
         status = str(summary["status"]) if summary.get("status") in RUN_STATUSES else "unknown"
+        if status == "completed" and run.path not in emptied:
+            status = run_status(run.path)
         if status == "completed":
             outcome.trained.append(trial.name)
         else:

@@ -187,3 +187,32 @@ def test_dict_valued_axes_give_readable_trial_names():
     assert trial_name({"regularizer.early_stopping": {"patience": 5, "metric": "val_acc"}}) == \
         "early_stopping-patience5+metric.val-acc"
     assert trial_name({"regularizer.dropblock": {"p": 0.1, "block_size": 3}}) == "dropblock-p0.1+block-size3"
+
+
+def test_a_broken_trial_whose_group_fails_before_emptying_it_is_not_reported_trained(tiny_raw, tmp_path,
+                                                                                    monkeypatch):
+    """A trial whose summary says completed over a missing metrics.csv trains again; when its group fails
+    before emptying its folder (a folder it cannot write), the old summary must not count as trained."""
+    import shutil
+
+    from dropcli import sweep as sweeps
+    from dropcli.runs import RunFolder
+
+    spec = SweepSpec(base=validate_config(tiny_raw).to_dict(), axes={"regularizer.dropout": [0.0]}, seeds=[0, 1])
+    trials, folder = spec.trials(), tmp_path / "sweep"
+    sweeps.open_sweep_dir(folder, spec, trials, "test")
+    assert len(sweeps.run_sweep(trials, folder, batch=2).trained) == 2
+    first, second = trials
+    shutil.rmtree(folder / first.name)  # pending
+    (folder / second.name / "metrics.csv").unlink()  # says completed, but broken
+    real = RunFolder.start_fresh
+
+    def start_fresh(self, config):
+        if self.path.name == first.name:
+            raise PermissionError(13, "Permission denied", str(self.path))
+        real(self, config)
+
+    monkeypatch.setattr(RunFolder, "start_fresh", start_fresh)
+    outcome = sweeps.run_sweep(trials, folder, batch=2)
+    assert outcome.trained == [] and set(outcome.failed) == {first.name, second.name}
+    assert sweeps.run_status(folder / second.name) == "broken"
