@@ -8,6 +8,8 @@ A regularizer may do any of these things, each a hook the loop calls at a fixed 
   after_step(model)   constrain the weights after each optimizer step (max-norm)
   epoch_metrics(...)  numbers for metrics.csv's row of the epoch (Concrete dropout's learned rates)
   end_of_epoch(...)   decide to stop (early stopping); finish(model) runs before the test evaluation
+                      (both run after the epoch's metrics row: one that may change the weights there makes
+                      the run evaluate its final numbers again, unless keeps_weights_after_evaluation says not)
 
 They are registered under the names users write in the `regularizer:` section; each reads its own keys
 there (`from_config`), and a key whose value is 0 or null is off. "Weights" means parameters with two or
@@ -102,10 +104,14 @@ class Regularizer:
         """Return a reason to stop training now, or None to go on."""
         return None
 
+    # end_of_epoch and finish run after an epoch's metrics row was evaluated. A regularizer that overrides either
+    # may change the weights the row describes (early stopping restores its best epoch's), so the run's final
+    # train/val numbers are then evaluated again rather than taken from the last row, unless it says here
+    # that those hooks never change a weight (changes_weights_after_evaluation)
+    keeps_weights_after_evaluation = False
+
     def finish(self, model: nn.Module) -> dict[str, Any]:
-        """Called once after the last epoch, before the test evaluation; returns facts for summary.json. It may
-        change the weights (early stopping restores its best epoch's): the run's final train/val numbers are
-        then evaluated again, not taken from the last metrics row (train.conclude_run sees the change)."""
+        """Called once after the last epoch, before the test evaluation; returns facts for summary.json."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,6 +123,13 @@ class Regularizer:
 
 
 REGULARIZERS: Registry[type[Regularizer]] = Registry("regularizer")
+
+
+def changes_weights_after_evaluation(regularizer: Regularizer) -> bool:
+    """Whether `regularizer` may change the weights after an epoch's metrics row was evaluated on them."""
+    kind = type(regularizer)
+    overrides = kind.end_of_epoch is not Regularizer.end_of_epoch or kind.finish is not Regularizer.finish
+    return overrides and not regularizer.keeps_weights_after_evaluation
 
 
 def build_regularizers(config: RegularizerConfig) -> list[Regularizer]:
@@ -157,6 +170,9 @@ class Dropout(Regularizer):
 
     def __init__(self, options: DropoutOptions, schedule: str = "constant", schedule_epochs: int = 10):
         self.options, self.schedule, self.schedule_epochs = options, schedule, schedule_epochs
+        self.factor = 1.0  # the schedule's factor last applied to the layers' p
+
+    keeps_weights_after_evaluation = True  # finish sets the layers' rates, never a weight
 
     def stacking_refusal(self) -> str | None:
         o = self.options
@@ -174,10 +190,26 @@ class Dropout(Regularizer):
     def start_of_epoch(self, epoch: int, model: nn.Module) -> None:
         if self.schedule == "constant":
             return
-        factor = self.schedule_factor(epoch)
+        self.factor = self.schedule_factor(epoch)
+        self.apply_factor(model)
+
+    def apply_factor(self, model: nn.Module) -> None:
         for module in model.modules():
             if isinstance(module, DropoutLayer):
-                module.p = module.base_p * factor
+                module.p = module.base_p * self.factor
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"factor": self.factor}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.factor = float(state.get("factor", self.factor))  # checkpoints before 2026-11 did not keep it
+
+    def finish(self, model: nn.Module) -> dict[str, Any]:
+        # the rate of the last epoch trained, also after a resume that had no epoch left to train (its layers
+        # were built at the configured p): a scale-at-test evaluation scales by it
+        if self.schedule != "constant":
+            self.apply_factor(model)
+        return {}
 
     @classmethod
     def from_config(cls, config: RegularizerConfig) -> Dropout | None:
@@ -219,6 +251,7 @@ class ConcreteDropout(Regularizer):
 
     config_keys = ("concrete_dropout",)
     reads_weights_at_epoch_end = True  # its rates are in the model
+    keeps_weights_after_evaluation = True  # finish only reads the learned rates
 
     def __init__(self, config: ConcreteDropoutConfig):
         self.config = config

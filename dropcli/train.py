@@ -28,7 +28,7 @@ from dropcli.data import shuffled_batches
 from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
-from dropcli.regularizers import Regularizer
+from dropcli.regularizers import Regularizer, changes_weights_after_evaluation
 from dropcli.runs import RunFolder, read_metrics_tolerantly
 from dropcli.signals import Terminated, interruption_reason
 
@@ -296,14 +296,13 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
     """finish_run up to the completed summary: restored weights, model.pt, the test evaluation and what the
     run's picture is to say (its title) into `summary`."""
     facts: dict[str, Any] = {}
-    before = weights_version(exp.model)
     for regularizer in exp.regularizers:
         facts.update(regularizer.finish(exp.model))
     save_atomically({"state_dict": exp.model.state_dict(), "config": exp.config.to_dict()}, run.model_path)
     best_val_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     best_epoch = facts.get("restored_epoch") or best_val_epoch
-    # the last row was evaluated on the weights the run ends with, unless a regularizer's finish changed them
-    unchanged = weights_version(exp.model) == before
+    # the last row was evaluated on the weights the run ends with, unless a regularizer may have changed them
+    unchanged = not any(changes_weights_after_evaluation(regularizer) for regularizer in exp.regularizers)
     summary.update(results_summary(rows, stop_reason or "max_epochs", best_epoch),
                    **evaluated_metrics(exp, rows[-1] if unchanged else None), **facts)
     if exp.config.evaluation.mc_samples:
@@ -311,13 +310,6 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
                                    seed=exp.config.seed)
         summary.update(flat_mc_summary(report), mc_dropout=report)
     summary["title"] = curves_title(exp)
-
-
-def weights_version(model: nn.Module) -> list[tuple[int, int]]:
-    """Which tensors the model holds, and how often each was changed in place (torch's version counter, which
-    every in-place write bumps: load_state_dict's copies, an optimizer step): equal before and after a call
-    means the call changed no weight or buffer."""
-    return [(id(t), t._version) for t in (*model.parameters(), *model.buffers())]
 
 
 def mark_completed(run: RunFolder, summary: dict[str, Any]) -> dict[str, Any]:

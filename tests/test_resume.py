@@ -220,3 +220,27 @@ def test_a_completed_run_is_never_marked_failed_afterwards(tiny_raw, tmp_path):
     run = train_uninterrupted(tiny_raw, tmp_path)
     training.mark_ended(run, "failed", "RuntimeError: too late")
     assert run.read_summary()["status"] == "completed"
+
+
+def test_a_resume_with_no_epoch_left_tests_at_the_scheduled_dropout_rate(tiny_raw, tmp_path, monkeypatch):
+    """Scheduled, scale-at-test dropout: the test evaluation scales by the last epoch's p. A run killed after
+    its last epoch resumes straight to the finish, with layers built at the configured p: the checkpoint's
+    schedule factor must be put back, or its test numbers differ from the uninterrupted run's."""
+    monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
+    raw = {**tiny_raw, "epochs": 3, "regularizer": {"dropout": 0.5, "dropout_style": "scale_at_test",
+                                                      "dropout_schedule": "linear_decay",
+                                                      "dropout_schedule_epochs": 1}}
+    config = validate_config(raw)
+    reference = training.run_experiment(training.prepare(config), RunFolder.create(tmp_path / "reference", config))
+    run = RunFolder.create(tmp_path / "victim", config)
+
+    def die_while_finishing(exp, last_row=None):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "evaluated_metrics", die_while_finishing)
+        with pytest.raises(training.TrainingInterrupted):
+            training.run_experiment(training.prepare(config), run)
+    resumed = training.run_experiment(training.prepare(config), run, resume=True)
+    keys = ("train_loss", "val_loss", "test_loss", "test_acc", "test_ece")
+    assert {key: resumed[key] for key in keys} == {key: reference[key] for key in keys}
