@@ -11,7 +11,9 @@ one large one (batched matmuls, grouped convolutions; on this 2-core CPU the sta
 - its dropout masks: the counter-based stream keyed by its seed (masks.py), drawn for all trials and
   layers of a step with one hash: the very masks it draws alone;
 - its p, L2, L1 and max-norm as tensors with a trial dimension;
-- its early stopping: a stopped trial is frozen (its weights no longer change) and keeps its best weights.
+- its early stopping: a stopped trial keeps its best weights and leaves the stack before the next epoch (the
+  running ones are stacked again from their lone states, as a resumed group is), so the group's work shrinks
+  as its trials stop.
 
 Adam and SGD act element-wise, so one optimizer over the stacked parameters (with the trials' losses
 summed) is T independent optimizers. Each trial still writes an ordinary run folder through the same
@@ -25,6 +27,7 @@ training alone: float rounding of the batched matrix products (metrics agree clo
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -162,12 +165,23 @@ def train_group(configs: list[Config], runs: list[RunFolder],
 class StackedStepper(training.Stepper):
     """The trials of a group as one stacked model: one optimizer over the stacked parameters (the trials'
     losses summed: Adam and SGD act element-wise), per-trial coefficients as [T, 1, 1] tensors, each
-    trial's batches from its own permutation and its masks from its own stream."""
+    trial's batches from its own permutation and its masks from its own stream.
+
+    A trial that stops (early stopping, a pruner, a diverged loss) leaves the stack before the next epoch: the
+    trials still running are stacked again from their lone states, as a resumed group is, so the group's work
+    shrinks with it (a trial's numbers do not depend on which trials share its stack)."""
 
     def __init__(self, members: list[training.Member], generator_states: list[torch.Tensor]):
         self.members, self.generator_states = members, generator_states
         first = members[0].experiment
         self.device, self.optimizer_config = first.device, first.config.optimizer
+        self.build(list(range(len(members))))
+
+    def build(self, stacked: list[int]) -> None:
+        """Stack the members at these indices (their lone models' weights) with a fresh optimizer."""
+        self.stacked, self.slot = stacked, {index: slot for slot, index in enumerate(stacked)}
+        members = [self.members[index] for index in stacked]
+        first = members[0].experiment
         build = STACKED_MODELS.lookup(first.config.model.name)
         self.model = build([m.experiment.model for m in members]).to(self.device)
         self.optimizer = training.OPTIMIZERS[self.optimizer_config.name](list(self.model.parameters()),
@@ -186,15 +200,31 @@ class StackedStepper(training.Stepper):
         self.masks = GroupMasks(members, self.device, self.x_train.dtype)
         # data augmentation: each trial's own instance draws its random numbers, as when it trains alone
         self.augmenters = list(zip(*[[r for r in m.experiment.regularizers if r.augments] for m in members]))
-        self.active = torch.ones(len(members), dtype=torch.bool, device=self.device)
-        self.frozen: list[torch.Tensor] | None = None
+
+    def shrink(self) -> None:
+        """Restack without the members that stopped: every stacked member's state goes to its lone
+        experiment (a stopped one's weights for its finish; a running one's whole training state, as its
+        checkpoint would hold it), then the running ones are stacked again from there."""
+        running = [index for index in self.stacked if self.members[index].stop_reason is None]
+        if len(running) == len(self.stacked) or not running:
+            return
+        for index in self.stacked:
+            exp, slot = self.members[index].experiment, self.slot[index]
+            self.model.copy_into(slot, exp.model)
+            if index in running:
+                exp.optimizer.load_state_dict(lone_optimizer_state(exp, slot, self.model, self.optimizer))
+                exp.scheduler.load_state_dict(self.scheduler.state_dict())
+            exp.masks.position = self.masks.stream.position
+        self.build(running)
+        stack_optimizer_states(self)
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
     def train_epoch(self, epoch: int) -> None:
-        """Every trial's batch from its own permutation, one stacked step."""
-        members, x_train, y_train = self.members, self.x_train, self.y_train
+        """Every running trial's batch from its own permutation, one stacked step."""
+        self.shrink()
+        members, x_train, y_train = [self.members[index] for index in self.stacked], self.x_train, self.y_train
         order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
                              for m in members]).to(self.device)
         trial_index = torch.arange(len(members), device=self.device).unsqueeze(1)
@@ -213,33 +243,28 @@ class StackedStepper(training.Stepper):
             # each trial's mean cross-entropy, summed: the gradient of each trial's parameters is its own loss's
             loss = F.cross_entropy(logits, y, reduction="none").mean(1).sum()
             training.take_step(self.model, loss, self.regularizers, self.optimizer)
-            self.keep_stopped_trials()
         self.scheduler.step()
 
     def evaluate(self) -> list[list[float]]:
-        """All trials at once, eval mode; one sync for all their numbers."""
+        """All stacked trials at once, eval mode; one sync for all their numbers (NaN for a member that
+        has left the stack: the loop reads only running members' rows)."""
         train_loss, train_acc = evaluate_stacked(self.model, self.x_train, self.y_train)
         val_loss, val_acc = evaluate_stacked(self.model, self.x_val, self.y_val)
-        return torch.stack([train_loss, train_acc, val_loss, val_acc]).T.tolist()
-
-    @torch.no_grad()
-    def keep_stopped_trials(self) -> None:
-        """A stopped trial's weights stay as they were (the shared optimizer step moved them)."""
-        if self.frozen is not None:
-            for parameter, saved in zip(self.model.parameters(), self.frozen):
-                keep = self.active.view(-1, *[1] * (parameter.ndim - 1))  # torch.where: no device sync on a GPU
-                parameter.copy_(torch.where(keep, parameter, saved))
+        numbers = torch.stack([train_loss, train_acc, val_loss, val_acc]).T.tolist()
+        return [numbers[self.slot[index]] if index in self.slot else [math.nan] * 4
+                for index in range(len(self.members))]
 
     def sync(self, index: int) -> None:
-        self.model.copy_into(index, self.members[index].experiment.model)
-        self.members[index].experiment.masks.position = self.masks.stream.position
+        if index in self.slot:  # one that left the stack got its weights then
+            self.model.copy_into(self.slot[index], self.members[index].experiment.model)
+            self.members[index].experiment.masks.position = self.masks.stream.position
 
     def stop(self, index: int) -> None:
-        self.active[index] = False
-        self.frozen = [p.detach().clone() for p in self.model.parameters()]  # a stopped trial's weights stay put
+        """It leaves the stack before the next epoch trains (shrink): until then its weights are as they
+        were at the end of this epoch, for its checkpoint and its finish."""
 
     def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
-        return member_state(self.members[index], index, self.model, self.optimizer, self.scheduler,
+        return member_state(self.members[index], self.slot[index], self.model, self.optimizer, self.scheduler,
                             self.generator_states[index], self.masks.stream.position, epoch, elapsed)
 
 
@@ -291,7 +316,7 @@ def stack_optimizer_states(stepper: StackedStepper) -> None:
     """The inverse of lone_optimizer_state: the members' restored lone optimizer states (Adam's moments and
     step, SGD's momentum), stacked into the group's optimizer, and the schedule's position. A group of
     trials that stopped at the same epoch resumes stacked, exactly where it was."""
-    lone = [member.experiment for member in stepper.members]
+    lone = [stepper.members[index].experiment for index in stepper.stacked]
     per_trial = [list(exp.model.parameters()) for exp in lone]
     for position, (stacked, to_stacked, _) in enumerate(stepper.model.slots):
         parameters = [parameters[position] for parameters in per_trial]
