@@ -179,9 +179,10 @@ def test_a_task_that_reaches_its_time_limit_is_requeued_and_resumes_its_trial(cl
     """--timeout-min 2: Slurm signals the task (submitit asks for USR2 90 s before the limit: at Slurm's first
     check 30 s or more after the start, so never before the task has installed its handler, as a 1-minute
     limit could, whose first check may come within a second of the start and kill it), submitit requeues it,
-    and the rerun continues the trial from its checkpoint. The trial needs far more than one window, so it is always requeued; the test ends once the
-    requeued task has resumed it (that a requeued trial then completes to the uninterrupted metrics is the
-    preemption test's), instead of waiting through a window per 30 s of training."""
+    and the rerun continues the trial from its checkpoint. The trial needs far more than one window, so it is
+    always requeued; the test ends once the requeued task has resumed it (that a requeued trial then completes
+    to the uninterrupted metrics is the preemption test's), instead of waiting through a window per 30 s of
+    training."""
     raw = {**tiny_raw, "epochs": 5000, "dataset": {**tiny_raw["dataset"], "train_size": 1000},
            "model": {"hidden_sizes": [256, 256]}, "optimizer": {"batch_size": 64}}
     sweep = ["sweep", str(write_config(raw)), "--seeds", "1", "--batch", "1"]
