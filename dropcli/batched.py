@@ -204,17 +204,13 @@ class StackedStepper(training.Stepper):
     def shrink(self) -> None:
         """Restack without the members that stopped: every stacked member's state goes to its lone
         experiment (a stopped one's weights for its finish; a running one's whole training state, as its
-        checkpoint would hold it), then the running ones are stacked again from there."""
+        checkpoint holds it: export_member), then the running ones are stacked again from there."""
         running = [index for index in self.stacked if self.members[index].stop_reason is None]
         if len(running) == len(self.stacked) or not running:
             return
         for index in self.stacked:
-            exp, slot = self.members[index].experiment, self.slot[index]
-            self.model.copy_into(slot, exp.model)
-            if index in running:
-                exp.optimizer.load_state_dict(lone_optimizer_state(exp, slot, self.model, self.optimizer))
-                exp.scheduler.load_state_dict(self.scheduler.state_dict())
-            exp.masks.position = self.masks.stream.position
+            export_member(self.members[index].experiment, self.slot[index], self.model, self.optimizer,
+                          self.scheduler, self.masks.stream.position)
         self.build(running)
         stack_optimizer_states(self)
 
@@ -277,16 +273,23 @@ def member_state(member: training.Member, index: int, model: StackedModel, optim
     training began: stacked training draws nothing from it). `train --resume` and a rerun sweep continue
     it on its own (a requeued cluster task too)."""
     exp = member.experiment
-    model.copy_into(index, exp.model)
-    exp.optimizer.load_state_dict(lone_optimizer_state(exp, index, model, optimizer))
-    exp.scheduler.load_state_dict(scheduler.state_dict())
-    exp.masks.position = mask_position
+    export_member(exp, index, model, optimizer, scheduler, mask_position)
     state = capture(exp, epoch, member.stop_reason, elapsed)
     if exp.device.type == "cuda":
         state["rng"]["cuda"][exp.device.index or 0] = generator_state
     else:
         state["rng"]["torch"] = generator_state
     return state
+
+
+def export_member(exp: training.Experiment, index: int, model: StackedModel, optimizer: torch.optim.Optimizer,
+                  scheduler: Any, mask_position: int) -> None:
+    """Put trial `index`'s training state in its lone experiment: its weights, its slice of the optimizer's
+    state, the scheduler's position and its mask stream's position."""
+    model.copy_into(index, exp.model)
+    exp.optimizer.load_state_dict(lone_optimizer_state(exp, index, model, optimizer))
+    exp.scheduler.load_state_dict(scheduler.state_dict())
+    exp.masks.position = mask_position
 
 
 def lone_optimizer_state(exp: training.Experiment, index: int, model: StackedModel,
