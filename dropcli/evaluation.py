@@ -27,16 +27,16 @@ CHUNK = 4096
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = ECE_BINS) -> float:
+    """Sum over the bins (low, high] of |confidences - corrects| summed in the bin, over all predictions:
+    each bin's share times its |mean confidence - accuracy|, in a few whole-tensor ops and one sync."""
     confidence, predicted = probabilities.max(dim=1)
     correct = (predicted == targets).double()
     edges = torch.linspace(0, 1, bins + 1, device=probabilities.device)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        in_bin = (confidence > low) & (confidence <= high)
-        if in_bin.any():
-            share = in_bin.double().mean()
-            ece += (share * (confidence[in_bin].double().mean() - correct[in_bin].mean()).abs()).item()
-    return ece
+    index = torch.bucketize(confidence, edges) - 1  # edges[i] < confidence <= edges[i + 1]: bin i
+    inside = index >= 0  # a confidence of 0 falls in no bin
+    gaps = torch.zeros(bins, dtype=torch.float64, device=probabilities.device)
+    gaps.index_add_(0, index[inside], confidence[inside].double() - correct[inside])
+    return (gaps.abs().sum() / len(targets)).item()
 
 
 def score(probabilities: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:

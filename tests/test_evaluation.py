@@ -16,6 +16,25 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfide
     assert expected_calibration_error(overconfident, targets) == pytest.approx(0.25)
 
 
+def test_ece_equals_the_per_bin_definition_with_confidences_on_the_bin_edges():
+    """The whole-tensor ECE against the textbook loop over bins (low, high], edges included."""
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.softmax(3 * torch.randn(500, 4, generator=generator), dim=1)
+    probabilities[:40] = torch.tensor([0.4, 0.2, 0.2, 0.2])  # a confidence exactly on an edge (6/15)
+    probabilities[40:60] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the top edge
+    targets = torch.randint(0, 4, (500,), generator=generator)
+    confidence, predicted = probabilities.max(dim=1)
+    edges = torch.linspace(0, 1, 16)
+    expected = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            accuracy = (predicted[in_bin] == targets[in_bin]).double().mean()
+            expected += in_bin.double().mean().item() * abs(confidence[in_bin].double().mean() - accuracy).item()
+    assert expected > 0.05
+    assert expected_calibration_error(probabilities, targets) == pytest.approx(expected, rel=1e-12)
+
+
 def test_score_gives_accuracy_and_nll():
     probabilities = torch.tensor([[0.2, 0.8], [0.9, 0.1], [0.6, 0.4]])
     result = score(probabilities, torch.tensor([1, 0, 1]))
