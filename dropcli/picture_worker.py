@@ -6,6 +6,7 @@ the caller's __main__ is imported again, so a user's script without a main guard
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ def main() -> None:
 
     for line in sys.stdin:
         draw_run_curves([Path(folder) for folder in json.loads(line)])
+    # every picture is written and closed; the interpreter's teardown (matplotlib, pandas, torch) would keep
+    # the waiting sweep ~0.2 s longer for nothing
+    os._exit(0)
 
 
 if __name__ == "__main__":
