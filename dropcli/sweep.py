@@ -276,11 +276,12 @@ def existing_parent(path: Path) -> Path | None:
 
 def create_or_check_record(path: Path, spec: SweepSpec, trials: list[Trial], command: str) -> None:
     record = path / "sweep.json"
-    if record.is_file():
+    if record.is_file() or record.is_symlink():
         try:
-            existing = json.loads(record.read_text()).get("fingerprint")
-        except json.JSONDecodeError:
-            existing = None
+            existing = read_sweep_record(path).get("fingerprint")
+        except SweepError as error:  # not this sweep's, nor anybody's: say so, rather than "a different sweep"
+            raise SweepError(f"{error}; refusing to add trials to it: choose another --out (or move the "
+                             f"folder away)") from None
         if existing != spec.fingerprint():
             raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
                              f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")

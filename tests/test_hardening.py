@@ -324,6 +324,18 @@ def test_a_damaged_completed_trial_is_retrained_on_rerun(runner, tiny_raw, write
     assert epochs_of(victim) == [1, 2]
 
 
+@pytest.mark.parametrize("record", [b"[]", b'"abc"', b"\xff\xfe{}", b'{"trials": ['])
+def test_a_damaged_sweep_record_is_refused_on_rerun_in_one_line(runner, tiny_raw, write_config, tmp_path, record):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_bytes(record)
+    result = runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1"))
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "sweep.json is corrupted" in result.output and "choose another --out" in result.output
+    assert {p.name for p in out.iterdir()} - {locks.LOCK_NAME} == {"sweep.json"}
+    assert (out / "sweep.json").read_bytes() == record
+
+
 def test_resume_refuses_a_folder_that_is_not_a_dropcli_run(runner, tmp_path):
     foreign = tmp_path / "thesis"
     foreign.mkdir()
