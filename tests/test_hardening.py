@@ -21,6 +21,7 @@ from dropcli import train as training
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.runs import RunFolder
+from dropcli.signals import Terminated
 
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200", "NO_COLOR": "1"}
 
@@ -298,6 +299,20 @@ def test_sigterm_ends_a_run_interrupted_and_it_resumes(tiny_raw, write_config, t
     [run] = (tmp_path / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["error"] == "stopped by SIGTERM"
+
+
+@pytest.mark.parametrize("stop, code", [(KeyboardInterrupt, 130), (Terminated, 143)])
+def test_a_signal_while_the_picture_is_drawn_keeps_the_run_completed_and_says_so(runner, tiny_raw, write_config,
+                                                                                 tmp_path, monkeypatch, stop, code):
+    def interrupted(folders):
+        raise stop
+
+    monkeypatch.setattr("dropcli.plots.draw_run_curves", interrupted)
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path), "--quiet"])
+    [run] = tmp_path.glob("*/summary.json")
+    assert result.exit_code == code and "interrupted after the run completed" in result.output, result.output
+    assert f"dropcli report {run.parent}" in result.output
+    assert json.loads(run.read_text())["status"] == "completed" and not (run.parent / "curves.png").exists()
 
 
 # --- damaged folders ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, 
                                 ThreadsOption, config_file, console, errors, exit_bad_input, refuse_extra_arguments,
                                 with_bad_input_handled)
 from dropcli.config import load_config
-from dropcli.signals import stop_on_sigterm
+from dropcli.signals import Terminated, stop_on_sigterm
 
 
 def train(
@@ -96,9 +96,15 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         run.release()
-    from dropcli.plots import draw_run_curves  # presentation: after training, from the run folder
+    try:
+        from dropcli.plots import draw_run_curves  # presentation: after training, from the run folder
 
-    draw_run_curves([run.path])
+        draw_run_curves([run.path])
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM once the run completed: only the picture is missing
+        errors.print(f"[yellow]interrupted[/yellow] after the run completed: {escape(str(run.path))} holds its "
+                     f"results; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it)",
+                     highlight=False)
+        raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED) from None
     console.print(
         f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs "
         f"({summary['stop_reason']}); "
