@@ -18,6 +18,7 @@ Checkpoint files are never group- or world-writable (whatever the umask) unless 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import pickle
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dropcli.config import Config
 from dropcli.runs import RunFolder, write_atomically
 
 log = logging.getLogger("dropcli")
@@ -45,10 +47,41 @@ class UnsafeCheckpoint(Exception):
     """A checkpoint holds objects other than tensors and plain data: loading it could run code."""
 
 
+# config keys a resumed run may differ in: where and how fast it runs, not what it computes
+RESUME_MAY_CHANGE = ("name", "device", "threads", "executor", "dataset.root", "dataset.download")
+
+
+def continued_settings(config: Config) -> dict[str, Any]:
+    """The config a checkpoint continues, as dotted keys (`model.hidden_sizes`), less RESUME_MAY_CHANGE."""
+    flat: dict[str, Any] = {}
+    for key, value in config.to_dict().items():
+        for sub_key, item in value.items() if isinstance(value, dict) else [(None, value)]:
+            name = key if sub_key is None else f"{key}.{sub_key}"
+            if key not in RESUME_MAY_CHANGE and name not in RESUME_MAY_CHANGE:
+                flat[name] = item
+    return flat
+
+
+def changed_settings(state: dict[str, Any], config: Config) -> list[str]:
+    """`key: checkpoint's → config's` for each setting the run's config no longer shares with its checkpoint
+    (config.yaml edited after it was written). Keys only one side knows (another dropcli version) and
+    checkpoints that predate this record are not compared."""
+    try:
+        saved = json.loads(state.get("settings") or "{}")
+    except (TypeError, ValueError):
+        saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
+    now = continued_settings(config)
+    return [f"{key}: {json.dumps(saved[key])} → {json.dumps(now[key])}" for key in saved
+            if key in now and saved[key] != now[key]]
+
+
 def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[str, Any]:
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     return {
         "epoch": epoch,
+        "settings": json.dumps(continued_settings(exp.config), sort_keys=True),  # text: plain data to load
         "device": str(exp.device),
         "stop_reason": stop_reason,  # set when training already decided to stop: resume goes straight to finishing
         "elapsed_s": elapsed,
@@ -119,12 +152,20 @@ def load_checkpoint(run: RunFolder) -> dict[str, Any] | None:
 
 
 def peek(run: RunFolder) -> tuple[int, str | None] | None:
-    """(epoch, stop reason) of the checkpoint a resume would start from, read cheaply (tensors memory-mapped,
-    not loaded), or None: none readable. For grouping trials that can resume stacked."""
+    """(epoch, stop reason) of the checkpoint a resume would start from, or None: none readable. For
+    grouping trials that can resume stacked."""
+    state = peek_state(run)
+    return (int(state["epoch"]), state["stop_reason"]) if state is not None else None
+
+
+def peek_state(run: RunFolder) -> dict[str, Any] | None:
+    """The checkpoint a resume would start from, read cheaply (tensors memory-mapped, not loaded), or None:
+    none readable."""
     for path in (run.checkpoint_path, run.previous_checkpoint_path):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            return int(state["epoch"]), state["stop_reason"]
+            int(state["epoch"]), state["stop_reason"]  # noqa: B018  # the keys a peek relies on
+            return state
         except Exception:  # missing, damaged or refused: whoever resumes it will say so
             continue
     return None

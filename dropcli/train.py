@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropcli
-from dropcli.config import ConfigError
-from dropcli.checkpoint import capture, load_checkpoint, remove_checkpoints, restore, save_atomically, save_checkpoint
+from dropcli.config import Config, ConfigError
+from dropcli.checkpoint import (capture, changed_settings, load_checkpoint, remove_checkpoints, restore,
+                                save_atomically, save_checkpoint)
 from dropcli.data import shuffled_batches
 from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
@@ -330,6 +331,8 @@ def begin(exp: Experiment, run: RunFolder,
         raise ConfigError(f"--resume {run.path}: its checkpoint was written on {state['device']}, this run would "
                           f"be on {exp.device}; resume where it ran (its config.yaml says device: "
                           f"{exp.config.device})")
+    if state is not None:
+        refuse_changed_config(state, exp.config, run)
     if state is not None and len(read_metrics_tolerantly(run.metrics_path)) < state["epoch"]:
         log.warning(f"{run.path}: metrics.csv holds fewer epochs than its checkpoint ({state['epoch']}); the run "
                     f"restarts from its first epoch")
@@ -345,6 +348,16 @@ def begin(exp: Experiment, run: RunFolder,
     rows = run.keep_metrics_up_to(state["epoch"] if state else 0) if resume else []
     run.write_summary(summary)
     return summary, rows, state["stop_reason"] if state else None, state["elapsed_s"] if state else 0.0
+
+
+def refuse_changed_config(state: dict[str, Any] | None, config: Config, run: RunFolder) -> None:
+    """ConfigError when config.yaml was edited after the checkpoint `state`: its weights, optimizer and epochs
+    belong to another run (`train --resume` asks before it starts: `checkpoint.peek_state`)."""
+    changed = changed_settings(state, config) if state is not None else []
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise ConfigError(f"--resume {run.path}: config.yaml was changed after its checkpoint ({shown}); a run "
+                          f"continues the config it started with: put config.yaml back, or start a new run")
 
 
 def run_experiment(exp: Experiment, run: RunFolder, on_epoch: EpochCallback | None = None,

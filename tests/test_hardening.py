@@ -351,6 +351,36 @@ def test_a_damaged_sweep_record_is_refused_on_rerun_in_one_line(runner, tiny_raw
     assert (out / "sweep.json").read_bytes() == record
 
 
+@pytest.mark.parametrize("edit, shown", [
+    (("model", "hidden_sizes", [8]), "model.hidden_sizes: [32] → [8]"),
+    (("optimizer", "name", "sgd"), 'optimizer.name: "adam" → "sgd"'),
+    ((None, "epochs", 2), "epochs: 3 → 2"),
+    (("dataset", "train_size", 150), "dataset.train_size"),
+])
+def test_resume_refuses_a_config_edited_after_the_checkpoint_and_leaves_the_run_as_it_was(runner, tiny_raw, tmp_path,
+                                                                                          edit, shown):
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path, at_epoch=2)
+    config = yaml.safe_load(run.config_path.read_text())
+    section, key, value = edit
+    (config[section] if section else config)[key] = value
+    run.config_path.write_text(yaml.safe_dump(config))
+    files = lambda: {p.name: p.read_bytes() for p in run.path.iterdir() if p.name != locks.LOCK_NAME}  # noqa: E731
+    before = files()
+    result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "config.yaml was changed after its checkpoint" in result.output and shown in result.output
+    assert files() == before and locks.holder_of(run.path) is None
+
+
+def test_resume_accepts_a_config_that_changed_only_where_the_run_goes(runner, tiny_raw, tmp_path):
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path, at_epoch=2)
+    config = yaml.safe_load(run.config_path.read_text())
+    config.update(name="renamed", threads=2)
+    run.config_path.write_text(yaml.safe_dump(config))
+    result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
+    assert result.exit_code == 0 and epochs_of(run.path) == [1, 2, 3], result.output
+
+
 def test_resume_refuses_a_folder_that_is_not_a_dropcli_run(runner, tmp_path):
     foreign = tmp_path / "thesis"
     foreign.mkdir()

@@ -77,6 +77,14 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         run.release()
         console.print(f"{escape(str(resume))} is already completed; nothing to resume")
         return
+    if resume is not None:  # before anything is said of resuming it
+        from dropcli.checkpoint import peek_state
+
+        try:
+            with_bad_input_handled(lambda: training.refuse_changed_config(peek_state(run), config, run))
+        except typer.Exit:
+            run.release()
+            raise
     verb = "resuming" if resume is not None else "run"
     console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
