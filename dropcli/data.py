@@ -9,6 +9,8 @@ validation is carved out of the training pool, so nothing is ever chosen on test
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import random
@@ -68,7 +70,7 @@ DATASETS: Registry[Loader] = Registry("dataset")
 def load_splits(config: DatasetConfig, seed: int) -> Splits:
     """Load the named dataset and cut it into train / val / test. The split and the label noise depend only
     on `seed`, so two runs with the same seed see exactly the same examples and the same flipped labels."""
-    raw = load_raw(config.name, Path(config.root).resolve(), config.download)
+    raw = load_raw(config.name, Path(config.root).resolve(), config.download, WRITES.get())
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(raw.y_pool), generator=generator)
     n_val = max(1, round(len(order) * config.val_fraction))
@@ -87,9 +89,30 @@ def load_splits(config: DatasetConfig, seed: int) -> Splits:
 
 
 @functools.lru_cache(maxsize=2)
-def load_raw(name: str, root: Path, download: bool) -> RawDataset:
-    """Read a dataset once per process: a sweep's trials share it (the tensors are never modified)."""
+def load_raw(name: str, root: Path, download: bool, writes: bool = True) -> RawDataset:
+    """Read a dataset once per process: a sweep's trials share it (the tensors are never modified).
+    `writes` (WRITES, part of the cache key) tells the loader whether it may write under `root`."""
     return DATASETS.lookup(name)(root, download)
+
+
+# Whether loading may write under dataset.root (MNIST-1D's cache, a download). `sweep --dry-run` loads its
+# datasets to check sizes and memory, and promises to write nothing: it loads them inside without_writes().
+WRITES: contextvars.ContextVar[bool] = contextvars.ContextVar("dataset_writes", default=True)
+
+
+@contextlib.contextmanager
+def without_writes() -> Iterator[None]:
+    """Datasets loaded in here write nothing: MNIST-1D without its cache is generated in memory, a
+    torchvision dataset not yet under its root raises NotDownloaded instead of being downloaded."""
+    token = WRITES.set(False)
+    try:
+        yield
+    finally:
+        WRITES.reset(token)
+
+
+class NotDownloaded(DatasetError):
+    """A torchvision dataset is not under its root, and loading without_writes() may not download it."""
 
 
 def flip_labels(labels: torch.Tensor, fraction: float, num_classes: int, generator: torch.Generator) -> torch.Tensor:
@@ -126,6 +149,8 @@ def load_mnist1d(root: Path, download: bool) -> RawDataset:
             return read_mnist1d(cache)
         except Exception as error:  # truncated, not a zip, other arrays: the cache is ours to remake
             log.warning(f"{cache} is damaged ({type(error).__name__}); generating MNIST-1D again")
+    if not WRITES.get():
+        return mnist1d_tensors(make_mnist1d())
     try:
         generate_mnist1d(cache)
     except OSError as error:
@@ -137,7 +162,11 @@ def load_mnist1d(root: Path, download: bool) -> RawDataset:
 def read_mnist1d(cache: Path) -> RawDataset:
     # allow_pickle=False: a cache in a shared folder must not run code when read
     with np.load(cache, allow_pickle=False) as arrays:
-        x, y, x_test, y_test = (arrays[name] for name in ("x", "y", "x_test", "y_test"))
+        return mnist1d_tensors({name: arrays[name] for name in ("x", "y", "x_test", "y_test")})
+
+
+def mnist1d_tensors(arrays: dict[str, np.ndarray]) -> RawDataset:
+    x, y, x_test, y_test = (arrays[name] for name in ("x", "y", "x_test", "y_test"))
     if x.ndim != 2 or len(x) != len(y) or x_test.shape[1:] != x.shape[1:] or len(x_test) != len(y_test) \
             or min(y.min(), y_test.min()) < 0 or max(y.max(), y_test.max()) >= 10:
         raise ValueError("arrays of the wrong shape or labels")
@@ -145,16 +174,20 @@ def read_mnist1d(cache: Path) -> RawDataset:
                       torch.from_numpy(x_test).float(), torch.from_numpy(y_test).long(), num_classes=10)
 
 
-def generate_mnist1d(cache: Path) -> None:
+def make_mnist1d() -> dict[str, np.ndarray]:
     from mnist1d.data import get_dataset_args, make_dataset
 
     # make_dataset reseeds Python's and NumPy's global generators; put them back so it cannot leak into a run
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
-        data = make_dataset(get_dataset_args())
+        return make_dataset(get_dataset_args())
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+
+
+def generate_mnist1d(cache: Path) -> None:
+    data = make_mnist1d()
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".partial.npz")
     np.savez(partial, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
@@ -189,9 +222,11 @@ def load_cifar10(root: Path, download: bool) -> RawDataset:
 def load_torchvision(dataset_class: type, title: str, root: Path, download: bool) -> RawDataset:
     existed = folders_under(root)
     try:
-        train = dataset_class(str(root), train=True, download=download)
-        test = dataset_class(str(root), train=False, download=download)
+        train = dataset_class(str(root), train=True, download=download and WRITES.get())
+        test = dataset_class(str(root), train=False, download=download and WRITES.get())
     except (RuntimeError, OSError, ValueError, EOFError) as error:
+        if download and not WRITES.get():  # the real run would download it
+            raise NotDownloaded(f"dataset {title} is not under {root} yet") from None
         remove_new_empty_folders(root, existed)  # a failed download leaves no empty data/FashionMNIST/raw
         how = "not found or not readable, and the download failed (is there a network?)" if download else \
             "not found or not readable, and dataset.download is false"

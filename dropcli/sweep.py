@@ -242,8 +242,7 @@ def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: st
     """Create the sweep folder, or check that an existing one was made by this very sweep. Two processes
     opening one folder at once take turns (the sweep folder's lock, held only while opening)."""
     check_folder_names(path, trials)
-    if path.exists() and not path.is_dir():
-        raise SweepError(f"{path}: exists and is not a folder; choose another --out")
+    check_sweep_dir(path, spec)
     path.mkdir(parents=True, exist_ok=True)
     for _ in range(100):  # another process is writing sweep.json: it takes milliseconds
         try:
@@ -275,6 +274,21 @@ def existing_parent(path: Path) -> Path | None:
 
 
 def create_or_check_record(path: Path, spec: SweepSpec, trials: list[Trial], command: str) -> None:
+    if check_sweep_dir(path, spec):
+        return
+    content = {"fingerprint": spec.fingerprint(), "created_at": datetime.now().isoformat(timespec="seconds"),
+               "command": command, **spec.to_dict(),
+               "trials": [{"name": t.name, "settings": t.settings} for t in trials]}
+    write_atomically(path / "sweep.json", json.dumps(content, indent=2) + "\n")
+
+
+def check_sweep_dir(path: Path, spec: SweepSpec) -> bool:
+    """SweepError unless `path` can take this sweep: missing, empty, or made by this very sweep (True: it
+    holds its sweep.json already). Writes nothing: `--dry-run` asks it too."""
+    if path.exists() and not path.is_dir():
+        raise SweepError(f"{path}: exists and is not a folder; choose another --out")
+    if not path.is_dir():
+        return False
     record = path / "sweep.json"
     if record.is_file() or record.is_symlink():
         try:
@@ -285,13 +299,10 @@ def create_or_check_record(path: Path, spec: SweepSpec, trials: list[Trial], com
         if existing != spec.fingerprint():
             raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
                              f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")
-        return
+        return True
     if any(entry.name != locks.LOCK_NAME for entry in path.iterdir()):
         raise SweepError(f"{path}: exists and is not a sweep folder (no sweep.json); choose another --out")
-    content = {"fingerprint": spec.fingerprint(), "created_at": datetime.now().isoformat(timespec="seconds"),
-               "command": command, **spec.to_dict(),
-               "trials": [{"name": t.name, "settings": t.settings} for t in trials]}
-    write_atomically(record, json.dumps(content, indent=2) + "\n")
+    return False
 
 
 def trial_status(sweep_dir: Path, trial: Trial) -> str:

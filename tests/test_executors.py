@@ -133,6 +133,30 @@ def test_a_local_dry_run_shows_the_groups_and_what_is_done_and_writes_nothing(ru
     assert sorted(p.name for p in (tmp_path / "sweep").rglob("*")) == before
 
 
+def test_a_dry_run_writes_no_dataset_and_refuses_what_the_sweep_would_refuse(runner, tiny_raw, write_config, tmp_path):
+    empty_root = tmp_path / "data"
+    for dataset, note in (({"name": "mnist1d"}, None),  # generated in memory, no cache written
+                          ({"name": "mnist"}, f"note: dataset MNIST is not under {empty_root} yet: the sweep "
+                                              f"downloads it")):
+        raw = {**tiny_raw, "dataset": {**tiny_raw["dataset"], **dataset, "root": str(empty_root)}}
+        result = runner.invoke(app, ["sweep", str(write_config(raw)), "--p", "0.5", "--seeds", "1", "--dry-run",
+                                     "--out", str(tmp_path / "sweep")])
+        assert result.exit_code == 0 and "nothing trained, submitted or written" in result.output, result.output
+        assert (note in result.output) if note else ("note:" not in result.output)
+        assert not empty_root.exists() and not (tmp_path / "sweep").exists()
+    config = str(write_config(tiny_raw))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.txt").write_text("months of work")
+    other = tmp_path / "other-sweep"
+    assert runner.invoke(app, ["sweep", config, "--p", "0.1", "--seeds", "1", "--out", str(other), "--quiet"]) \
+        .exit_code == 0
+    for out, message in ((tmp_path / "notes", "is not a sweep folder"), (other, "holds a different sweep")):
+        for dry in (["--dry-run"], []):
+            result = runner.invoke(app, ["sweep", config, "--p", "0.5", "--seeds", "1", "--out", str(out), *dry])
+            assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, \
+                result.output
+
+
 def test_executor_names_are_checked(runner, tiny_raw, write_config, tmp_path):
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--executor", "kubernetes",
                                  "--runs-dir", str(tmp_path / "r")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Optional
@@ -110,16 +111,26 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     executor_config, spec, trials = with_bad_input_handled(spec_and_trials)
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
+    with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))  # before torch loads
+    with_bad_input_handled(lambda: sweeps.check_sweep_dir(sweep_dir, spec))
     with preparing(console, f"preparing {len(trials)} trials: loading torch, checking data and sizes",
                    enabled=not quiet and not dry_run):
         from dropcli import launch
-        from dropcli.data import DatasetError
+        from dropcli.data import DatasetError, NotDownloaded, without_writes
 
-        with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))
-        per_trial = with_bad_input_handled(lambda: sweeps.check_resources(trials), DatasetError)
+        def resources() -> tuple[int, str | None]:  # a dry run loads the data without writing: no cache, no download
+            try:
+                with without_writes() if dry_run else contextlib.nullcontext():
+                    return sweeps.check_resources(trials), None
+            except NotDownloaded as missing:
+                return 0, f"{missing}: the sweep downloads it; sizes and memory are checked then"
+
+        per_trial, unchecked = with_bad_input_handled(resources, DatasetError)
         plan = with_bad_input_handled(lambda: launch.plan_launch(executor_config, spec, trials, sweep_dir, batch,
                                                                  per_trial))
     if dry_run:
+        if unchecked:
+            console.print(f"note: {unchecked}", highlight=False, markup=False)
         for line in launch.describe(plan):
             console.print(line, highlight=False, markup=False)
         console.print("dry run: nothing trained, submitted or written", highlight=False, markup=False)
