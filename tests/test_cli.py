@@ -111,6 +111,26 @@ def test_hydra_habits_get_the_dropcli_spelling(runner, tiny_raw, write_config, t
         assert result.exit_code == 0 and "Usage:" in result.output and "<bool>" not in result.output
 
 
+@pytest.mark.parametrize("args, message", [
+    (["train", "--threads", "0", "configs/quickstart.yaml"], "error: Invalid value for '--threads'"),
+    (["status"], "error: Missing argument 'SWEEP_DIR'"),
+    (["report", ".", "--format", "gif"], "error: Invalid value for '--format'"),
+    (["report", "--bogus"], "error: No such option: --bogus"),
+    (["bogus"], "error: No such command 'bogus'"),
+])
+def test_the_option_parsers_own_errors_are_one_line_too(runner, args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.output.startswith(message) and result.output.count("\n") == 1, \
+        result.output
+    where = "dropcli" if args == ["bogus"] else f"dropcli {args[0]}"
+    assert result.output.endswith(f"({where} --help)\n")
+
+
+def test_dropcli_alone_shows_the_help(runner):
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2 and "Usage: dropcli" in result.output and "Commands" in result.output
+
+
 def test_l2_sweeps_get_their_zero_baseline_like_dropout_rates():
     from dropcli.config import validate_config
     from dropcli.sweep import build_spec

@@ -7,12 +7,20 @@ torch is imported inside the commands that train, never at module level, so `dro
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any, Sequence
 
 import typer
+from typer.core import TyperGroup
+
+try:  # the click that raises the usage errors: typer vendors it as typer._click (0.2x), older typers use click
+    from typer import _click as click  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import click  # type: ignore[no-redef]
 
 from dropcli import __version__
-from dropcli.cli.common import EXTRA_ARGUMENTS, console, show_warnings
+from dropcli.cli.common import EXIT_BAD_INPUT, EXTRA_ARGUMENTS, console, errors, show_warnings
+from dropcli.display import plain
 from dropcli.cli.export import export
 from dropcli.cli.report import report
 from dropcli.cli.show_config import config
@@ -21,8 +29,44 @@ from dropcli.cli.sweep import sweep
 from dropcli.cli.train import train
 from dropcli.cli.tune import tune
 
+# what click raises for `dropcli` without arguments (click ≥ 8.2): its message is the help
+HELP_WANTED: Any = getattr(click.exceptions, "NoArgsIsHelpError", type("NeverRaised", (Exception,), {}))
+
+
+class OneLineErrors(TyperGroup):
+    """Click's own usage errors (an option's value out of range, a missing argument, an unknown option) in
+    one line, like every other bad input: `error: ... (dropcli train --help)`, exit 2 — instead of click's
+    usage line, hint, blank line and error."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        def run() -> Any:
+            return super(OneLineErrors, self).main(args, prog_name, complete_var, standalone_mode=False,
+                                                   windows_expand_args=windows_expand_args, **extra)
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except HELP_WANTED as help_wanted:  # `dropcli` alone: the help, as click shows it
+            help_wanted.show()
+            sys.exit(help_wanted.exit_code)
+        except click.exceptions.UsageError as error:
+            where = error.ctx.command_path if error.ctx is not None else "dropcli"
+            errors.print(f"[red]error:[/red] {plain(error.format_message())} ({where} --help)", highlight=False)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.exceptions.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except typer.Abort:  # end of input at a prompt
+            errors.print("Aborted!", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="dropcli",
+    cls=OneLineErrors,
     help="Experiments that show, with numbers and pictures, how dropout, L2, L1, max-norm and early stopping "
          "change overfitting. Every run leaves a self-describing folder under runs/.",
     no_args_is_help=True,
