@@ -79,7 +79,8 @@ def parse_rates(text: str, option: str = "--p") -> list[float]:
         except ArithmeticError:  # a step like 1e-999999999
             count = MAX_AXIS_VALUES + 1
         if count > MAX_AXIS_VALUES:
-            raise SweepError(f"{option} {brief(text)}: {count:,} rates; an axis may have at most "
+            many = f"{count:,}" if count < 10**9 else f"~{Decimal(count):.1e}"  # a tiny step: no 400-digit count
+            raise SweepError(f"{option} {brief(text)}: {many} rates; an axis may have at most "
                              f"{MAX_AXIS_VALUES:,} values (a larger step?)")
         values = [start + i * step for i in range(count)]
     else:
