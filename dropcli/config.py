@@ -444,7 +444,7 @@ def suggest_key(loc: tuple[Any, ...]) -> str:
     valid = list(section.model_fields)
     close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{hint} valid keys: {', '.join(valid)}"
+    return f"{hint or ';'} valid keys: {', '.join(valid)}"
 
 
 def section_model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -42,9 +42,11 @@ RunsDirOption = Annotated[
 ]
 
 
-def config_file(value: Optional[Path]) -> Optional[Path]:
+def config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
     """The CONFIG argument: an existing file; `key=value` in its place gets the --set hint."""
     if value is not None and not value.is_file():
+        if str(value).startswith("-"):  # an option the command does not know, read as CONFIG
+            exit_bad_input(f"{value}: no such option ({ctx.command_path} --help)")
         if "=" in value.name:
             exit_bad_input(f"{value}: dropcli takes config values as --set {value} after the CONFIG file "
                            f"(Hydra's bare key=value is not read)")

@@ -45,9 +45,10 @@ def sweep(
                                                      "the same for the same command, so rerunning resumes).")] = None,
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
                                        help="Train up to N trials that share model, data and optimizer as one "
-                                            "stacked model (mlp, cnn, gru; batchnorm and some dropout variants run "
-                                            "one by one). auto: 16 on CPU, 64 on GPU, fewer when that many would "
-                                            "not fit in half the memory free; 1: one trial at a time.")
+                                            "stacked model (mlp, cnn, gru, lstm, rnn; batchnorm and some dropout "
+                                            "variants run one by one). auto: 16 on CPU, 64 on GPU, fewer when "
+                                            "that many would not fit in half the memory free; 1: one trial at a "
+                                            "time.")
                      ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; print only the table.")] = False,
     threads: ThreadsOption = None,
