@@ -188,7 +188,8 @@ class RegularizerConfig(Section):
     @classmethod
     def _resolvable_rate(cls, value: float) -> float:
         if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (masks.MASK_LEVELS)
-            raise ValueError("must be at most 0.99998: nothing would be left to train")
+            raise ValueError("must be below 0.9999924 (masks resolve p to 1/65536): nothing would be left to "
+                             "train")
         return value
 
     @model_validator(mode="after")

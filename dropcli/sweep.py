@@ -132,6 +132,9 @@ def parse_batch(text: str, device_is_cuda: bool = False) -> int:
 
 
 def parse_seeds(seeds: int | None, seed_list: str | None) -> list[int]:
+    if seeds is not None and seed_list is not None:
+        raise SweepError(f"--seeds {seeds} and --seed-list {brief(seed_list)}: give one of them (--seeds N runs "
+                         f"seeds 0..N-1, --seed-list names them)")
     if seed_list is not None:
         try:
             chosen = [int(part) for part in seed_list.split(",")]
@@ -219,8 +222,15 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
         axes["regularizer.l2"] = sorted({0.0, *parse_non_negative_list(l2, "--l2")})  # the baseline, as --p adds p = 0
     for text in grid:
         key, values = parse_grid(text)
-        if key in axes or key == "seed":
-            raise SweepError(f"--grid {brief(text)}: {key} is already an axis (use --seeds / --seed-list for seeds)")
+        if key == "seed":
+            raise SweepError(f"--grid {brief(text)}: seeds are an axis of every sweep: use --seeds N or --seed-list")
+        if key in axes:
+            raise SweepError(f"--grid {brief(text)}: {key} is already an axis (--p is regularizer.dropout, --l2 "
+                             f"regularizer.l2)" if key in ("regularizer.dropout", "regularizer.l2") else
+                             f"--grid {brief(text)}: {key} is given twice")
+        if key.split(".")[0] in ("executor", "threads"):  # where and how fast trials run, not what they are
+            raise SweepError(f"--grid {brief(text)}: {key} is not something trials can differ in (it says where "
+                             f"and how fast they run): set it once with --set {key}=VALUE")
         axes[key] = values
     # where trials run is not what they are: the same sweep may be resumed through another executor
     settings = {key: value for key, value in base.to_dict().items() if key != "executor"}
