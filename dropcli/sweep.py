@@ -328,8 +328,8 @@ def run_status(folder: Path) -> str:
     """The status a run folder's summary.json records; pending without one, unknown if it is unreadable,
     broken if it says completed but its config, metrics or results are missing (it is trained again)."""
     summary = folder / "summary.json"
-    if not summary.is_file():
-        return "pending"
+    if not summary.is_file():  # missing; or a FIFO, a device, a dangling link: nothing dropcli wrote
+        return "pending" if not summary.exists() and not summary.is_symlink() else "unknown"
     try:
         data = json.loads(read_regular(summary, MAX_SUMMARY_BYTES))
     except (OSError, ValueError, RecursionError):  # torn, not UTF-8, not JSON, too large

@@ -591,6 +591,17 @@ def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config
     assert done.stdout.split() == ["0", "0"], done.stdout + done.stderr
 
 
+def test_a_summary_that_is_no_file_is_unknown_not_pending(tmp_path):
+    from dropcli.sweep import run_status
+
+    for name, plant in (("fifo", os.mkfifo), ("dangling", lambda path: path.symlink_to(tmp_path / "gone"))):
+        (tmp_path / name).mkdir()
+        plant(tmp_path / name / "summary.json")
+        assert run_status(tmp_path / name) == "unknown"
+    (tmp_path / "fresh").mkdir()
+    assert run_status(tmp_path / "fresh") == "pending"
+
+
 def test_a_checkpoint_from_before_plain_generator_states_still_resumes(runner, tiny_raw, tmp_path):
     import numpy as np
     import torch

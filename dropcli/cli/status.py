@@ -21,7 +21,9 @@ def status(
     """How far a sweep is: trials completed, running, failed, interrupted and pending.
 
     Read from its run folders, so it works while the sweep runs, on this machine or another sharing the
-    folder."""
+    folder. Besides those: broken (says completed, but its config, metrics or results are missing: the
+    sweep trains it again), unknown (its summary.json is unreadable or not one dropcli writes) and running
+    (stale) (says running, but no process holds it: killed; rerunning the sweep continues it)."""
     from collections import Counter
 
     from rich.table import Table
