@@ -27,7 +27,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +42,7 @@ from dropcli.runs import PRUNED, RunFolder, load_run, write_atomically
 from dropcli.sweep import SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 
+log = logging.getLogger("dropcli")
 JOURNAL = "optuna.journal"
 RECORD = "tune.json"
 # What each regularizer's study searches: dotted config key → (kind, low, high, log scale), or ("choice", options)
@@ -162,10 +166,56 @@ def open_tune_dir(path: Path, spec: TuneSpec, command: str) -> None:
 
 
 def storage(tune_dir: Path):
+    """The studies' journal, replayed. One that cannot be (not UTF-8, not JSON, not Optuna's entries: a shared
+    folder's file may be anyone's) is a TuneError naming it, and is left as it is."""
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-    return JournalStorage(JournalFileBackend(str(tune_dir / JOURNAL)))
+    path = tune_dir / JOURNAL
+    lock = JournalFileSymlinkLock(str(path))  # Optuna's own default: every process of the tune takes the same one
+    try:
+        mend_journal_end(path, lock)
+        return JournalStorage(JournalFileBackend(str(path), lock))
+    except (OSError, TuneError):
+        raise
+    except Exception as error:
+        what = ("it is not UTF-8 text" if isinstance(error, UnicodeDecodeError) else "a line in it is not JSON"
+                if isinstance(error, ValueError) else "it holds entries Optuna does not know")
+        raise TuneError(f"{path}: the studies' journal is corrupted ({what}); it is left as it is: move "
+                        f"{tune_dir} away, or choose another --out (the studies then start afresh)") from None
+
+
+def mend_journal_end(path: Path, lock: Any) -> None:
+    """Cut off a last line that has no newline: what a process killed while appending to the journal leaves
+    (Optuna writes each entry with its newline in one write). Optuna skips such a line when it reads, but
+    appends its next entry onto it, and the joined line makes the whole journal unreadable; for the same reason
+    a last whole line that is not JSON (a ValueError here) is corruption, not a kill. The cut is made under
+    Optuna's lock, so that no living process is half-way through an append."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return  # a new tune: Optuna creates it
+    if not stat.S_ISREG(info.st_mode):  # a planted link would have us cut another file; a pipe, block forever
+        raise TuneError(f"{path}: not a regular file (a link, a folder, a pipe?); move it away, or choose "
+                        f"another --out")
+    with open(os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC), "r+b") as handle:
+        content = handle.read()
+        if content and not content.endswith(b"\n"):
+            lock.acquire()
+            try:
+                handle.seek(0)
+                content = handle.read()
+                kept = content.rfind(b"\n") + 1
+                if kept < len(content):
+                    handle.truncate(kept)
+                    log.warning(f"{path}: cut off its last line, {len(content) - kept} bytes without an end: a "
+                                f"process was killed while writing it; the studies resume from the line before")
+                    content = content[:kept]
+            finally:
+                lock.release()
+    last = content[content.rfind(b"\n", 0, -1) + 1:]
+    if last:
+        json.loads(last)
 
 
 def open_study(tune_dir: Path, spec: TuneSpec, name: str):

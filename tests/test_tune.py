@@ -3,6 +3,7 @@ trials; pruned trials are marked in their run folders and never chosen or compar
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from unittest.mock import patch
 
@@ -121,6 +122,59 @@ def test_pruned_trials_are_marked_and_never_chosen_or_compared(tiny_raw, tmp_pat
     assert set(table.loc[[f"trial-{t.number:04d}" for t in pruned], "status"]) == {"pruned"}
     completed = 6 - len(pruned)
     assert f"| dropout | {completed} / {len(pruned)} / 0 |" in (tune_dir / "comparison.md").read_text()
+
+
+def test_a_journal_torn_by_a_kill_is_mended_and_the_tune_resumes(tiny_raw, tmp_path):
+    """A kill mid-append leaves a last line without its newline: Optuna would append onto it and the journal
+    would no longer load. The torn line is cut off; what it recorded is told again from the run folder."""
+    spec = spec_for(tiny_raw, regularizers="dropout", trials=2, seeds=2)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    tuning.tune(spec, tune_dir, batch=2)
+    journal = tune_dir / tuning.JOURNAL
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-40])  # the last entry, torn: a trial's result the study did not get
+    finished = {name: (tune_dir / "dropout" / name / "metrics.csv").read_bytes()
+                for name in ("trial-0000", "trial-0001")}
+    outcome = tuning.tune(spec, tune_dir, batch=2)  # the same tune again
+    trials = study(tune_dir, spec, "dropout").get_trials()
+    assert len(trials) == 2 and all(t.state.is_finished() for t in trials) and outcome.studies[0].completed == 2
+    assert journal.read_bytes().endswith(b"\n") and whole[:-40].rsplit(b"\n", 1)[0] in journal.read_bytes()
+    for name, content in finished.items():  # nothing trained again
+        assert (tune_dir / "dropout" / name / "metrics.csv").read_bytes() == content
+
+
+def test_a_corrupted_journal_is_refused_in_one_line_and_left_as_it_is(tiny_raw, write_config, runner, tmp_path):
+    config = write_config({**tiny_raw, "epochs": 2})
+    command = ["tune", str(config), "--regularizers", "dropout", "--trials", "2", "--seeds", "2", "--batch", "2",
+               "--quiet"]
+    first = runner.invoke(app, [*command, "--out", str(tmp_path / "tune")])
+    assert first.exit_code == 0, first.output
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not a journal, and no newline at its end")
+
+    # journal line (split at newlines: -1 is the empty rest after the last one) → what it becomes
+    damages = {"cut-in-the-middle": (3, lambda line: line[:25]), "not-utf-8": (3, lambda line: b"\xff\xfe" + line),
+               "last-whole-line-not-json": (-2, lambda line: line[:25]),
+               "not-optunas": (3, lambda line: b'{"op_code": 42}'), "a-link": None}
+    for case, damage in damages.items():
+        tune_dir = tmp_path / case
+        shutil.copytree(tmp_path / "tune", tune_dir)
+        journal = tune_dir / tuning.JOURNAL
+        if damage is None:  # planted by someone else: never cut, never followed
+            journal.unlink()
+            journal.symlink_to(outside)
+        else:
+            lines = journal.read_bytes().split(b"\n")
+            lines[damage[0]] = damage[1](lines[damage[0]])
+            journal.write_bytes(b"\n".join(lines))
+        before = journal.read_bytes()
+        result = runner.invoke(app, [*command, "--out", str(tune_dir)])
+        assert result.exit_code == 2, (case, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output, (case, result.stderr)
+        assert str(journal) in result.stderr and "choose another --out" in result.stderr, (case, result.stderr)
+        assert journal.read_bytes() == before and not list(tune_dir.glob("*.lock")), case
+    assert outside.read_text() == "not a journal, and no newline at its end"
 
 
 def test_tune_refusals_are_one_line_and_exit_2(tiny_raw, write_config, runner, tmp_path):
