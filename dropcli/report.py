@@ -206,7 +206,8 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
 
     from dropcli.results import read_runs
 
-    runs = read_runs(root, skip=out)
+    runs = read_runs(root)
+    refuse_run_folder_as_out(root, out, runs)
     # a run killed between completing and drawing its picture, or trained where none was drawn, gets it now
     plots.draw_run_curves([run.path for run in runs if run.status == "completed"
                            and not (run.path / "curves.png").is_file()])
@@ -237,6 +238,19 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
                                               mc_by_passes(runs, table, keys))
     write_atomically(out / "report.md", report_markdown(report, root))
     return report
+
+
+def refuse_run_folder_as_out(root: Path, out: Path, runs: list[LoadedRun]) -> None:
+    """The report may go anywhere, DIR itself included (its own files are not run folders, so it hides no run),
+    but not into one of the run folders it reads nor below one: its files would mix with a run's. A lone run
+    given as DIR keeps its documented default, DIR/report."""
+    out, root = out.resolve(), root.resolve()
+    for run in runs:
+        folder = run.path.resolve()
+        if folder == out or (folder in out.parents and folder != root):
+            where = "a run folder" if folder == out else f"inside the run folder {folder}"
+            raise ReportError(f"--out {out}: {where}; the report's files would mix with the run's: choose a "
+                              f"folder outside the run folders (default: DIR/report)")
 
 
 def report_markdown(report: Report, root: Path) -> str:

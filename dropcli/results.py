@@ -18,9 +18,9 @@ import pandas as pd
 from dropcli.runs import LoadedRun, discover_run_folders, load_run
 
 
-def read_runs(root: str | Path, skip: Path | None = None) -> list[LoadedRun]:
-    """Every run folder under `root` (`skip`: a folder to leave out, e.g. the report's own)."""
-    return [load_run(path) for path in discover_run_folders(Path(root), skip=skip)]
+def read_runs(root: str | Path) -> list[LoadedRun]:
+    """Every run folder under `root`, itself included."""
+    return [load_run(path) for path in discover_run_folders(Path(root))]
 
 
 def run_name(run: LoadedRun, root: Path) -> str:

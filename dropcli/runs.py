@@ -237,15 +237,10 @@ class LoadedRun:
     metrics: list[dict[str, float]]
 
 
-def discover_run_folders(root: Path, skip: Path | None = None) -> list[Path]:
+def discover_run_folders(root: Path) -> list[Path]:
     """Every folder under `root` (itself included) that holds any of a run folder's files."""
-    found = []
-    for candidate in sorted([root, *root.rglob("*")]):
-        if not candidate.is_dir() or (skip is not None and skip in (candidate, *candidate.parents)):
-            continue
-        if any((candidate / marker).is_file() for marker in RUN_MARKERS):
-            found.append(candidate)
-    return found
+    return [candidate for candidate in sorted([root, *root.rglob("*")])
+            if candidate.is_dir() and any((candidate / marker).is_file() for marker in RUN_MARKERS)]
 
 
 def load_run(path: Path) -> LoadedRun:
@@ -291,6 +286,9 @@ def load_run(path: Path) -> LoadedRun:
     if status == "completed" and not all(is_number(summary.get(k)) for k in ("val_acc", "test_acc", "gap_loss")):
         status = "broken"
         problems.append("completed, but summary.json lacks its results")
+    elif status == "completed" and config is not None and (impossible := impossible_result(summary, config)):
+        status = "broken"
+        problems.append(f"completed, but summary.json says {impossible}")
     if status == "running":
         problems.append("never finished: still running, or killed")
     if status in ("failed", "interrupted") and summary.get("error"):
@@ -313,6 +311,46 @@ def read_regular(path: Path, limit: int) -> str:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What a completed run's results can be, for the report averages them and summary.json may have been written by
+# anyone: accuracies and calibration errors are fractions, accuracy gaps differences of two; losses are
+# cross-entropies, at most what a float32 evaluation holds (a larger number was never computed, and its square
+# overflows a standard deviation), loss gaps differences of two
+FLOAT32_MAX = 3.4028234663852886e38
+RESULT_RANGES = {
+    **dict.fromkeys(["train_acc", "val_acc", "test_acc", "final_train_acc", "final_val_acc", "ws_test_acc",
+                     "mc_test_acc", "test_ece", "ws_test_ece", "mc_test_ece"], (0.0, 1.0)),
+    **dict.fromkeys(["gap_acc", "final_gap_acc", "max_gap_acc"], (-1.0, 1.0)),
+    **dict.fromkeys(["train_loss", "val_loss", "test_loss", "final_train_loss", "final_val_loss", "ws_test_nll",
+                     "mc_test_nll"], (0.0, FLOAT32_MAX)),
+    **dict.fromkeys(["gap_loss", "final_gap_loss", "max_gap_loss"], (-FLOAT32_MAX, FLOAT32_MAX)),
+}
+
+
+def impossible_result(summary: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The first result a completed run cannot have had, in words ("test_acc = 1e+308, outside [0, 1]"), or None.
+    A missing or null result is no problem here (older versions; a non-finite number is written as null)."""
+    from dropcli.yamlsafe import brief
+
+    def problem(key: str, value: Any, low: float, high: float, whole: bool = False) -> str | None:
+        if value is None:
+            return None
+        if not is_number(value):
+            return f"{key} = {brief(value)}, not a number"
+        if whole and value != int(value):
+            return f"{key} = {value:.4g}, not a whole number"
+        return None if low <= value <= high else f"{key} = {value:.4g}, outside [{low:g}, {high:g}]"
+
+    epochs, epochs_run = config["epochs"], summary.get("epochs_run")
+    last = epochs_run if isinstance(epochs_run, int) and 1 <= epochs_run <= epochs else epochs
+    checks: list[tuple[Any, ...]] = [(key, summary.get(key), *bounds) for key, bounds in RESULT_RANGES.items()]
+    checks += [("epochs_run", epochs_run, 1, epochs, True), ("best_epoch", summary.get("best_epoch"), 1, last, True),
+               ("mc_samples", summary.get("mc_samples"), 1, max(1, config["evaluation"]["mc_samples"]), True)]
+    learned = summary.get("learned_p")
+    if isinstance(learned, list):  # Concrete dropout's rate per layer
+        checks += [(f"learned_p[{i}]", rate, 0.0, 1.0) for i, rate in enumerate(learned)]
+    return next((found for check in checks if (found := problem(*check))), None)
 
 
 def conforming_config(raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:

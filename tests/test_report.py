@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import pandas as pd
 import pytest
@@ -134,12 +136,67 @@ def test_a_completed_summary_without_results_is_listed_as_broken(tmp_path):
     assert list(report.problems["run"]) == ["empty"] and "lacks its results" in report.problems["reason"].item()
 
 
+def test_impossible_results_are_left_out_as_broken_never_averaged(tmp_path, runner):
+    """A summary.json anyone may have written: numbers no run can have had make the run broken, with the reason."""
+    for seed in (0, 1):
+        write_completed_run(tmp_path / f"good{seed}", 0.5, seed, val_acc=0.5, test_acc=0.4 + 0.1 * seed)
+    planted = {"huge": {"test_acc": 1e308}, "negative": {"test_acc": -5}, "late": {"best_epoch": 10**30},
+               "text": {"val_loss": "low"}, "half-epoch": {"epochs_run": 1.5}}
+    for seed, (name, change) in enumerate(planted.items(), start=2):
+        write_completed_run(tmp_path / name, 0.5, seed, val_acc=0.5, test_acc=0.5)
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        (tmp_path / name / "summary.json").write_text(json.dumps({**summary, **change}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow in a square, among others
+        report = build_report(tmp_path, tmp_path / "report")
+    reasons = dict(zip(report.problems["run"], report.problems["reason"]))
+    assert set(reasons) == set(planted) and set(report.problems["status"]) == {"broken"}
+    assert reasons["huge"] == "completed, but summary.json says test_acc = 1e+308, outside [0, 1]"
+    assert "test_acc = -5, outside [0, 1]" in reasons["negative"] and "best_epoch = 1e+30" in reasons["late"]
+    assert "val_loss = 'low', not a number" in reasons["text"] and "epochs_run = 1.5" in reasons["half-epoch"]
+    [row] = report.summary.itertuples()
+    assert row.runs == 2 and row.test_acc_mean == pytest.approx(0.45)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0 and "left out huge: broken (completed, but summary.json says test_acc" in result.output
+    assert not re.search(r"\d{12}", (tmp_path / "report" / "report.md").read_text())
+
+
 def test_a_folder_without_runs_is_an_error(tmp_path, runner):
     with pytest.raises(ReportError, match="no run folders"):
         build_report(tmp_path, tmp_path / "report")
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no run folders" in result.output
     assert not (tmp_path / "report").exists()
+
+
+def test_the_report_may_go_into_dir_itself(tmp_path, runner):
+    """Its own files are not run folders: written beside the runs, they hide none of them, now or next time."""
+    (tmp_path / "config.yaml").write_text("epochs: 3\n")  # a user's config beside the runs makes no run folder
+    for seed in (0, 1):
+        write_completed_run(tmp_path / "runs" / f"a{seed}", 0.5, seed, val_acc=0.5, test_acc=0.5)
+    for _ in range(2):
+        result = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "runs")])
+        assert result.exit_code == 0 and "(2 runs," in result.output, result.output
+    assert len(pd.read_csv(tmp_path / "runs" / "runs.csv")) == 2 and (tmp_path / "runs" / "report.md").is_file()
+
+
+def test_a_report_into_a_run_folder_is_refused_before_anything_is_written(tmp_path, runner):
+    runs = tmp_path / "runs"
+    for seed in (0, 1):  # no curves.png: a report would draw them first
+        write_completed_run(runs / f"a{seed}", 0.5, seed, val_acc=0.5, test_acc=0.5)
+
+    def files() -> list[str]:
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    before = files()
+    for folder, out in ((runs, runs / "a0"), (runs, runs / "a1" / "report"), (runs, runs / "x" / ".." / "a0"),
+                        (runs / "a0", runs / "a0")):
+        result = runner.invoke(app, ["report", str(folder), "--out", str(out)])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, (out, result.output)
+        assert "run folder" in result.output and "choose a folder outside the run folders" in result.output
+        assert files() == before, out
+    result = runner.invoke(app, ["report", str(runs / "a0")])  # a lone run keeps its default, DIR/report
+    assert result.exit_code == 0 and (runs / "a0" / "report" / "report.md").is_file(), result.output
 
 
 def test_report_command_prints_a_table_and_honours_the_format(runs_root, tmp_path, runner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -44,6 +45,21 @@ def test_broken_and_foreign_folders_are_rows_with_a_reason_not_errors(tiny_raw, 
     assert runs.loc["torn", "status"] != "completed"
     curves = dropcli.load_metrics(root)
     assert set(curves["run"]) == {good.name}  # the broken folders add no rows
+
+
+def test_a_run_whose_results_cannot_be_is_broken_with_the_reason(tiny_raw, tmp_path):
+    """What a report averages is checked where runs are read: real results pass, impossible ones do not."""
+    root = tmp_path / "runs"
+    train_runs(tiny_raw, root, seeds=(0, 1, 2))
+    real, beyond, overflowing = sorted(root.iterdir())
+    for folder, change in ((beyond, {"best_epoch": 3}), (overflowing, {"gap_loss": 1e308})):
+        summary = RunFolder(folder).read_summary()
+        (folder / "summary.json").write_text(json.dumps({**summary, **change}))
+    runs = dropcli.load_runs(root).set_index("run")
+    assert runs.loc[real.name, "status"] == "completed" and runs.loc[real.name, "reason"] == ""
+    assert runs.loc[beyond.name, "status"] == "broken"
+    assert "best_epoch = 3, outside [1, 2]" in runs.loc[beyond.name, "reason"]  # tiny_raw trains 2 epochs
+    assert "gap_loss = 1e+308, outside" in runs.loc[overflowing.name, "reason"]
 
 
 def test_importing_dropcli_imports_neither_torch_nor_pandas():
