@@ -311,7 +311,9 @@ def check_sweep_dir(path: Path, spec: SweepSpec) -> bool:
             raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
                              f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")
         return True
-    if any(entry.name != locks.LOCK_NAME for entry in path.iterdir()):
+    # the lock, and sweep.json being written: another process opening the same sweep this instant (this check
+    # also runs unlocked, before torch loads) or one killed while writing it
+    if any(entry.name not in (locks.LOCK_NAME, ".sweep.json.partial") for entry in path.iterdir()):
         raise SweepError(f"{path}: exists and is not a sweep folder (no sweep.json); choose another --out")
     return False
 

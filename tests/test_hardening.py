@@ -339,6 +339,18 @@ def test_a_damaged_completed_trial_is_retrained_on_rerun(runner, tiny_raw, write
     assert epochs_of(victim) == [1, 2]
 
 
+def test_a_sweep_folder_another_process_is_opening_is_not_called_foreign(tiny_raw, tmp_path):
+    """Two processes start the same sweep: one may look (unlocked, before torch loads) while the other holds
+    the lock and is writing sweep.json; what it sees is no foreign folder."""
+    from dropcli.sweep import SweepSpec, check_sweep_dir
+
+    spec = SweepSpec(base=validate_config(tiny_raw).to_dict(), axes={"regularizer.dropout": [0.0]}, seeds=[0])
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / locks.LOCK_NAME).write_text("pid 1 on elsewhere")
+    (tmp_path / "sweep" / ".sweep.json.partial").write_text('{"fingerp')
+    assert check_sweep_dir(tmp_path / "sweep", spec) is False
+
+
 @pytest.mark.parametrize("record", [b"[]", b'"abc"', b"\xff\xfe{}", b'{"trials": ['])
 def test_a_damaged_sweep_record_is_refused_on_rerun_in_one_line(runner, tiny_raw, write_config, tmp_path, record):
     out = tmp_path / "sweep"
