@@ -335,10 +335,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         return validate_config(raw)
     except ConfigError as error:
-        hints = [f"--set {key}={value}: --set takes one value; to train several, use `dropcli sweep "
-                 f"{SWEEP_OPTIONS.get(key, f'--grid {key}=')}{value}`" for key, value in several
-                 if any(key in problem for problem in error.problems)]
-        raise ConfigError([*error.problems, *hints]) from None
+        # the problem a Hydra habit caused is said as the habit, once: one line per mistake
+        habits = {key: f"--set {key}={value}: --set takes one value; to train several, use `dropcli sweep "
+                       f"{SWEEP_OPTIONS.get(key, f'--grid {key}=')}{value}`" for key, value in several}
+        lists = {key: f"--set {key}={value}: a list is written in brackets: --set {key}=[{value}]"
+                 for key, value in several}
+        problems = [next(((lists if "valid list" in problem else habits)[key] for key in habits
+                          if problem.startswith(f"{key}:")), problem) for problem in error.problems]
+        raise ConfigError(list(dict.fromkeys(problems))) from None
 
 
 SWEEP_OPTIONS = {"regularizer.dropout": "--p ", "regularizer.l2": "--l2 "}  # sweep's own axes

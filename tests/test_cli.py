@@ -103,6 +103,11 @@ def test_hydra_habits_get_the_dropcli_spelling(runner, tiny_raw, write_config, t
     result = runner.invoke(app, ["train", path, "--set", "regularizer.dropout=0.1,0.3",
                                  "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "dropcli sweep --p 0.1,0.3" in result.output
+    assert result.output.count("\n") == 1, result.output  # the habit, said once, not also pydantic's words
+    result = runner.invoke(app, ["train", path, "--set", "model.hidden_sizes=8,8",
+                                 "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "--set model.hidden_sizes=[8,8]" in result.output
     result = runner.invoke(app, ["config", path, "--set", "dataset.train_size=250,500"])
     assert result.exit_code == 2 and "dropcli sweep --grid dataset.train_size=250,500" in result.output
     assert not (tmp_path / "runs").exists()
