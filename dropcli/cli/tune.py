@@ -8,12 +8,20 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption, SetOption,
+from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption,
                                 ThreadsOption, config_file, console, errors, refuse_extra_arguments,
                                 with_bad_input_handled)
 from dropcli.config import load_config
 from dropcli.display import plain
 from dropcli.signals import Terminated, stop_on_sigterm
+
+TuneSetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY=VALUE",
+                 help="Override one value of the base config, e.g. --set epochs=100 or --set "
+                      "model.hidden_sizes=[512,512]. Repeatable; applied after the YAML file, in order. Not "
+                      "regularizer.*: the base is the no-regularizer baseline, and the studies set the rest."),
+]
 
 
 def tune(
@@ -34,7 +42,7 @@ def tune(
     metric: Annotated[str, typer.Option("--metric", metavar="val_loss|val_acc",
                                         help="What the studies optimize (of the weights a run ends with) and "
                                              "prune on, per epoch.")] = "val_loss",
-    overrides: SetOption = None,
+    overrides: TuneSetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
                                                 help="The tune folder (default: RUNS_DIR/<name>-tune-<fingerprint>, "
