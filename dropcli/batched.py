@@ -357,11 +357,16 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
 
 
 def split_into_groups(items: list, key: Callable, size: int) -> list[list]:
-    """Items with equal keys, in chunks of at most `size`, in their original order; key None → alone."""
+    """Items with equal keys, in as few chunks of at most `size` as there can be, of sizes as even as can be
+    (17 by 16: 9 and 8, both stacked, not 16 and a lone one), in their original order; key None → alone."""
     groups: dict[Any, list] = {}
     singles = []
     for item in items:
         k = key(item)
         (singles.append([item]) if k is None else groups.setdefault(k, []).append(item))
-    chunks = [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    chunks = []
+    for group in groups.values():
+        count = -(-len(group) // size)
+        bounds = [-(-len(group) * i // count) for i in range(count + 1)]  # ceil: the larger chunks first
+        chunks += [group[start:end] for start, end in zip(bounds, bounds[1:])]
     return chunks + singles

@@ -88,7 +88,7 @@ def describe(plan: LaunchPlan) -> list[str]:
     for index, group in enumerate(plan.groups.groups):
         how = f"{len(group)} trials stacked" if len(group) > 1 else "alone"
         names = ", ".join(t.name for t in group)
-        why = f" ({plan.alone[group[0].name]})" if len(group) == 1 and group[0].name in plan.alone else ""
+        why = "" if len(group) > 1 else f" ({plan.alone.get(group[0].name) or lone_reason(plan, group[0])})"
         again = ", resuming from checkpoints" if id(group) in resumed else ""
         label = "task" if plan.submission is not None else "group"
         lines.append(f"{label} {index}: {how}{again}: {names}{why}")
@@ -99,6 +99,20 @@ def describe(plan: LaunchPlan) -> list[str]:
             lines += executors.sbatch_preview(plan.submission, plan.sweep_dir).splitlines()
         lines += [f"setup: {line}" for line in plan.executor.slurm_setup]
     return lines
+
+
+def lone_reason(plan: LaunchPlan, trial: Trial) -> str:
+    """Why a trial that could stack trains alone (groups are as even as can be: see batched.split_into_groups)."""
+    from dropcli.batched import group_key  # torch is loaded by now: plan_groups needed it
+
+    if plan.batch == 1:
+        return "--batch 1"
+    if any(trial in group for group in plan.groups.resumed):
+        return "no other unfinished trial of its kind stands at its checkpoint's epoch"
+    key = group_key(trial.config)
+    if sum(group_key(t.config) == key for group in plan.groups.groups for t in group) == 1:
+        return "no other trial to train shares its model, data and optimizer"
+    return f"left over: the others of its kind fill groups of up to {plan.batch}"
 
 
 @dataclass

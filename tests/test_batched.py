@@ -428,3 +428,23 @@ def test_a_trial_that_stops_leaves_the_stack_and_the_others_train_as_without_it(
         assert_close_rows(strip(shrunk.read_metrics()), strip(alone.read_metrics()), tolerance=1e-6)
         for key in ("test_loss", "test_acc", "train_loss"):
             assert shrunk.read_summary()[key] == pytest.approx(alone.read_summary()[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("count, size, sizes", [(17, 16, [9, 8]), (33, 16, [11, 11, 11]), (32, 16, [16, 16]),
+                                                (3, 2, [2, 1]), (1, 16, [1]), (3, 1, [1, 1, 1])])
+def test_groups_are_as_few_and_as_even_as_can_be(count, size, sizes):
+    """17 trials by 16 train as 9 + 8, both stacked, not as 16 and a lone one; order is kept."""
+    from dropcli.batched import split_into_groups
+
+    groups = split_into_groups(list(range(count)), lambda item: "same kind", size)
+    assert [len(group) for group in groups] == sizes and sum(groups, []) == list(range(count))
+
+
+def test_the_dry_run_says_why_each_lone_trial_is_alone(runner, tiny_raw, write_config, tmp_path):
+    config = str(write_config(tiny_raw))
+    result = runner.invoke(app, ["sweep", config, "--seeds", "3", "--batch", "2", "--dry-run",
+                                 "--out", str(tmp_path / "s")])
+    assert "alone: seed-2 (left over: the others of its kind fill groups of up to 2)" in result.output, result.output
+    result = runner.invoke(app, ["sweep", config, "--grid", "optimizer.lr=0.001,0.01", "--seeds", "1", "--dry-run",
+                                 "--out", str(tmp_path / "s")])
+    assert result.output.count("(no other trial to train shares its model, data and optimizer)") == 2, result.output

@@ -187,12 +187,28 @@ def test_a_task_that_reaches_its_time_limit_is_requeued_and_resumes_its_trial(cl
            "model": {"hidden_sizes": [256, 256]}, "optimizer": {"batch_size": 64}}
     sweep = ["sweep", str(write_config(raw)), "--seeds", "1", "--batch", "1"]
     out = tmp_path / "slurm"
-    submitted = runner.invoke(app, [*sweep, *SLURM, "--timeout-min", "2", "--out", str(out)])
-    assert submitted.exit_code == 0, submitted.output
-    job = job_id(submitted.output)
+
+    def submit() -> str:
+        submitted = runner.invoke(app, [*sweep, *SLURM, "--timeout-min", "2", "--out", str(out)])
+        assert submitted.exit_code == 0, submitted.output
+        return job_id(submitted.output)
+
+    def killed_at_start(job: str) -> bool:
+        """Seen in two full-suite runs on this loaded 2-core machine: srun reported the task dead of USR2 0.14 s
+        after it started, before Python had reached submitit's handler; no trial began. A user reruns the same
+        command (it submits what never ran), and so does the test, once."""
+        logs = out / ".submitit" / job
+        err, log = (logs / f"{job}_0_log.err", logs / f"{job}_0_log.out")
+        return err.is_file() and "User defined signal 2" in err.read_text(errors="replace") and \
+            "Starting with JobEnvironment" not in (log.read_text(errors="replace") if log.is_file() else "")
+
+    job = submit()
     try:
         resumed = lambda: next(iter(summaries(out).values()), {}).get("resumed", 0) >= 1  # noqa: E731
-        wait_for(resumed, 300, "the requeued task to resume the trial", poll=1)
+        if wait_for(lambda: resumed() or (killed_at_start(job) and "killed"), 300,
+                    "the requeued task to resume the trial", poll=1) == "killed":
+            job = submit()
+            wait_for(resumed, 300, "the requeued task to resume the trial", poll=1)
         at_resume = rows(out / "seed-0")
         wait_for(lambda: rows(out / "seed-0") > at_resume, 120, "the resumed trial to train an epoch", poll=0.5)
         log = (out / ".submitit" / job / f"{job}_0_log.out").read_text(errors="replace")
