@@ -33,10 +33,10 @@ def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tenso
     correct = (predicted == targets).double()
     edges = torch.linspace(0, 1, bins + 1, device=probabilities.device)
     index = torch.bucketize(confidence, edges) - 1  # edges[i] < confidence <= edges[i + 1]: bin i
-    inside = index >= 0  # a confidence of 0 falls in no bin
+    inside = (index >= 0) & (index < bins)  # 0, NaN (overflowed logits) and > 1 fall in no bin
     gaps = torch.zeros(bins, dtype=torch.float64, device=probabilities.device)
     gaps.index_add_(0, index[inside], confidence[inside].double() - correct[inside])
-    return (gaps.abs().sum() / len(targets)).item()
+    return (gaps.abs().sum() / max(len(targets), 1)).item()
 
 
 def score(probabilities: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:

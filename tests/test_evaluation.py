@@ -22,6 +22,8 @@ def test_ece_equals_the_per_bin_definition_with_confidences_on_the_bin_edges():
     probabilities = torch.softmax(3 * torch.randn(500, 4, generator=generator), dim=1)
     probabilities[:40] = torch.tensor([0.4, 0.2, 0.2, 0.2])  # a confidence exactly on an edge (6/15)
     probabilities[40:60] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the top edge
+    probabilities[60:70] = torch.tensor([float("nan")] * 4)  # overflowed logits: in no bin, as the loop has it
+    probabilities[70:80] = torch.tensor([1 + 1e-6, 0.0, 0.0, 0.0])
     targets = torch.randint(0, 4, (500,), generator=generator)
     confidence, predicted = probabilities.max(dim=1)
     edges = torch.linspace(0, 1, 16)
@@ -33,6 +35,7 @@ def test_ece_equals_the_per_bin_definition_with_confidences_on_the_bin_edges():
             expected += in_bin.double().mean().item() * abs(confidence[in_bin].double().mean() - accuracy).item()
     assert expected > 0.05
     assert expected_calibration_error(probabilities, targets) == pytest.approx(expected, rel=1e-12)
+    assert expected_calibration_error(probabilities[:0], targets[:0]) == 0.0
 
 
 def test_score_gives_accuracy_and_nll():
