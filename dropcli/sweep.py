@@ -300,6 +300,10 @@ def check_sweep_dir(path: Path, spec: SweepSpec) -> bool:
         raise SweepError(f"{path}: exists and is not a folder; choose another --out")
     if not path.is_dir():
         return False
+    # listed before the record is looked for: another process opening the same sweep (this check also runs
+    # unlocked, before torch loads) renames its sweep.json into place before it makes any trial folder, so a
+    # listing with more than the lock and that temporary file means the record now exists
+    entries = [entry.name for entry in path.iterdir()]
     record = path / "sweep.json"
     if record.is_file() or record.is_symlink():
         try:
@@ -311,9 +315,9 @@ def check_sweep_dir(path: Path, spec: SweepSpec) -> bool:
             raise SweepError(f"{path}: this folder holds a different sweep (other base config, axes or seeds); "
                              f"refusing to mix them. Choose another --out, or rerun that sweep's own command.")
         return True
-    # the lock, and sweep.json being written: another process opening the same sweep this instant (this check
-    # also runs unlocked, before torch loads) or one killed while writing it
-    if any(entry.name not in (locks.LOCK_NAME, ".sweep.json.partial") for entry in path.iterdir()):
+    # the lock, and sweep.json being written: by another process opening the same sweep this instant, or by
+    # one killed while writing it
+    if any(name not in (locks.LOCK_NAME, ".sweep.json.partial") for name in entries):
         raise SweepError(f"{path}: exists and is not a sweep folder (no sweep.json); choose another --out")
     return False
 

@@ -349,6 +349,30 @@ def test_a_sweep_folder_another_process_is_opening_is_not_called_foreign(tiny_ra
     (tmp_path / "sweep" / locks.LOCK_NAME).write_text("pid 1 on elsewhere")
     (tmp_path / "sweep" / ".sweep.json.partial").write_text('{"fingerp')
     assert check_sweep_dir(tmp_path / "sweep", spec) is False
+    # and while it renames its sweep.json into place and makes a trial folder (213 of 3,000 such races were
+    # refused when the record was looked for before the folder was listed)
+    import threading
+
+    record = json.dumps({"fingerprint": spec.fingerprint()})
+    refused = 0
+    for attempt in range(500):
+        folder = tmp_path / f"race-{attempt}"
+        folder.mkdir()
+        (folder / locks.LOCK_NAME).write_text("pid 1 on elsewhere")
+
+        def open_it(folder=folder):
+            (folder / ".sweep.json.partial").write_text(record)
+            (folder / ".sweep.json.partial").replace(folder / "sweep.json")
+            (folder / "seed-0").mkdir()
+
+        writer = threading.Thread(target=open_it)
+        writer.start()
+        try:
+            check_sweep_dir(folder, spec)
+        except Exception:
+            refused += 1
+        writer.join()
+    assert refused == 0
 
 
 @pytest.mark.parametrize("record", [b"[]", b'"abc"', b"\xff\xfe{}", b'{"trials": ['])
