@@ -68,13 +68,19 @@ def changed_settings(state: dict[str, Any], config: Config) -> list[str]:
     checkpoints that predate this record are not compared."""
     try:
         saved = json.loads(state.get("settings") or "{}")
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # a checkpoint may have been written by anyone
         saved = {}
     if not isinstance(saved, dict):
         saved = {}
     now = continued_settings(config)
-    return [f"{key}: {json.dumps(saved[key])} → {json.dumps(now[key])}" for key in saved
+    return [f"{key}: {shown(saved[key])} → {shown(now[key])}" for key in saved
             if key in now and saved[key] != now[key]]
+
+
+def shown(value: Any) -> str:
+    """A setting as JSON, cut to 60 characters (a planted checkpoint's value may be any size)."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def capture(exp, epoch: int, stop_reason: str | None, elapsed: float) -> dict[str, Any]:
@@ -164,8 +170,8 @@ def peek_state(run: RunFolder) -> dict[str, Any] | None:
     for path in (run.checkpoint_path, run.previous_checkpoint_path):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            int(state["epoch"]), state["stop_reason"]  # noqa: B018  # the keys a peek relies on
-            return state
+            if isinstance(state, dict) and "epoch" in state and "stop_reason" in state:  # what a peek reads
+                return state
         except Exception:  # missing, damaged or refused: whoever resumes it will say so
             continue
     return None

@@ -188,7 +188,7 @@ class RegularizerConfig(Section):
     @classmethod
     def _resolvable_rate(cls, value: float) -> float:
         if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (masks.MASK_LEVELS)
-            raise ValueError("must be below 0.9999924 (masks resolve p to 1/65536): nothing would be left to "
+            raise ValueError("must be at most 0.9999923 (masks resolve p to 1/65536): nothing would be left to "
                              "train")
         return value
 
@@ -340,8 +340,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                        f"{SWEEP_OPTIONS.get(key, f'--grid {key}=')}{value}`" for key, value in several}
         lists = {key: f"--set {key}={value}: a list is written in brackets: --set {key}=[{value}]"
                  for key, value in several}
-        problems = [next(((lists if "valid list" in problem else habits)[key] for key in habits
-                          if problem.startswith(f"{key}:")), problem) for problem in error.problems]
+
+        def as_habit(problem: str) -> str:
+            key = next((key for key in habits if problem.startswith(f"{key}:")), None)
+            if key is None:
+                return problem
+            return lists[key] if "valid list" in problem else habits[key]
+
+        problems = [as_habit(problem) for problem in error.problems]
         raise ConfigError(list(dict.fromkeys(problems))) from None
 
 

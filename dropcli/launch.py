@@ -108,9 +108,9 @@ def lone_reason(plan: LaunchPlan, trial: Trial) -> str:
     if plan.batch == 1:
         return "--batch 1"
     if any(trial in group for group in plan.groups.resumed):
-        return "no other unfinished trial of its kind stands at its checkpoint's epoch"
+        return "resumes alone: already stopped, or no other trial of its kind stands at its checkpoint's epoch"
     key = group_key(trial.config)
-    if sum(group_key(t.config) == key for group in plan.groups.groups for t in group) == 1:
+    if sum(group_key(t.config) == key for group in plan.groups.fresh for t in group) == 1:
         return "no other trial to train shares its model, data and optimizer"
     return f"left over: the others of its kind fill groups of up to {plan.batch}"
 

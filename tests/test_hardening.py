@@ -408,6 +408,20 @@ def test_resume_refuses_a_config_edited_after_the_checkpoint_and_leaves_the_run_
     assert files() == before and locks.holder_of(run.path) is None
 
 
+def test_a_planted_settings_record_in_a_checkpoint_is_never_a_traceback(runner, tiny_raw, tmp_path):
+    import torch
+
+    for settings, code in (("[" * 100_000 + "]" * 100_000, 0), (json.dumps({"model.hidden_sizes": [7] * 2000}), 2)):
+        run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path / str(code), at_epoch=2)
+        for path in (run.checkpoint_path, run.previous_checkpoint_path):
+            if path.is_file():
+                state = torch.load(path, weights_only=True)
+                torch.save({**state, "settings": settings}, path)
+        result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
+        assert result.exit_code == code and "Traceback" not in result.output, result.output
+        assert len(result.output) < 600 if code else epochs_of(run.path) == [1, 2, 3]
+
+
 def test_resume_accepts_a_config_that_changed_only_where_the_run_goes(runner, tiny_raw, tmp_path):
     run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path, at_epoch=2)
     config = yaml.safe_load(run.config_path.read_text())

@@ -161,7 +161,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, wri
     (["--p", "0.1", "--grid", "regularizer.dropout=0.2,0.3"], "already an axis (--p is regularizer.dropout"),
     (["--grid", "epochs=2,3", "--grid", "epochs=4"], "epochs is given twice"),
     (["--grid", "executor.name=local,slurm"], "not something trials can differ in"),
-    (["--set", "regularizer.dropout=0.999993"], "regularizer.dropout: must be below 0.9999924"),
+    (["--set", "regularizer.dropout=0.999993"], "regularizer.dropout: must be at most 0.9999923"),
     (["--set", "model.name=cnn", "--set", "model.channels=[8,8,8,8,8,8,8]"], "cannot take inputs of shape"),
 ])
 def test_bad_sweep_input_exits_2_and_writes_nothing(runner, tiny_raw, write_config, tmp_path, extra, message):

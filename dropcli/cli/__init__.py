@@ -20,7 +20,6 @@ except ImportError:  # pragma: no cover
 
 from dropcli import __version__
 from dropcli.cli.common import EXIT_BAD_INPUT, EXTRA_ARGUMENTS, console, errors, show_warnings
-from dropcli.display import plain
 from dropcli.cli.export import export
 from dropcli.cli.report import report
 from dropcli.cli.show_config import config
@@ -28,6 +27,7 @@ from dropcli.cli.status import status
 from dropcli.cli.sweep import sweep
 from dropcli.cli.train import train
 from dropcli.cli.tune import tune
+from dropcli.display import plain
 
 # what click raises for `dropcli` without arguments (click ≥ 8.2): its message is the help
 HELP_WANTED: Any = getattr(click.exceptions, "NoArgsIsHelpError", type("NeverRaised", (Exception,), {}))
@@ -52,8 +52,12 @@ class OneLineErrors(TyperGroup):
             help_wanted.show()
             sys.exit(help_wanted.exit_code)
         except click.exceptions.UsageError as error:
-            where = error.ctx.command_path if error.ctx is not None else "dropcli"
-            errors.print(f"[red]error:[/red] {plain(error.format_message())} ({where} --help)", highlight=False)
+            # an option missing its value carries no context: the command is the first word naming one
+            words = list(sys.argv[1:] if args is None else args)
+            command = next((word for word in words if word in self.commands), None)
+            where = error.ctx.command_path if error.ctx is not None else " ".join(filter(None, ["dropcli", command]))
+            message = error.format_message().rstrip(".")
+            errors.print(f"[red]error:[/red] {plain(message)} ({where} --help)", highlight=False)
             sys.exit(EXIT_BAD_INPUT)
         except click.exceptions.ClickException as error:
             error.show()

@@ -104,19 +104,21 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         run.release()
-    try:
+    drawn = False
+    try:  # Ctrl-C or SIGTERM from here on finds the run completed: at most its picture is missing
         from dropcli.plots import draw_run_curves  # presentation: after training, from the run folder
 
         draw_run_curves([run.path])
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM once the run completed: only the picture is missing
+        drawn = True
+        console.print(
+            f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs "
+            f"({summary['stop_reason']}); "
+            f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
+            f"acc {summary['gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
+            f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)"
+        )
+    except KeyboardInterrupt as stop:
+        missing = "" if drawn else f"; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it)"
         errors.print(f"[yellow]interrupted[/yellow] after the run completed: {escape(str(run.path))} holds its "
-                     f"results; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it)",
-                     highlight=False)
+                     f"results{missing}", highlight=False)
         raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED) from None
-    console.print(
-        f"[green]done[/green] in {summary['wall_time_s']:.1f}s, {summary['epochs_run']} epochs "
-        f"({summary['stop_reason']}); "
-        f"test acc {summary['test_acc']:.4f}, final gap: loss {summary['gap_loss']:+.4f}, "
-        f"acc {summary['gap_acc']:+.4f}; best epoch {summary['best_epoch']}\n"
-        f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)"
-    )
