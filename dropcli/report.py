@@ -89,9 +89,7 @@ def result_value(key: str, value: Any) -> Any:
     someone else, by an older dropcli) becomes missing, so no column mixes numbers and text."""
     if key == "stop_reason":
         return None if value is None else str(value)[:100]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return value
+    return value if is_number(value) else None
 
 
 def setting_columns(completed: pd.DataFrame) -> list[str]:
@@ -397,12 +395,18 @@ def findings(summary: pd.DataFrame, keys: list[str], completed: pd.DataFrame | N
     """The plain-words paragraphs: which setting did best on validation (with its interval against the
     runner-up), how each regularized setting compares with its baseline on test accuracy (a winner only where
     the interval excludes zero), and what a careful reader should know."""
-    best = summary[summary["best"]].iloc[0]
-    text = [f"**Best setting by validation accuracy: {markdown_text(best['setting'])}** ({best['regularizers']}): "
-            f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
-            f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
-            f"run{'s' if best['runs'] != 1 else ''}."]
-    if completed is not None and len(summary) > 1:
+    tied = summary[summary["best"]]
+    best = tied.iloc[0]
+    if len(tied) > 1:  # the same mean validation accuracy: no one of them is the best
+        names = ", ".join(markdown_text(setting) for setting in tied["setting"])
+        text = [f"**Tied for the best mean validation accuracy ({best['val_acc_mean']:.4f}): {names}**; "
+                f"validation does not tell them apart."]
+    else:
+        text = [f"**Best setting by validation accuracy: {markdown_text(best['setting'])}** "
+                f"({best['regularizers']}): val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
+                f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
+                f"run{'s' if best['runs'] != 1 else ''}."]
+    if completed is not None and len(tied) == 1 and len(summary) > 1:
         runner_up = summary[~summary["best"]].sort_values("val_acc_mean", ascending=False).iloc[0]
         d = stats.compare(stats.values_by_seed(completed, best["setting"], "val_acc"),
                           stats.values_by_seed(completed, runner_up["setting"], "val_acc"))

@@ -25,7 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
@@ -309,8 +309,12 @@ def read_regular(path: Path, limit: int) -> str:
         return handle.read(limit + 1).decode("utf-8")
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A finite int or float, as a summary's results are (a 400-digit int, which JSON allows, is none)."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # What a completed run's results can be, for the report averages them and summary.json may have been written by

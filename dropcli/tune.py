@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from dropcli import stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
-from dropcli.runs import PRUNED, RunFolder, load_run, write_atomically
+from dropcli.runs import PRUNED, RunFolder, is_number, load_run, write_atomically
 from dropcli.sweep import SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 
@@ -375,7 +375,7 @@ def verdict(run_path: Path, metric: str) -> dict[str, Any]:
     if str(summary.get("stop_reason", "")).startswith(PRUNED):
         return {"state": TrialState.PRUNED}
     value = summary.get(metric)
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_number(value):
         return {"state": TrialState.FAIL}
     return {"values": float(value)}
 

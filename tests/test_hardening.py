@@ -625,6 +625,17 @@ def test_crafted_summaries_and_huge_csv_fields_are_left_out_of_reports(runner, t
     assert runner.invoke(app, ["status", str(out)]).exit_code == 0
 
 
+def test_a_400_digit_number_in_a_summary_is_no_result_and_no_traceback(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0
+    victim = out / "p-0.5_seed-0" / "summary.json"
+    victim.write_text(victim.read_text().replace('"test_acc": ', '"test_acc": 1' + "0" * 400 + ', "was": ', 1))
+    for command in (["report", str(out), "--out", str(tmp_path / "r")], ["status", str(out)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "p-0.5\\_seed-0 | broken" in (tmp_path / "r" / "report.md").read_text()  # Markdown-escaped
+
+
 def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config, tmp_path):
     out = tmp_path / "sweep"
     assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0

@@ -252,3 +252,14 @@ def test_a_pdf_report_shows_png_previews_and_links_the_pdfs(runs_root, tmp_path)
     for figure in report.figures:
         assert figure.suffix == ".pdf" and figure.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
         assert f"]({figure.stem}.png)" in markdown and f"[PDF]({figure.name})" in markdown
+
+
+def test_settings_tied_on_validation_are_called_tied_not_best(runner, tiny_raw, write_config, tmp_path):
+    """L2 of 1e-12 changes no float32 weight here: both settings end with the very same validation accuracy."""
+    out = tmp_path / "sweep"
+    sweep = ["sweep", str(write_config(tiny_raw)), "--l2", "1e-12", "--seeds", "2", "--out", str(out), "--quiet"]
+    assert runner.invoke(app, sweep).exit_code == 0
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Tied for the best mean validation accuracy" in markdown and "Best setting by" not in markdown
