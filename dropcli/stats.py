@@ -30,6 +30,7 @@ class Difference:
     n: int  # pairs (paired), else the smaller group
     paired: bool
     p_adjusted: float = math.nan  # Holm across the family; set by holm()
+    constant: bool = False  # every pair differed by exactly `mean`: no spread, so no interval and no test
 
     @property
     def decided(self) -> bool:
@@ -45,9 +46,9 @@ def compare(setting: dict[int, float], baseline: dict[int, float]) -> Difference
         x, y = np.array([setting[s] for s in seeds]), np.array([baseline[s] for s in seeds])
         if len(seeds) < 2:
             return Difference(float(np.mean(x - y)), math.nan, math.nan, math.nan, len(seeds), True)
-        if np.all(x - y == (x - y)[0]):  # identical differences: no spread, the test is undefined
-            d = float((x - y)[0])
-            return Difference(d, d, d, 0.0 if d else 1.0, len(seeds), True)
+        if np.all(x - y == (x - y)[0]):  # identical differences (a coarse metric, few seeds): no spread, the
+            # t-interval has zero width and the test is undefined; it is no evidence of a difference either way
+            return Difference(float((x - y)[0]), math.nan, math.nan, math.nan, len(seeds), True, constant=True)
         result = stats.ttest_rel(x, y)
         interval = result.confidence_interval(CONFIDENCE)
         return Difference(float(np.mean(x - y)), float(interval.low), float(interval.high), float(result.pvalue),
@@ -111,6 +112,9 @@ def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy
 
     how = f"paired over {d.n} seed{'s' if d.n != 1 else ''}" if d.paired else \
         f"unpaired (Welch): the seeds differ, {d.n} or more runs each"
+    if d.constant:
+        return (f"{name} vs {baseline}: {what} {number(d.mean)}{unit} on each of the {d.n} seeds alike: with no "
+                f"spread there is no interval and no test (more seeds, or a finer metric, would give one).")
     if math.isnan(d.low):
         return (f"{name} vs {baseline}: {what} {number(d.mean)}{unit} with {d.n} seed"
                 f"{'s' if d.n != 1 else ''}: no interval (at least 2 seeds on each side, better 5).")

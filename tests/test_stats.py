@@ -47,6 +47,10 @@ def test_unpaired_seeds_fall_back_to_welch_and_say_so():
     ({0: 0.80, 1: 0.79, 2: 0.81}, {0: 0.80, 1: 0.80, 2: 0.795},
      "p=0.3 is not distinguishable from no dropout on test accuracy with 3 seeds (95 % CI"),
     ({0: 0.8}, {0: 0.7}, "p=0.3 vs no dropout: test accuracy +10.0 points with 1 seed: no interval"),
+    # 3 examples of 1,000 on both seeds: a zero-width "interval" is no evidence, and names no winner
+    ({0: 0.470, 1: 0.455}, {0: 0.473, 1: 0.458},
+     "p=0.3 vs no dropout: test accuracy -0.3 points on each of the 2 seeds alike: with no spread there is no "
+     "interval and no test"),
 ])
 def test_the_sentence_follows_the_interval(setting, baseline, words):
     assert words in stats.sentence("p=0.3", "no dropout", stats.holm([stats.compare(setting, baseline)])[0])
@@ -154,7 +158,8 @@ def test_latex_table_escapes_run_text_marks_the_best_and_carries_the_interval(tm
     assert "dropout\\_style=scale\\_at\\_test" in tex and "scale_at_test" not in tex  # escaped, never raw
     best = [line for line in tex.splitlines() if "\\bfseries" in line]
     assert len(best) == 1 and "p=0.5, dropout\\_style=inverted" in best[0]
-    assert "+5.0 [+5.0, +5.0]" in best[0]  # test acc +5 points over the same style's baseline, every seed
+    # test acc +5 points over the same style's baseline on every seed alike: no spread, so no interval
+    assert "+5.0 & \\bfseries --" in best[0]
 
 
 def test_figures_say_their_bands_are_confidence_intervals_and_the_report_states_the_shared_config(tmp_path):
