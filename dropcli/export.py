@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from dropcli.report import flatten_config
 from dropcli.results import read_runs, run_name
-from dropcli.runs import LoadedRun, is_number, read_regular
+from dropcli.runs import LoadedRun, is_number, read_regular, reported_status, write_atomically
 
 MARKER = "dropcli-export.json"  # in each TensorBoard run folder: which run folder, which fingerprint
 SOURCE_TAG, FINGERPRINT_TAG, STATUS_TAG = "dropcli.source", "dropcli.fingerprint", "dropcli.status"
@@ -36,7 +36,8 @@ FINGERPRINTED = ("config.yaml", "metrics.csv", "summary.json", "curves.png")
 # per-epoch columns of metrics.csv → TensorBoard tags (train and validation side by side in one chart)
 TENSORBOARD_TAGS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_acc": "accuracy/train",
                     "val_acc": "accuracy/val", "gap_loss": "gap/loss", "gap_acc": "gap/accuracy", "lr": "lr"}
-MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "broken": "FAILED"}
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", "broken": "FAILED",
+                 "pruned": "KILLED"}
 INSTALL_HINT = "install dropcli's export extra: uv sync --extra export (or pip install 'dropcli[export]')"
 
 
@@ -126,14 +127,21 @@ def to_tensorboard(root: Path, out: Path) -> ExportOutcome:
         if target.exists() and any(target.iterdir()) and marker is None:
             outcome.left_out[name] = f"{target} exists and was not written by dropcli export; not overwritten"
             continue
-        stamp = fingerprint(run)
-        if marker == {"source": str(run.path.resolve()), "fingerprint": stamp}:
+        source, stamp = str(run.path.resolve()), fingerprint(run)
+        if marker is not None and marker.get("source") != source:
+            outcome.left_out[name] = (f"{target} holds the export of another run folder; export each DIR into "
+                                      f"its own --tensorboard folder")
+            continue
+        if marker == {"source": source, "fingerprint": stamp}:
             outcome.unchanged.append(name)
             continue
-        if target.exists():  # ours, from files that have changed since: replaced, not appended to
+        if target.exists():  # ours, from files that have changed since (or half-written): replaced, not appended to
             shutil.rmtree(target)
+        target.mkdir(parents=True)
+        # the marker first, without a fingerprint: an export interrupted now is ours to redo, never refused
+        write_atomically(target / MARKER, json.dumps({"source": source, "fingerprint": None}) + "\n")
         write_events(run, target)
-        (target / MARKER).write_text(json.dumps({"source": str(run.path.resolve()), "fingerprint": stamp}) + "\n")
+        write_atomically(target / MARKER, json.dumps({"source": source, "fingerprint": stamp}) + "\n")
         outcome.written.append(name)
     return outcome
 
@@ -160,7 +168,7 @@ def write_events(run: LoadedRun, target: Path) -> None:
                 tag = TENSORBOARD_TAGS.get(column, column.replace("learned_p", "learned_p/"))
                 writer.add_scalar(tag, row[column], step, walltime=walltime)
         settings = {key: value if isinstance(value, (int, float, str, bool)) else str(value)
-                    for key, value in {**flatten_config(run.config), "status": run.status}.items()}
+                    for key, value in {**flatten_config(run.config), "status": reported_status(run)}.items()}
         for summary in hparams(settings, results):
             writer.file_writer.add_summary(summary)
         last = int(run.metrics[-1]["epoch"])
@@ -199,13 +207,13 @@ def to_mlflow(root: Path, uri: str, experiment: str = "dropcli") -> ExportOutcom
     outcome = ExportOutcome()
     for name, run in exportable_runs(root, outcome):
         source, stamp = str(run.path.resolve()), fingerprint(run)
-        previous = existing.get(source)
-        if previous is not None and previous.data.tags.get(FINGERPRINT_TAG) == stamp:
+        previous = existing.get(source, [])
+        if any(found.data.tags.get(FINGERPRINT_TAG) == stamp for found in previous):
             outcome.unchanged.append(name)
             continue
         log_run(client, experiment_id, name, run, source, stamp)
-        if previous is not None:  # replaced only once the new one is complete
-            client.delete_run(previous.info.run_id)
+        for found in previous:  # replaced (an older export, or one interrupted half-way) once the new one is whole
+            client.delete_run(found.info.run_id)
         outcome.written.append(name)
     return outcome
 
@@ -227,14 +235,15 @@ def mlflow_experiment(client: Any, uri: str, name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def exported_runs(client: Any, experiment_id: str) -> dict[str, Any]:
+def exported_runs(client: Any, experiment_id: str) -> dict[str, list[Any]]:
     """The runs dropcli exported into this experiment before, by source run folder."""
-    found, token = {}, None
+    found: dict[str, list[Any]] = {}
+    token = None
     while True:
         page = client.search_runs([experiment_id], filter_string=f"tags.`{SOURCE_TAG}` != ''",
                                   max_results=1000, page_token=token)
         for existing in page:
-            found[existing.data.tags[SOURCE_TAG]] = existing
+            found.setdefault(existing.data.tags[SOURCE_TAG], []).append(existing)
         token = page.token
         if not token:
             return found
@@ -246,8 +255,10 @@ def log_run(client: Any, experiment_id: str, name: str, run: LoadedRun, source: 
     assert run.config is not None
     times = [int(t * 1000) for t in epoch_times(run)]
     start = times[0] - int(run.metrics[0].get("seconds", 0.0) * 1000)
+    status = reported_status(run)
+    # the fingerprint is tagged last: a run whose export was interrupted has none, and the next export redoes it
     created = client.create_run(experiment_id, run_name=name, start_time=start,
-                                tags={SOURCE_TAG: source, FINGERPRINT_TAG: stamp, STATUS_TAG: run.status,
+                                tags={SOURCE_TAG: source, STATUS_TAG: status,
                                       "mlflow.note.content": run.reason or run.summary.get("title", "")})
     run_id = created.info.run_id
     params = [Param(key, str(value)[:6000]) for key, value in flatten_config(run.config).items()]
@@ -262,5 +273,6 @@ def log_run(client: Any, experiment_id: str, name: str, run: LoadedRun, source: 
     for artifact in ("curves.png", "config.yaml", "summary.json"):
         if regular_file(run.path / artifact):
             client.log_artifact(run_id, str(run.path / artifact))
-    if run.status in MLFLOW_STATUS:
-        client.set_terminated(run_id, MLFLOW_STATUS[run.status], end_time=times[-1])
+    if status in MLFLOW_STATUS:
+        client.set_terminated(run_id, MLFLOW_STATUS[status], end_time=times[-1])
+    client.set_tag(run_id, FINGERPRINT_TAG, stamp)

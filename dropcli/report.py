@@ -25,7 +25,7 @@ from dropcli import stats
 
 from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
-from dropcli.runs import PRUNED, LoadedRun, is_number, write_atomically
+from dropcli.runs import LoadedRun, is_number, reported_status, write_atomically
 
 IGNORED_SETTINGS = {"name", "seed", "device", "threads", "dataset.root", "dataset.download"}  # never define a setting
 IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is
@@ -70,10 +70,9 @@ def runs_table(runs: list[LoadedRun], root: Path) -> pd.DataFrame:
 
     rows = []
     for run in runs:
-        row: dict[str, Any] = {"run": run_name(run, root), "status": run.status, "reason": run.reason}
-        stop = run.summary.get("stop_reason")
-        if run.status == "completed" and isinstance(stop, str) and stop.startswith(PRUNED):
-            row.update(status="pruned", reason=stop[:500])  # tune's pruner ended it: never averaged with the rest
+        row: dict[str, Any] = {"run": run_name(run, root), "status": reported_status(run), "reason": run.reason}
+        if row["status"] == "pruned":  # tune's pruner ended it: never averaged with the rest
+            row["reason"] = str(run.summary["stop_reason"])[:500]
         if run.config is not None:
             row.update(flatten_config(run.config))
         row.update({key: result_value(key, run.summary.get(key)) for key in RESULT_COLUMNS})

@@ -237,6 +237,13 @@ class LoadedRun:
     metrics: list[dict[str, float]]
 
 
+def reported_status(run: LoadedRun) -> str:
+    """The status tables and exports show: a completed run that tune's pruner ended is "pruned" (a sweep
+    counts it completed: it is never trained again), and is never averaged with the rest."""
+    stop = run.summary.get("stop_reason")
+    return "pruned" if run.status == "completed" and isinstance(stop, str) and stop.startswith(PRUNED) else run.status
+
+
 def discover_run_folders(root: Path) -> list[Path]:
     """Every folder under `root` (itself included) that holds any of a run folder's files."""
     return [candidate for candidate in sorted([root, *root.rglob("*")])
@@ -379,9 +386,13 @@ def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
         try:
             for row in csv.DictReader(handle):
                 try:
-                    rows.append({column: float(row[column]) for column in columns})
+                    values = {column: float(row[column]) for column in columns}
                 except (TypeError, ValueError, KeyError):
                     continue
+                # losses may be nan or inf (a diverged epoch); an epoch, its lr and its seconds never are
+                if values["epoch"] >= 1 and values["epoch"].is_integer() and values["epoch"] < 1e9 \
+                        and math.isfinite(values["lr"]) and math.isfinite(values["seconds"]):
+                    rows.append(values)
         except csv.Error:  # a field of 128 KB, a NUL: not ours from here on
             pass
     return rows

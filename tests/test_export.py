@@ -137,3 +137,50 @@ def test_export_command_says_what_it_did(runs, runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert "2 runs exported, 0 unchanged since the last export, 1 left out" in result.output
     assert "left out broken" in result.output
+
+
+def test_an_interrupted_export_is_redone_and_another_sources_export_is_never_replaced(runs, tmp_path):
+    """MLflow: a run whose export stopped half-way (no fingerprint yet) is exported again and the stub removed.
+    TensorBoard: a half-written folder of ours is redone; one holding another run folder's export is left."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("overfitting")
+    stub = trained(runs)[0]
+    client.create_run(experiment, tags={exporting.SOURCE_TAG: str(stub.resolve())})  # killed right after this
+    outcome = exporting.to_mlflow(runs, uri, "overfitting")
+    assert sorted(outcome.written) == [p.name for p in trained(runs)]
+    logged = client.search_runs([experiment])
+    assert len(logged) == 2 and all(r.data.tags.get(exporting.FINGERPRINT_TAG) for r in logged)
+
+    out = tmp_path / "tb"
+    half = out / stub.name
+    half.mkdir(parents=True)
+    (half / exporting.MARKER).write_text(json.dumps({"source": str(stub.resolve()), "fingerprint": None}))
+    (half / "events.out.tfevents.torn").write_bytes(b"\0")
+    other = out / trained(runs)[1].name
+    other.mkdir(parents=True)
+    (other / exporting.MARKER).write_text(json.dumps({"source": "/elsewhere/sweep/seed-1", "fingerprint": "x"}))
+    outcome = exporting.to_tensorboard(runs, out)
+    assert outcome.written == [stub.name] and not (half / "events.out.tfevents.torn").exists()
+    assert "holds the export of another run folder" in outcome.left_out[other.name]
+    assert json.loads((other / exporting.MARKER).read_text())["source"] == "/elsewhere/sweep/seed-1"
+
+
+def test_pruned_trials_are_exported_as_pruned(runs, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    pruned = trained(runs)[0]
+    summary = json.loads((pruned / "summary.json").read_text())
+    (pruned / "summary.json").write_text(json.dumps({**summary, "stop_reason": "pruned: val_loss 2.3 at epoch 1"}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exporting.to_mlflow(runs, uri, "overfitting")
+    client = MlflowClient(tracking_uri=uri)
+    logged = {Path(r.data.tags[exporting.SOURCE_TAG]).name: r
+              for r in client.search_runs([client.get_experiment_by_name("overfitting").experiment_id])}
+    assert logged[pruned.name].data.tags[exporting.STATUS_TAG] == "pruned"
+    assert logged[pruned.name].info.status == "KILLED"
+    assert logged[trained(runs)[1].name].info.status == "FINISHED"
+    exporting.to_tensorboard(runs, tmp_path / "tb")
+    assert read_tensorboard(tmp_path / "tb" / pruned.name)[1]["status"] == "pruned"
