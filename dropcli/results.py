@@ -19,7 +19,10 @@ from dropcli.runs import LoadedRun, discover_run_folders, load_run
 
 
 def read_runs(root: str | Path) -> list[LoadedRun]:
-    """Every run folder under `root`, itself included."""
+    """Every run folder under `root`, itself included. FileNotFoundError when `root` is no folder at all (a
+    mistyped path would otherwise read as "no runs")."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
     return [load_run(path) for path in discover_run_folders(Path(root))]
 
 
@@ -34,7 +37,8 @@ def load_runs(root: str | Path) -> pd.DataFrame:
     ...; missing where a run has none)."""
     from dropcli.report import runs_table
 
-    return runs_table(read_runs(root), Path(root))
+    runs = read_runs(root)
+    return runs_table(runs, Path(root)) if runs else pd.DataFrame(columns=["run", "status", "reason"])
 
 
 def load_metrics(root: str | Path) -> pd.DataFrame:

@@ -66,3 +66,30 @@ def test_importing_dropcli_imports_neither_torch_nor_pandas():
     code = "import sys, dropcli; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_missing_path_is_an_error_and_an_empty_folder_a_table_with_the_columns(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError):
+        dropcli.load_runs(tmp_path / "typo")
+    empty = dropcli.load_runs(tmp_path)
+    assert empty.empty and list(empty.columns) == ["run", "status", "reason"]
+    assert empty[empty.status == "completed"].empty  # README's next line works on it
+
+
+def test_metrics_rows_with_an_impossible_epoch_lr_or_seconds_are_not_rows(tmp_path):
+    from dropcli.runs import METRIC_COLUMNS, read_metrics_tolerantly
+
+    good = "1,2.3,0.1,2.3,0.1,0.0,0.0,0.001,0.5"
+    diverged = "2,nan,0.1,inf,0.1,nan,0.0,0.001,0.5"  # a diverged epoch's losses: kept, as written
+    planted = ["nan,2.3,0.1,2.3,0.1,0,0,0.001,0.5", "1.5,2.3,0.1,2.3,0.1,0,0,0.001,0.5",
+               "3,2.3,0.1,2.3,0.1,0,0,0.001,inf", "4,2.3,0.1,2.3,0.1,0,0,nan,0.5", "1e300,2,0,2,0,0,0,0.1,0.5"]
+    path = tmp_path / "metrics.csv"
+    path.write_text("\n".join([",".join(METRIC_COLUMNS), good, diverged, *planted]) + "\n")
+    assert [row["epoch"] for row in read_metrics_tolerantly(path)] == [1, 2]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    path.rename(folder / "metrics.csv")
+    (folder / "summary.json").write_text(json.dumps({"status": "running"}))
+    assert list(dropcli.load_metrics(folder)["epoch"]) == [1, 2]
