@@ -225,8 +225,26 @@ def title(figure, text: str) -> None:
     figure.suptitle(textwrap.fill(text, width=max(40, int(figure.get_figwidth() * 11))))
 
 
-def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_format: str) -> Path:
-    """Small multiples, one panel per setting: train vs val loss, mean line and 95 % CI band over seeds."""
+OVERFITTING_PANELS = 16  # small multiples beyond this are too small to read: the best by validation are shown
+
+
+def shown_settings(summary, limit: int) -> list[str]:
+    """All settings, or with more than `limit` the no-regularizer baselines (two at most) and the best by
+    validation accuracy up to `limit`, in the summary's order."""
+    settings = list(summary["setting"])
+    if len(settings) <= limit:
+        return settings
+    baselines = list(summary.loc[summary["regularizers"] == "none", "setting"])[:2]
+    best = [s for s in summary.sort_values("val_acc_mean", ascending=False)["setting"] if s not in baselines]
+    chosen = set(baselines + best[:limit - len(baselines)])
+    return [s for s in settings if s in chosen]
+
+
+def plot_overfitting_curves(curves, summary, out: Path, figure_format: str) -> Path:
+    """Small multiples, one panel per setting (at most OVERFITTING_PANELS: the best by validation and the
+    baseline): train vs val loss, mean line and 95 % CI band over seeds."""
+    settings = shown_settings(summary, OVERFITTING_PANELS)
+    hidden = len(summary) - len(settings)
     columns = min(4, len(settings))
     rows = -(-len(settings) // columns)
     lengths = {setting: curves.loc[curves["setting"] == setting, "epoch"].max() for setting in settings}
@@ -249,23 +267,22 @@ def plot_overfitting_curves(curves, settings: Sequence[str], out: Path, figure_f
     for axis in axes[:, 0]:
         axis.set_ylabel("cross-entropy loss")
     axes.flat[0].legend(fontsize=8)
-    title(figure, f"Overfitting curves: train vs validation loss ({CI_WORDS})")
+    title(figure, f"Overfitting curves: train vs validation loss ({CI_WORDS})" + (
+        f"; {len(settings)} of {len(summary)} settings: the best by validation accuracy and the baseline"
+        if hidden else ""))
     return save(figure, out, "overfitting_curves", figure_format)
 
 
 GAP_CURVES_NAMED = 8  # more lines than this and a legend cannot be read: the rest are drawn in grey
+GAP_CURVES_BANDS = 4  # more CI bands than this merge into one coloured block
 
 
 def plot_gap_curves(curves, summary, out: Path, figure_format: str) -> Path:
     """One line per setting. With many settings, the best GAP_CURVES_NAMED - 1 by validation accuracy and the
     no-regularizer baselines are named and coloured; the others are thin grey lines without a legend entry."""
     settings = list(summary["setting"])
-    named = settings
-    if len(settings) > GAP_CURVES_NAMED:
-        baselines = list(summary.loc[summary["regularizers"] == "none", "setting"])[:2]
-        best = [s for s in summary.sort_values("val_acc_mean", ascending=False)["setting"] if s not in baselines]
-        chosen = set(baselines + best[:GAP_CURVES_NAMED - len(baselines)])
-        named = [s for s in settings if s in chosen]
+    named = shown_settings(summary, GAP_CURVES_NAMED)
+    bands = len(named) <= GAP_CURVES_BANDS
     figure, axis = plt.subplots(figsize=(8, 4.8), constrained_layout=True)
     styles = setting_styles(named)
     for setting in settings:
@@ -275,13 +292,16 @@ def plot_gap_curves(curves, summary, out: Path, figure_format: str) -> Path:
             continue
         axis.plot(epochs, mean, label=setting, linewidth=1.6, markevery=max(len(epochs) // 8, 1), markersize=4,
                   zorder=2, **styles[setting])
-        axis.fill_between(epochs, mean - half, mean + half, color=styles[setting]["color"], alpha=0.15, linewidth=0)
+        if bands:
+            axis.fill_between(epochs, mean - half, mean + half, color=styles[setting]["color"], alpha=0.15,
+                              linewidth=0)
     axis.axhline(0, color="0.5", linewidth=0.8)
     axis.set_xlabel("epoch")
     whole_epochs(axis)
     axis.set_ylabel("generalization gap: val loss − train loss")
     hidden = len(settings) - len(named)
-    axis.set_title(textwrap.fill(f"Generalization gap per epoch ({CI_WORDS})" + (
+    what = CI_WORDS if bands else "mean over seeds; with this many lines the CI bands are left out"
+    axis.set_title(textwrap.fill(f"Generalization gap per epoch ({what})" + (
         f"; {len(named)} settings named (the best by validation accuracy and the baseline), {hidden} more in grey"
         if hidden else ""), width=90), fontsize=10)
     axis.grid(alpha=0.3)
@@ -307,16 +327,22 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
     labels = [setting_label(g.iloc[0], others).replace("no regularizer", "dropout only") if len(curves) > 1 else ""
               for g in curves]
     styles = setting_styles(labels)
-    figure, (gap_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
-    for group, label in zip(curves, labels):
-        p, style = group["regularizer.dropout"].astype(float), styles[label]
-        suffix = f" ({label})" if label else ""
+    many = len(curves) > 3  # the legends would cover the data: one legend below both panels instead
+    figure, (gap_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4.6 + (0.22 * (len(curves) + 2) if many else 0)),
+                                                constrained_layout=True)
+    rates = sorted(pd.concat(curves)["regularizer.dropout"].astype(float).unique())
+    spacing = min((b - a for a, b in zip(rates, rates[1:])), default=0.1)
+    for index, (group, label) in enumerate(zip(curves, labels)):
+        # curves side by side around each rate, so that their error bars do not hide one another
+        shift = (index - (len(curves) - 1) / 2) * 0.5 * spacing / max(len(curves), 1)
+        p, style = group["regularizer.dropout"].astype(float) + shift, styles[label]
+        suffix = "" if many or not label else f" ({label})"
         gap_axis.errorbar(p, group["gap_loss_mean"], yerr=ci(group, "gap_loss"), capsize=3,
                           label=label or "final gap", **style)
         acc_axis.errorbar(p, group["val_acc_mean"], yerr=ci(group, "val_acc"), capsize=3,
-                          label=f"validation{suffix}", **style)
+                          label=None if many else f"validation{suffix}", **style)
         acc_axis.errorbar(p, group["test_acc_mean"], yerr=ci(group, "test_acc"), capsize=3, alpha=0.7,
-                          label=f"test{suffix}", **{**style, "linestyle": ":", "marker": "x"})
+                          label=None if many else f"test{suffix}", **{**style, "linestyle": ":", "marker": "x"})
     plotted = pd.concat(curves)
     best = plotted.loc[plotted["val_acc_mean"].idxmax()]
     acc_axis.axvline(float(best["regularizer.dropout"]), color="0.4", linestyle=":", linewidth=1,
@@ -325,10 +351,21 @@ def plot_dropout_rate(summary, keys: Sequence[str], out: Path, figure_format: st
     acc_axis.set_ylabel("accuracy")
     gap_axis.set_title("Gap against dropout rate")
     acc_axis.set_title("Accuracy against dropout rate")
+    low, high = acc_axis.get_ylim()
+    acc_axis.set_ylim(max(low, 0.0), min(high, 1.0))  # an accuracy interval past 0 or 1 says nothing more
     for axis in (gap_axis, acc_axis):
-        axis.set_xlabel("dropout rate p")
+        axis.set_xlabel("dropout rate p" + (" (curves side by side around each rate)" if len(curves) > 1 else ""))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+    if many:  # the series once, below the panels; the accuracy panel's line styles in its own small legend
+        figure.legend(*gap_axis.get_legend_handles_labels(), loc="outside lower center", fontsize=8,
+                      ncol=min(3, len(curves)), frameon=False)
+        kinds = [Line2D([], [], color="0.3", linestyle="-", marker="o"),
+                 Line2D([], [], color="0.3", linestyle=":", marker="x")]
+        handles, names = acc_axis.get_legend_handles_labels()  # the best-p line
+        acc_axis.legend([*kinds, *handles], ["validation (each series' colour)", "test", *names], fontsize=8)
+    else:
+        for axis in (gap_axis, acc_axis):
+            axis.legend(fontsize=8)
     title(figure, f"Which p? {CI_WORDS}")
     return save(figure, out, "dropout_rate", figure_format)
 
@@ -438,8 +475,7 @@ def report_figures(curves, summary, keys: Sequence[str], out: Path, figure_forma
 
 
 def draw_report_figures(curves, summary, keys: Sequence[str], out: Path, figure_format: str, mc_table) -> list[Path]:
-    settings = list(summary["setting"])
-    figures = [plot_overfitting_curves(curves, settings, out, figure_format),
+    figures = [plot_overfitting_curves(curves, summary, out, figure_format),
                plot_gap_curves(curves, summary, out, figure_format)]
     if "regularizer.dropout" in keys and has_a_rate_curve(summary, keys):
         figures.append(plot_dropout_rate(summary, keys, out, figure_format))

@@ -263,3 +263,17 @@ def test_settings_tied_on_validation_are_called_tied_not_best(runner, tiny_raw, 
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "Tied for the best mean validation accuracy" in markdown and "Best setting by" not in markdown
+
+
+def test_figures_with_many_settings_show_the_best_and_the_baselines():
+    import pandas as pd
+
+    from dropcli.plots import OVERFITTING_PANELS, shown_settings
+
+    summary = pd.DataFrame({"setting": [f"s{i}" for i in range(40)],
+                            "regularizers": ["none" if i in (3, 30) else "dropout" for i in range(40)],
+                            "val_acc_mean": [i / 100 for i in range(40)]})
+    shown = shown_settings(summary, OVERFITTING_PANELS)
+    assert len(shown) == OVERFITTING_PANELS and {"s3", "s30"} <= set(shown)  # the baselines, whatever their rank
+    assert shown == ["s3", *[f"s{i}" for i in range(25, 40)]]  # and the 14 best by validation, in table order
+    assert shown_settings(summary.head(5), OVERFITTING_PANELS) == [f"s{i}" for i in range(5)]
