@@ -245,9 +245,11 @@ def reported_status(run: LoadedRun) -> str:
 
 
 def discover_run_folders(root: Path) -> list[Path]:
-    """Every folder under `root` (itself included) that holds any of a run folder's files."""
+    """Every folder under `root` (itself included) that holds any of a run folder's files. A link to a folder
+    is not followed: the run it points to is counted where it is, or not at all (never twice)."""
     return [candidate for candidate in sorted([root, *root.rglob("*")])
-            if candidate.is_dir() and any((candidate / marker).is_file() for marker in RUN_MARKERS)]
+            if (candidate == root or not candidate.is_symlink()) and candidate.is_dir()
+            and any((candidate / marker).is_file() for marker in RUN_MARKERS)]
 
 
 def load_run(path: Path) -> LoadedRun:

@@ -480,4 +480,6 @@ def curves_title(exp: Experiment) -> str:
 
 
 def now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
+    """Local time with its UTC offset (2026-11-24T23:28:45+01:00): an export in another time zone places the
+    run where it happened (an older summary's time without offset is read as local time)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")

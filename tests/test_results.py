@@ -93,3 +93,21 @@ def test_metrics_rows_with_an_impossible_epoch_lr_or_seconds_are_not_rows(tmp_pa
     path.rename(folder / "metrics.csv")
     (folder / "summary.json").write_text(json.dumps({"status": "running"}))
     assert list(dropcli.load_metrics(folder)["epoch"]) == [1, 2]
+
+
+def test_a_link_to_a_run_folder_is_not_a_second_run(tmp_path):
+    from dropcli.runs import discover_run_folders
+
+    (tmp_path / "sweep" / "seed-0").mkdir(parents=True)
+    (tmp_path / "sweep" / "seed-0" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "shortcut").symlink_to(tmp_path / "sweep" / "seed-0")
+    (tmp_path / "all-of-it").symlink_to(tmp_path / "sweep")
+    assert discover_run_folders(tmp_path) == [tmp_path / "sweep" / "seed-0"]
+
+
+def test_run_times_carry_their_utc_offset():
+    from datetime import datetime
+
+    from dropcli.train import now
+
+    assert datetime.fromisoformat(now()).utcoffset() is not None
