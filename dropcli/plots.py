@@ -248,9 +248,14 @@ def plot_overfitting_curves(curves, summary, out: Path, figure_format: str) -> P
     columns = min(4, len(settings))
     rows = -(-len(settings) // columns)
     lengths = {setting: curves.loc[curves["setting"] == setting, "epoch"].max() for setting in settings}
+    # the highest loss each panel shows: one shared y axis unless some panel's is 10x another's (a run that blew
+    # up would flatten every healthy panel into a line at zero)
+    highs = [curves.loc[curves["setting"] == setting, ["train_loss", "val_loss"]].max().max() for setting in settings]
+    finite = [high for high in highs if pd.notna(high) and high < float("inf")]
+    shared = not finite or max(finite) <= 10 * max(min(finite), 1e-12)
     # runs of different lengths each get their own x axis: a 5-epoch run is not squashed beside a 60-epoch one
     figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.8),
-                                sharex=len(set(lengths.values())) == 1, sharey=True, squeeze=False,
+                                sharex=len(set(lengths.values())) == 1, sharey=shared, squeeze=False,
                                 constrained_layout=True)
     for axis, setting in zip(axes.flat, settings):
         for column, style, label in (("train_loss", TRAIN_STYLE, "train"), ("val_loss", VAL_STYLE, "validation")):
@@ -264,8 +269,8 @@ def plot_overfitting_curves(curves, summary, out: Path, figure_format: str) -> P
         axis.set_visible(False)
     for axis in axes[-1]:
         axis.set_xlabel("epoch")
-    for axis in axes[:, 0]:
-        axis.set_ylabel("cross-entropy loss")
+    for axis in axes[:, 0] if shared else axes.flat[:len(settings)]:
+        axis.set_ylabel("cross-entropy loss" + ("" if shared else " (own scale)"))
     axes.flat[0].legend(fontsize=8)
     title(figure, f"Overfitting curves: train vs validation loss ({CI_WORDS})" + (
         f"; {len(settings)} of {len(summary)} settings: the best by validation accuracy and the baseline"

@@ -171,6 +171,9 @@ def baseline_comparisons(completed, summary, keys: list[str], metric: str = "tes
                          for (s, b, _), d in zip(pairs, differences)])
 
 
+BLOWN_UP = 10.0  # train loss (cross-entropy, nats) beyond which a run learned nothing: see reading_warnings
+
+
 def reading_warnings(completed, summary, keys: list[str]) -> list[str]:
     """What a careful reader needs before trusting the comparison."""
     notes = []
@@ -178,6 +181,14 @@ def reading_warnings(completed, summary, keys: list[str]) -> list[str]:
     if len(completed) and len(last) > len(completed) / 2:
         notes.append(f"{len(last)} of {len(completed)} runs had their lowest validation loss at their last epoch: "
                      f"they may be under-trained, and longer training could change the comparison.")
+    # cross-entropy of a uniform guess over 10 classes is ln 10 ≈ 2.3; a train loss past BLOWN_UP is no model
+    blown = completed[completed["train_loss"] > BLOWN_UP] if "train_loss" in completed else completed.iloc[:0]
+    if not blown.empty:
+        settings = blown["setting"].unique() if "setting" in blown else []
+        notes.append(f"{len(blown)} run(s) ended with a train loss above {BLOWN_UP:g}, far worse than guessing "
+                     f"(ln 10 ≈ 2.3): training blew up (too high a learning rate?) without turning into NaN"
+                     + (f", e.g. in {settings[0]}" if len(settings) else "") + "; their numbers dominate any mean "
+                     "they enter, and the figures' scales.")
     duplicated = summary[summary["runs"] > summary["seeds"]]
     if not duplicated.empty:
         notes.append(f"{len(duplicated)} setting(s) have several runs of one seed "

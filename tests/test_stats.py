@@ -189,3 +189,15 @@ def test_lower_is_better_metrics_and_plain_counts_get_the_right_verbs():
     epochs = stats.compare({0: 30, 1: 33, 2: 29, 3: 35}, {0: 13, 1: 12, 2: 15, 3: 14})
     words = stats.sentence("p=0.5", "p=0", epochs, what="the best epoch", scale=1.0, unit=" epochs", better="neither")
     assert words.startswith("p=0.5 is higher than p=0 on the best epoch by +18.2 epochs") and "beats" not in words
+
+
+def test_runs_that_blew_up_without_nan_are_pointed_out():
+    import pandas as pd
+
+    completed = pd.DataFrame({"setting": ["lr=1e+06", "lr=0.001"], "train_loss": [3.5e22, 2.1], "best_epoch": [1, 1],
+                              "epochs_run": [2, 2], "stop_reason": ["max_epochs", "max_epochs"]})
+    summary = pd.DataFrame({"setting": ["lr=1e+06", "lr=0.001"], "runs": [1, 1], "seeds": [5, 5]})
+    notes = stats.reading_warnings(completed, summary, ["optimizer.lr"])
+    assert any("1 run(s) ended with a train loss above 10" in note and "lr=1e+06" in note for note in notes), notes
+    healthy = stats.reading_warnings(completed.iloc[1:], summary.iloc[1:], ["optimizer.lr"])
+    assert not any("blew up" in note for note in healthy)
