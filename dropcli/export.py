@@ -185,6 +185,8 @@ def to_mlflow(root: Path, uri: str, experiment: str = "dropcli") -> ExportOutcom
     summary's results as `summary.*` metrics, curves.png / config.yaml / summary.json as artifacts, and the
     run's status. A file store (`./mlruns`) is refused by MLflow 3 itself: use sqlite:///PATH or a server."""
     require("mlflow", "--mlflow")
+    if not experiment.strip():
+        raise ExportError("--mlflow-experiment: an experiment needs a name (default: dropcli)")
     scheme = uri.partition("://")[0] if "://" in uri else ""
     if scheme in ("", "file"):
         raise ExportError(f"--mlflow {uri}: MLflow 3 keeps file stores (./mlruns) for reading only; export into "
@@ -204,6 +206,9 @@ def to_mlflow(root: Path, uri: str, experiment: str = "dropcli") -> ExportOutcom
         existing = exported_runs(client, experiment_id)
     except MlflowException as error:
         raise ExportError(f"--mlflow {uri}: {one_line(error.message)}") from None
+    except Exception as error:  # e.g. sqlite:///FILE on a file that is no database: SQLAlchemy's own errors
+        reason = one_line(str(error)).split(" [SQL:")[0]  # SQLAlchemy appends the statement it ran
+        raise ExportError(f"--mlflow {uri}: {type(error).__name__}: {reason}") from None
     outcome = ExportOutcome()
     for name, run in exportable_runs(root, outcome):
         source, stamp = str(run.path.resolve()), fingerprint(run)
@@ -259,7 +264,8 @@ def log_run(client: Any, experiment_id: str, name: str, run: LoadedRun, source: 
     # the fingerprint is tagged last: a run whose export was interrupted has none, and the next export redoes it
     created = client.create_run(experiment_id, run_name=name, start_time=start,
                                 tags={SOURCE_TAG: source, STATUS_TAG: status,
-                                      "mlflow.note.content": run.reason or run.summary.get("title", "")})
+                                      # the title: text from a summary.json anyone may have written
+                                      "mlflow.note.content": run.reason or str(run.summary.get("title", ""))[:5000]})
     run_id = created.info.run_id
     params = [Param(key, str(value)[:6000]) for key, value in flatten_config(run.config).items()]
     metrics = [Metric(column, row[column], when, int(row["epoch"]))

@@ -125,6 +125,13 @@ def test_export_refusals_are_one_line_and_exit_2(runs, runner, monkeypatch, tmp_
     result = runner.invoke(app, ["export", str(runs), "--mlflow", str(tmp_path / "mlruns")])
     assert result.exit_code == 2 and "sqlite:///PATH/mlflow.db" in result.output
     assert not (tmp_path / "mlruns").exists()
+    (tmp_path / "notes.db").write_text("not a database")
+    for extra, message in ((["--mlflow", f"sqlite:///{tmp_path / 'notes.db'}"], "file is not a database"),
+                           (["--mlflow", f"sqlite:///{tmp_path / 'm.db'}", "--mlflow-experiment", " "],
+                            "--mlflow-experiment: an experiment needs a name")):
+        result = runner.invoke(app, ["export", str(runs), *extra])
+        assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
+    assert (tmp_path / "notes.db").read_text() == "not a database"
     real = exporting.importlib.util.find_spec
     monkeypatch.setattr(exporting.importlib.util, "find_spec", lambda name: None if name == "mlflow" else real(name))
     result = runner.invoke(app, ["export", str(runs), "--mlflow", f"sqlite:///{tmp_path / 'm.db'}"])
