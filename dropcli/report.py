@@ -274,7 +274,10 @@ def report_markdown(report: Report, root: Path) -> str:
                       f"*{FIGURE_CAPTIONS.get(figure.stem, '')}{CI_CAPTION}*{link}", ""]
         shared = shared_settings(report.table)
         if shared:
-            lines += ["## What every run shares", "", "| setting | value |", "| --- | --- |"]
+            others = int((report.table["status"] != "completed").sum())
+            heading = "What every completed run shares" if others else "What every run shares"
+            note = [f"The {others} run(s) left out (below) are not counted here.", ""] if others else []
+            lines += [f"## {heading}", "", *note, "| setting | value |", "| --- | --- |"]
             lines += [f"| {markdown_text(key)} | {markdown_text(value)} |" for key, value in shared.items()]
             lines.append("")
     if not report.problems.empty:
