@@ -130,7 +130,8 @@ def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy
                 f"{ALPHA:g}.")
     needed = seeds_to_resolve(d)
     hint = f"; about {needed} seeds would resolve a difference this size" if needed else ""
-    return (f"{name} is not distinguishable from {baseline} on {what} with {d.n} seed{'s' if d.n != 1 else ''} "
+    runs = f"{d.n} seed{'s' if d.n != 1 else ''}" if d.paired else f"{d.n} or more runs a side"
+    return (f"{name} is not distinguishable from {baseline} on {what} with {runs} "
             f"({interval}{adjusted}; mean difference {number(d.mean)}{unit}){hint}.")
 
 

@@ -38,6 +38,9 @@ def test_unpaired_seeds_fall_back_to_welch_and_say_so():
     welch = scipy_stats.ttest_ind(list(WINNER.values()), list(other.values()), equal_var=False)
     assert not d.paired and d.p_value == pytest.approx(welch.pvalue)
     assert "unpaired (Welch)" in stats.sentence("p=0.3", "no dropout", d)
+    tie = stats.compare({0: 0.80, 1: 0.82, 2: 0.79}, {5: 0.79, 6: 0.81})  # 3 runs against 2, other seeds
+    assert "not distinguishable from no dropout on test accuracy with 2 or more runs a side" in \
+        stats.sentence("p=0.3", "no dropout", tie)
 
 
 @pytest.mark.parametrize("setting, baseline, words", [
