@@ -125,6 +125,9 @@ def test_export_refusals_are_one_line_and_exit_2(runs, runner, monkeypatch, tmp_
     result = runner.invoke(app, ["export", str(runs), "--mlflow", str(tmp_path / "mlruns")])
     assert result.exit_code == 2 and "sqlite:///PATH/mlflow.db" in result.output
     assert not (tmp_path / "mlruns").exists()
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["export", str(tmp_path / "empty"), "--mlflow", f"sqlite:///{tmp_path / 'e.db'}"])
+    assert result.exit_code == 2 and "no run folders found" in result.output and not (tmp_path / "e.db").exists()
     (tmp_path / "notes.db").write_text("not a database")
     for extra, message in ((["--mlflow", f"sqlite:///{tmp_path / 'notes.db'}"], "file is not a database"),
                            (["--mlflow", f"sqlite:///{tmp_path / 'm.db'}", "--mlflow-experiment", " "],
