@@ -156,7 +156,8 @@ def test_an_interrupted_export_is_redone_and_another_sources_export_is_never_rep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.create_experiment("overfitting")
+    # artifacts beside the database, as to_mlflow makes its experiments (never in the folder pytest runs from)
+    experiment = client.create_experiment("overfitting", artifact_location=(tmp_path / "mlartifacts").as_uri())
     stub = trained(runs)[0]
     client.create_run(experiment, tags={exporting.SOURCE_TAG: str(stub.resolve())})  # killed right after this
     outcome = exporting.to_mlflow(runs, uri, "overfitting")
