@@ -366,7 +366,8 @@ def latex_table(report: Report) -> str:
         if not comparisons.empty:
             c = comparisons.loc[row["setting"]] if row["setting"] in comparisons.index else None
             line["$\\Delta$ test (pts)"] = "--" if c is None else (
-                f"{100 * c['test_acc_diff']:+.1f}" + ("" if pd.isna(c["test_acc_diff_low"]) else
+                f"{100 * c['test_acc_diff']:+.1f}" + (" (no spread)" if c.get("no_spread") else
+                                                     "" if pd.isna(c["test_acc_diff_low"]) else
                                                      f" [{100 * c['test_acc_diff_low']:+.1f}, "
                                                      f"{100 * c['test_acc_diff_high']:+.1f}]"))
             line["$p_\\mathrm{Holm}$"] = "--" if c is None or pd.isna(c["p_holm"]) else f"{c['p_holm']:.2g}"

@@ -423,7 +423,7 @@ def compare_tuned(best_dir: Path, spec: TuneSpec, results: list[StudyResult], me
     differences = stats.holm([stats.compare(values[b], values[a]) for a, b in pairs])
     rows = [{"setting": b, "against": a, f"{metric}_diff": d.mean, f"{metric}_diff_low": d.low,
              f"{metric}_diff_high": d.high, "p_value": d.p_value, "p_holm": d.p_adjusted, "n_pairs": d.n,
-             "difference": d} for (a, b), d in zip(pairs, differences)]
+             "no_spread": d.constant, "difference": d} for (a, b), d in zip(pairs, differences)]
     return pd.DataFrame(rows), values
 
 
