@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from dropcli.report import flatten_config
 from dropcli.results import read_runs, run_name
 from dropcli.runs import LoadedRun, is_number, read_regular, reported_status, write_atomically
+from dropcli.yamlsafe import brief
 
 MARKER = "dropcli-export.json"  # in each TensorBoard run folder: which run folder, which fingerprint
 SOURCE_TAG, FINGERPRINT_TAG, STATUS_TAG = "dropcli.source", "dropcli.fingerprint", "dropcli.status"
@@ -128,9 +129,10 @@ def to_tensorboard(root: Path, out: Path) -> ExportOutcome:
             outcome.left_out[name] = f"{target} exists and was not written by dropcli export; not overwritten"
             continue
         source, stamp = str(run.path.resolve()), fingerprint(run)
-        if marker is not None and marker.get("source") != source:
-            outcome.left_out[name] = (f"{target} holds the export of another run folder; export each DIR into "
-                                      f"its own --tensorboard folder")
+        if marker is not None and marker.get("source") != source and Path(str(marker.get("source"))).exists():
+            # another run folder's export that still exists (a folder moved or renamed since: ours to replace)
+            outcome.left_out[name] = (f"{target} holds the export of {brief(str(marker.get('source')))}; export "
+                                      f"each DIR into its own --tensorboard folder")
             continue
         if marker == {"source": source, "fingerprint": stamp}:
             outcome.unchanged.append(name)
@@ -213,13 +215,15 @@ def to_mlflow(root: Path, uri: str, experiment: str = "dropcli") -> ExportOutcom
     for name, run in exportable_runs(root, outcome):
         source, stamp = str(run.path.resolve()), fingerprint(run)
         previous = existing.get(source, [])
-        if any(found.data.tags.get(FINGERPRINT_TAG) == stamp for found in previous):
+        current = [found for found in previous if found.data.tags.get(FINGERPRINT_TAG) == stamp][:1]
+        if current:
             outcome.unchanged.append(name)
-            continue
-        log_run(client, experiment_id, name, run, source, stamp)
+        else:
+            log_run(client, experiment_id, name, run, source, stamp)
+            outcome.written.append(name)
         for found in previous:  # replaced (an older export, or one interrupted half-way) once the new one is whole
-            client.delete_run(found.info.run_id)
-        outcome.written.append(name)
+            if found not in current:
+                client.delete_run(found.info.run_id)
     return outcome
 
 

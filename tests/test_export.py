@@ -164,6 +164,10 @@ def test_an_interrupted_export_is_redone_and_another_sources_export_is_never_rep
     assert sorted(outcome.written) == [p.name for p in trained(runs)]
     logged = client.search_runs([experiment])
     assert len(logged) == 2 and all(r.data.tags.get(exporting.FINGERPRINT_TAG) for r in logged)
+    # killed after the new run was whole but before the old one was deleted: the old one goes next time
+    client.create_run(experiment, tags={exporting.SOURCE_TAG: str(stub.resolve()), exporting.FINGERPRINT_TAG: "old"})
+    again = exporting.to_mlflow(runs, uri, "overfitting")
+    assert again.written == [] and len(again.unchanged) == 2 and len(client.search_runs([experiment])) == 2
 
     out = tmp_path / "tb"
     half = out / stub.name
@@ -172,11 +176,15 @@ def test_an_interrupted_export_is_redone_and_another_sources_export_is_never_rep
     (half / "events.out.tfevents.torn").write_bytes(b"\0")
     other = out / trained(runs)[1].name
     other.mkdir(parents=True)
-    (other / exporting.MARKER).write_text(json.dumps({"source": "/elsewhere/sweep/seed-1", "fingerprint": "x"}))
+    elsewhere = tmp_path / "another-sweep" / "seed-1"  # a second sweep with the same trial names, still there
+    elsewhere.mkdir(parents=True)
+    (other / exporting.MARKER).write_text(json.dumps({"source": str(elsewhere), "fingerprint": "x"}))
     outcome = exporting.to_tensorboard(runs, out)
     assert outcome.written == [stub.name] and not (half / "events.out.tfevents.torn").exists()
-    assert "holds the export of another run folder" in outcome.left_out[other.name]
-    assert json.loads((other / exporting.MARKER).read_text())["source"] == "/elsewhere/sweep/seed-1"
+    assert "holds the export of" in outcome.left_out[other.name]
+    assert json.loads((other / exporting.MARKER).read_text())["source"] == str(elsewhere)
+    elsewhere.rmdir()  # gone (moved, renamed): its old export is ours to replace
+    assert exporting.to_tensorboard(runs, out).written == [other.name]
 
 
 def test_pruned_trials_are_exported_as_pruned(runs, tmp_path):
