@@ -75,7 +75,7 @@ def test_a_missing_path_is_an_error_and_an_empty_folder_a_table_with_the_columns
         dropcli.load_runs(tmp_path / "typo")
     empty = dropcli.load_runs(tmp_path)
     assert empty.empty and list(empty.columns) == ["run", "status", "reason"]
-    assert empty[empty.status == "completed"].empty  # README's next line works on it
+    assert empty[empty.status == "completed"].empty  # filtering by status works on it; there are no settings
 
 
 def test_metrics_rows_with_an_impossible_epoch_lr_or_seconds_are_not_rows(tmp_path):
