@@ -13,6 +13,7 @@ The CLI turns a plan into lines and a result into messages and exit codes; nothi
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,11 @@ def describe(plan: LaunchPlan) -> list[str]:
              f"{'array tasks' if plan.submission is not None else 'groups'} (stacked groups of up to {plan.batch})",
              *([plan.batch_note] if plan.batch_note else [])]
     resumed = set(map(id, plan.groups.resumed))
+    kinds = fresh_kinds(plan) if plan.batch > 1 else Counter()
     for index, group in enumerate(plan.groups.groups):
         how = f"{len(group)} trials stacked" if len(group) > 1 else "alone"
         names = ", ".join(t.name for t in group)
-        why = "" if len(group) > 1 else f" ({plan.alone.get(group[0].name) or lone_reason(plan, group[0])})"
+        why = "" if len(group) > 1 else f" ({plan.alone.get(group[0].name) or lone_reason(plan, group, kinds)})"
         again = ", resuming from checkpoints" if id(group) in resumed else ""
         label = "task" if plan.submission is not None else "group"
         lines.append(f"{label} {index}: {how}{again}: {names}{why}")
@@ -101,16 +103,22 @@ def describe(plan: LaunchPlan) -> list[str]:
     return lines
 
 
-def lone_reason(plan: LaunchPlan, trial: Trial) -> str:
-    """Why a trial that could stack trains alone (groups are as even as can be: see batched.split_into_groups)."""
+def fresh_kinds(plan: LaunchPlan) -> Counter:
+    """How many fresh trials to train share each group key (model, data, optimizer)."""
     from dropcli.batched import group_key  # torch is loaded by now: plan_groups needed it
+
+    return Counter(group_key(t.config) for group in plan.groups.fresh for t in group)
+
+
+def lone_reason(plan: LaunchPlan, group: list[Trial], kinds: Counter) -> str:
+    """Why a trial that could stack trains alone (groups are as even as can be: see batched.split_into_groups)."""
+    from dropcli.batched import group_key
 
     if plan.batch == 1:
         return "--batch 1"
-    if any(trial in group for group in plan.groups.resumed):
+    if any(group is resumed for resumed in plan.groups.resumed):
         return "resumes alone: already stopped, or no other trial of its kind stands at its checkpoint's epoch"
-    key = group_key(trial.config)
-    if sum(group_key(t.config) == key for group in plan.groups.fresh for t in group) == 1:
+    if kinds[group_key(group[0].config)] == 1:
         return "no other trial to train shares its model, data and optimizer"
     return f"left over: the others of its kind fill groups of up to {plan.batch}"
 

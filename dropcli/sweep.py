@@ -253,8 +253,9 @@ def open_sweep_dir(path: Path, spec: SweepSpec, trials: list[Trial], command: st
     """Create the sweep folder, or check that an existing one was made by this very sweep. Two processes
     opening one folder at once take turns (the sweep folder's lock, held only while opening)."""
     check_folder_names(path, trials)
-    check_sweep_dir(path, spec)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise SweepError(f"{path}: exists and is not a folder; choose another --out")
+    path.mkdir(parents=True, exist_ok=True)  # what it holds is checked under its lock (create_or_check_record)
     for _ in range(100):  # another process is writing sweep.json: it takes milliseconds
         try:
             with locks.acquire(path):

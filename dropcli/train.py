@@ -331,8 +331,7 @@ def begin(exp: Experiment, run: RunFolder,
         raise ConfigError(f"--resume {run.path}: its checkpoint was written on {state['device']}, this run would "
                           f"be on {exp.device}; resume where it ran (its config.yaml says device: "
                           f"{exp.config.device})")
-    if state is not None:
-        refuse_changed_config(state, exp.config, run)
+    refuse_changed_config(state, exp.config, run)
     if state is not None and len(read_metrics_tolerantly(run.metrics_path)) < state["epoch"]:
         log.warning(f"{run.path}: metrics.csv holds fewer epochs than its checkpoint ({state['epoch']}); the run "
                     f"restarts from its first epoch")
