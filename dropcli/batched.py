@@ -337,13 +337,29 @@ def stack_optimizer_states(stepper: StackedStepper) -> None:
 def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-trial mean loss and accuracy without dropout masks (eval mode); [T] tensors on the device.
 
-    In chunks of rows small enough that a layer's activations for all trials stay in the CPU's cache
-    (~2 MB): on 16 trials x 1000 rows x 256 units, one pass over [16, 1000, 256] tensors spent more time
-    moving memory than multiplying.
+    On CPU, a model that can (`evaluates_by_trial`) is evaluated one trial after another, each through
+    ordinary products over its whole split (in the lone run's EVAL_CHUNK rows): faster there than batched
+    products. Otherwise, and on a GPU (one kernel per layer for all trials), the stacked pass, in chunks of
+    rows small enough that a layer's activations for all trials stay in the CPU's cache (~2 MB): on 16
+    trials x 1000 rows x 256 units, one pass over [16, 1000, 256] tensors spent more time moving memory
+    than multiplying.
 
-    The chunk depends on the model and data only, never on how many trials are stacked: a trial's numbers
-    must not change when its group shrinks (trials that stopped resume alone), or a resumed group would
-    drift from the uninterrupted one in the last bits."""
+    Either way the chunks depend on the model and data only, never on how many trials are stacked: a
+    trial's numbers must not change when its group shrinks (trials that stopped resume alone), or a resumed
+    group would drift from the uninterrupted one in the last bits."""
+    if not x.is_cuda and model.evaluates_by_trial:
+        losses, corrects = [], []
+        for trial in range(x.shape[0]):
+            loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+            correct = torch.zeros((), dtype=torch.float64, device=x.device)
+            for start in range(0, y.shape[1], training.EVAL_CHUNK):
+                logits = model.trial_logits(trial, x[trial, start:start + training.EVAL_CHUNK])
+                target = y[trial, start:start + training.EVAL_CHUNK]
+                loss_sum += F.cross_entropy(logits, target, reduction="none").double().sum()
+                correct += (logits.argmax(dim=1) == target).sum()
+            losses.append(loss_sum)
+            corrects.append(correct)
+        return torch.stack(losses) / y.shape[1], torch.stack(corrects) / y.shape[1]
     loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     widest = model.eval_width(x)

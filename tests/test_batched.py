@@ -330,10 +330,35 @@ def test_stacked_models_compute_what_each_lone_model_computes(input_shape):
         logits = stacked(x)  # [T, classes, B]
         for index, model in enumerate(models):
             torch.testing.assert_close(logits[index].T, model(x[index]), rtol=1e-5, atol=1e-5)
+            if stacked.evaluates_by_trial:
+                torch.testing.assert_close(stacked.trial_logits(index, x[index]), model(x[index]), rtol=1e-5, atol=1e-5)
             copy = build_model(config, input_shape, 10)
             stacked.copy_into(index, copy)
             for a, b in zip(copy.state_dict().values(), model.state_dict().values()):
                 assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("by_trial", [True, False])
+def test_stacked_evaluation_gives_each_lone_models_loss_and_accuracy(by_trial, monkeypatch):
+    """Evaluation trial by trial (the MLP on CPU) and in one stacked pass (the others; any model on a GPU)."""
+    from dropcli.batched import evaluate_stacked
+    from dropcli.config import ModelConfig
+    from dropcli.models import build_model
+    from dropcli.stacked import STACKED_MODELS
+
+    torch.manual_seed(0)
+    for name in STACKED_MODELS:
+        config = ModelConfig(name=name, hidden_sizes=[8, 6], channels=[4, 8], hidden_size=6)
+        models = [build_model(config, (40,), 10).eval() for _ in range(3)]
+        stacked = STACKED_MODELS[name](models)
+        monkeypatch.setattr(stacked, "evaluates_by_trial", by_trial and stacked.evaluates_by_trial)
+        x, y = torch.randn(3, 70, 40), torch.randint(0, 10, (3, 70))
+        monkeypatch.setattr(training, "EVAL_CHUNK", 32)  # several chunks, a short last one
+        loss, accuracy = evaluate_stacked(stacked, x, y)
+        for index, model in enumerate(models):
+            lone_loss, lone_accuracy = training.evaluate(model, x[index], y[index])
+            torch.testing.assert_close(loss[index], lone_loss, rtol=1e-6, atol=1e-6)
+            assert accuracy[index] == lone_accuracy, name
 
 
 @pytest.mark.parametrize("input_shape", [(40,), (3, 8, 8)])
