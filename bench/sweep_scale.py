@@ -12,9 +12,12 @@ checkpoints, summaries, model.pt, curves.png). It prints
     wall         the whole sweep, seconds
     training     the training loop's own time: each epoch's `seconds` in metrics.csv (train + evaluation of
                  the whole group), summed over the groups
-    bookkeeping  wall - training: preparing trials, writing folders, checkpoints, summaries and pictures;
-                 its share of the wall time and milliseconds per trial (the ratio against the training
-                 measured in the same run is the figure to read)
+    test         each trial's one evaluation on the test split when it finishes (loss, accuracy,
+                 calibration: a forward pass over the split, model compute like an epoch's evaluation),
+                 summed (timed around train.evaluated_metrics)
+    bookkeeping  wall - training - test: preparing trials, writing folders, checkpoints, summaries and
+                 pictures; its share of the wall time and milliseconds per trial (the ratio against the
+                 training measured in the same run is the figure to read)
     status       `dropcli status` on the sweep folder (dropcli.sweep.sweep_statuses), seconds
     report       `dropcli report` on the sweep folder (tables, statistics, figures), seconds
 
@@ -33,6 +36,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+from dropcli import train as training  # noqa: E402
 from dropcli.config import load_config  # noqa: E402
 from dropcli.report import build_report  # noqa: E402
 from dropcli.runs import RunFolder  # noqa: E402
@@ -46,9 +50,13 @@ def measure(size: int, epochs: int, batch: int, folder: Path) -> dict[str, float
                                                    "device=cuda" if torch.cuda.is_available() else "device=cpu"])
     spec = SweepSpec(base=base.to_dict(), axes={"regularizer.dropout": RATES}, seeds=list(range(size // len(RATES))))
     trials = spec.trials()
+    test = timed(training, "evaluated_metrics")
     started = time.perf_counter()
     open_sweep_dir(folder, spec, trials, f"bench/sweep_scale.py size={size}")
-    outcome = run_sweep(trials, folder, batch=batch)
+    try:
+        outcome = run_sweep(trials, folder, batch=batch)
+    finally:
+        training.evaluated_metrics = test.function
     wall = time.perf_counter() - started
     assert not outcome.failed and len(outcome.trained) == len(trials), outcome
     # a stacked group's rows carry the group's epoch time in every member: count it once per group
@@ -56,7 +64,7 @@ def measure(size: int, epochs: int, batch: int, folder: Path) -> dict[str, float
     for trial in trials:
         rows = RunFolder(folder / trial.name).read_metrics()
         members.setdefault(tuple(row["seconds"] for row in rows), []).append(trial.name)
-    training = sum(sum(seconds) for seconds in members)
+    training_time = sum(sum(seconds) for seconds in members)
     started = time.perf_counter()
     statuses = sweep_statuses(folder)
     status = time.perf_counter() - started
@@ -64,8 +72,23 @@ def measure(size: int, epochs: int, batch: int, folder: Path) -> dict[str, float
     started = time.perf_counter()
     build_report(folder, folder / "report")
     report = time.perf_counter() - started
-    return {"trials": len(trials), "wall": wall, "training": training, "status": status, "report": report,
-            "groups": len(members)}
+    return {"trials": len(trials), "wall": wall, "training": training_time, "test": test.seconds, "status": status,
+            "report": report, "groups": len(members)}
+
+
+class timed:
+    """module.name replaced by a wrapper that sums the seconds spent in it (`.function`: the original)."""
+
+    def __init__(self, module, name: str):
+        self.function, self.seconds = getattr(module, name), 0.0
+
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return self.function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+        setattr(module, name, wrapper)
 
 
 def main() -> None:
@@ -82,9 +105,10 @@ def main() -> None:
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             m = measure(size, args.epochs, args.batch, Path(tmp) / "sweep")
-        bookkeeping = m["wall"] - m["training"]
+        bookkeeping = m["wall"] - m["training"] - m["test"]
         print(f"trials={m['trials']:>5}  groups={m['groups']:>3}  wall={m['wall']:7.1f}s  "
               f"training={m['training']:6.1f}s  "
+              f"test={m['test']:5.1f}s ({1000 * m['test'] / m['trials']:.1f} ms/trial)  "
               f"bookkeeping={bookkeeping:6.1f}s ({100 * bookkeeping / m['wall']:.0f}% of wall, "
               f"{1000 * bookkeeping / m['trials']:.0f} ms/trial, {bookkeeping / m['training']:.1f}x training)  "
               f"status={m['status']:.2f}s  report={m['report']:.1f}s", flush=True)
