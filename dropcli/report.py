@@ -110,6 +110,21 @@ def shared_settings(table: pd.DataFrame) -> dict[str, Any]:
             if completed[k].astype(str).nunique() == 1 and not pd.isna(completed[k].iloc[0])}
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may run as a formula (OWASP's list)
+
+
+def spreadsheet_csv(frame: pd.DataFrame) -> str:
+    """frame as CSV that a spreadsheet opens without running anything: a text cell that starts like a
+    formula (a run folder named `=HYPERLINK(...)` in a shared folder, an error message from a summary.json)
+    gets a leading `'`, as OWASP advises against CSV injection. Numbers are left as they are (-0.5 stays a
+    number)."""
+    def defused(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    return frame.assign(**{column: frame[column].map(defused) for column in text}).to_csv(index=False)
+
+
 def markdown_text(value: Any) -> str:
     """Text from a run folder, safe inside report.md (and a table cell): no HTML, links, emphasis or
     column breaks of its own."""
@@ -219,7 +234,7 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
     leading = ["run", "status", "reason", "seed", *keys, *RESULT_COLUMNS]
     ordered = table[[c for c in leading if c in table] + [c for c in table if c not in leading]]
     # integers stay integers beside missing cells; every file replaced atomically, never left half-written
-    write_atomically(out / "runs.csv", ordered.convert_dtypes().to_csv(index=False))
+    write_atomically(out / "runs.csv", spreadsheet_csv(ordered.convert_dtypes()))
     report = Report(out, table, pd.DataFrame(), keys, problems=problems)
     if (table["status"] == "completed").any():
         report.summary = settings_summary(table, keys)
@@ -228,7 +243,7 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
         written = report.summary.drop(columns=["best"]).assign(best=report.summary["best"])
         if not report.comparisons.empty:  # the interval against the baseline, for a paper's table
             written = written.merge(report.comparisons.drop(columns=["difference"]), on="setting", how="left")
-        write_atomically(out / "summary.csv", written.to_csv(index=False))
+        write_atomically(out / "summary.csv", spreadsheet_csv(written))
         if latex:
             write_atomically(out / "summary.tex", latex_table(report))
         curves = per_epoch_curves(runs, table, keys)

@@ -448,8 +448,10 @@ def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | N
         raise OSError(outcome.stopped)
     comparison, values = compare_tuned(best_dir, spec, results)
     done = TuneOutcome(results, comparison, values, outcome.failed)
-    write_atomically(tune_dir / "comparison.csv", comparison.drop(columns=["difference"], errors="ignore")
-                     .to_csv(index=False))
+    from dropcli.report import spreadsheet_csv
+
+    write_atomically(tune_dir / "comparison.csv",
+                     spreadsheet_csv(comparison.drop(columns=["difference"], errors="ignore")))
     write_atomically(tune_dir / "comparison.md", comparison_markdown(spec, done))
     return done
 

@@ -136,6 +136,25 @@ def test_a_completed_summary_without_results_is_listed_as_broken(tmp_path):
     assert list(report.problems["run"]) == ["empty"] and "lacks its results" in report.problems["reason"].item()
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_defused(tmp_path):
+    """Folder names and summaries in a shared folder are anyone's: opened in a spreadsheet, runs.csv must not
+    run `=HYPERLINK(...)` or a DDE command (CSV injection). Numbers stay numbers."""
+    write_completed_run(tmp_path / "=HYPERLINK(\"http:evil\")", 0.5, 0, val_acc=0.5, test_acc=0.5)
+    write_completed_run(tmp_path / "@SUM(A1)", 0.5, 1, val_acc=0.5, test_acc=0.5)
+    write_completed_run(tmp_path / "failed", 0.5, 2, val_acc=0.5, test_acc=0.5)
+    (tmp_path / "failed" / "summary.json").write_text(json.dumps({"status": "failed",
+                                                                   "error": "-2+3+cmd|' /C calc'!A0"}))
+    build_report(tmp_path, tmp_path / "report")
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    cells = [value for value in runs.to_numpy().ravel() if isinstance(value, str)]
+    assert not [cell for cell in cells if cell[0] in "=+-@\t\r"], cells
+    assert {"'=HYPERLINK(\"http:evil\")", "'@SUM(A1)"} <= set(runs["run"])
+    assert runs.loc[runs["run"] == "failed", "reason"].item() == "'-2+3+cmd|' /C calc'!A0"
+    assert runs["gap_loss"].dtype.kind == "f"  # numbers untouched
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert not [value for value in summary.to_numpy().ravel() if isinstance(value, str) and value[0] in "=+-@"]
+
+
 def test_impossible_results_are_left_out_as_broken_never_averaged(tmp_path, runner):
     """A summary.json anyone may have written: numbers no run can have had make the run broken, with the reason."""
     for seed in (0, 1):
