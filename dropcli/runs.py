@@ -244,12 +244,22 @@ def reported_status(run: LoadedRun) -> str:
     return "pruned" if run.status == "completed" and isinstance(stop, str) and stop.startswith(PRUNED) else run.status
 
 
+# MLflow's stores (export's `sqlite:///…` keeps artifacts in `mlartifacts/` beside the database; a file store
+# is `mlruns/`): they hold copies of run folders' files, never run folders of their own
+FOREIGN_STORES = frozenset({"mlruns", "mlartifacts"})
+
+
 def discover_run_folders(root: Path) -> list[Path]:
     """Every folder under `root` (itself included) that holds any of a run folder's files. A link to a folder
-    is not followed: the run it points to is counted where it is, or not at all (never twice)."""
-    return [candidate for candidate in sorted([root, *root.rglob("*")])
-            if (candidate == root or not candidate.is_symlink()) and candidate.is_dir()
-            and any((candidate / marker).is_file() for marker in RUN_MARKERS)]
+    is not followed: the run it points to is counted where it is, or not at all (never twice). MLflow stores
+    below `root` are not looked into (their artifact copies would count each exported run again)."""
+    found = []
+    for folder, subfolders, _ in os.walk(root):
+        subfolders[:] = [name for name in subfolders
+                         if name not in FOREIGN_STORES and not os.path.islink(os.path.join(folder, name))]
+        if any((Path(folder) / marker).is_file() for marker in RUN_MARKERS):
+            found.append(Path(folder))
+    return sorted(found)
 
 
 def load_run(path: Path) -> LoadedRun:

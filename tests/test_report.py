@@ -155,6 +155,19 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_defused(tmp_path
     assert not [value for value in summary.to_numpy().ravel() if isinstance(value, str) and value[0] in "=+-@"]
 
 
+def test_an_mlflow_store_inside_the_reported_folder_is_not_taken_for_runs(tmp_path):
+    """`export --mlflow sqlite:///runs/mlflow.db` keeps artifacts in runs/mlartifacts: copies of config.yaml
+    and summary.json that would otherwise be counted as (broken) runs."""
+    write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5)
+    for store in ("mlartifacts", "mlruns"):
+        artifacts = tmp_path / store / "1" / "0123456789abcdef0123456789abcdef" / "artifacts"
+        artifacts.mkdir(parents=True)
+        for name in ("config.yaml", "summary.json"):
+            (artifacts / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    report = build_report(tmp_path, tmp_path / "report")
+    assert list(report.table["run"]) == ["a"] and report.problems.empty
+
+
 def test_impossible_results_are_left_out_as_broken_never_averaged(tmp_path, runner):
     """A summary.json anyone may have written: numbers no run can have had make the run broken, with the reason."""
     for seed in (0, 1):
