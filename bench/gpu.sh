@@ -25,6 +25,19 @@ if ! python3 -c "import pydantic, submitit, mnist1d, typer, rich" 2>/dev/null; t
   export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# everything the benches import, checked before any of them runs (mnist1d needs scipy at import; report, pandas
+# and matplotlib): one line naming what is missing, instead of a traceback minutes in
+python3 - <<'PY' || exit 2
+import importlib
+missing = []
+for name in ("torch", "numpy", "scipy", "pandas", "matplotlib", "yaml", "pydantic", "submitit", "mnist1d", "typer", "rich"):
+    try:
+        importlib.import_module(name)
+    except Exception as error:
+        missing.append(f"{name} ({type(error).__name__}: {error})")
+if missing:
+    raise SystemExit("bench/gpu.sh: cannot import " + "; ".join(missing) + " (wheels for them in .whl/: ../shared/gpu/README.md)")
+PY
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
   torch.cuda.get_device_name() if torch.cuda.is_available() else '')" | tee "$out/device.txt"
 case "$part" in

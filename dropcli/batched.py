@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from dropcli import train as training
-from dropcli.checkpoint import capture
+from dropcli.checkpoint import capture, cuda_index
 from dropcli.config import Config
 from dropcli.masks import MaskStream, keep_value, lane_cutoff
 from dropcli.regularizers import REGULARIZERS, build_regularizers
@@ -43,6 +43,9 @@ from dropcli.stacked import STACKED_MODELS, StackedModel
 
 STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
 CPU_GROUP = 16  # the group size evaluation chunks are sized for on CPU (--batch auto there)
+# CUDA: the widest layer's activations per evaluation chunk for a group of CUDA_GROUP trials (1 GiB of float32;
+# a CNN on MNIST's 28 x 28 x 32 first block would take 26 GB in chunks of 4,096 rows of 64 trials)
+CUDA_EVAL_ELEMENTS, CUDA_GROUP = 2**28, 64
 EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffled copy is gathered at once
 
 
@@ -276,7 +279,7 @@ def member_state(member: training.Member, index: int, model: StackedModel, optim
     export_member(exp, index, model, optimizer, scheduler, mask_position)
     state = capture(exp, epoch, member.stop_reason, elapsed)
     if exp.device.type == "cuda":
-        state["rng"]["cuda"][exp.device.index or 0] = generator_state
+        state["rng"]["cuda"][cuda_index(exp.device)] = generator_state
     else:
         state["rng"]["torch"] = generator_state
     return state
@@ -339,10 +342,10 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
 
     On CPU, a model that can (`evaluates_by_trial`) is evaluated one trial after another, each through
     ordinary products over its whole split (in the lone run's EVAL_CHUNK rows): faster there than batched
-    products. Otherwise, and on a GPU (one kernel per layer for all trials), the stacked pass, in chunks of
-    rows small enough that a layer's activations for all trials stay in the CPU's cache (~2 MB): on 16
-    trials x 1000 rows x 256 units, one pass over [16, 1000, 256] tensors spent more time moving memory
-    than multiplying.
+    products. Otherwise, the stacked pass: on a GPU (one kernel per layer for all trials) in chunks of up to
+    EVAL_CHUNK rows, fewer where the widest layer of 64 trials would pass 1 GiB; on CPU in chunks small
+    enough that a layer's activations for all trials stay in the CPU's cache (~2 MB): on 16 trials x 1000
+    rows x 256 units, one pass over [16, 1000, 256] tensors spent more time moving memory than multiplying.
 
     Either way the chunks depend on the model and data only, never on how many trials are stacked: a
     trial's numbers must not change when its group shrinks (trials that stopped resume alone), or a resumed
@@ -362,14 +365,21 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
         return torch.stack(losses) / y.shape[1], torch.stack(corrects) / y.shape[1]
     loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
-    widest = model.eval_width(x)
-    chunk = training.EVAL_CHUNK if x.is_cuda else max(32, STACKED_EVAL_ELEMENTS // (CPU_GROUP * widest))
+    chunk = evaluation_chunk(model.eval_width(x), x.is_cuda)
     for start in range(0, y.shape[1], chunk):
         logits = model(x[:, start:start + chunk])
         target = y[:, start:start + chunk]
         loss_sum += F.cross_entropy(logits, target, reduction="none").double().sum(1)
         correct += (logits.argmax(dim=1) == target).sum(1)
     return loss_sum / y.shape[1], correct / y.shape[1]
+
+
+def evaluation_chunk(widest: int, cuda: bool) -> int:
+    """Rows per stacked evaluation pass for a model whose widest layer has `widest` activations per example:
+    never depends on how many trials are stacked (a shrunk or resumed group must give the same numbers)."""
+    if cuda:
+        return max(32, min(training.EVAL_CHUNK, CUDA_EVAL_ELEMENTS // (CUDA_GROUP * widest)))
+    return max(32, STACKED_EVAL_ELEMENTS // (CPU_GROUP * widest))
 
 
 def split_into_groups(items: list, key: Callable, size: int) -> list[list]:

@@ -194,6 +194,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
+def cuda_index(device: torch.device) -> int:
+    """The index of a CUDA device ("cuda" alone: the current one), as torch.cuda's generator calls read it."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 def restore(exp, state: dict[str, Any]) -> None:
     exp.model.load_state_dict(state["model"])
     exp.optimizer.load_state_dict(state["optimizer"])
@@ -202,8 +207,11 @@ def restore(exp, state: dict[str, Any]) -> None:
         regularizer.load_state_dict(regularizer_state)
     rng = state["rng"]
     torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng["cuda"] is not None and exp.device.type == "cuda":
+        # the run's own device only: a requeued task may see fewer GPUs than the one that wrote the checkpoint
+        index = cuda_index(exp.device)
+        if index < len(rng["cuda"]):
+            torch.cuda.set_rng_state(rng["cuda"][index], index)
     python_version, python_words, gauss = rng["python"]
     random.setstate((python_version, tuple(python_words), gauss))
     kind, keys, position, has_gauss, cached_gaussian = rng["numpy"]

@@ -112,9 +112,11 @@ def check_model_fits(config: Config, splits: Splits, model_options: dict[str, An
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes free for a new model on `device` (None: unknown)."""
+    """Bytes free for a new model on `device` (None: unknown). On CUDA, what torch's caching allocator holds
+    unused (earlier groups' freed tensors) counts as free: the driver sees it as taken."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.mem_get_info(device)[0] + cached
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:

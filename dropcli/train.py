@@ -299,7 +299,9 @@ def conclude_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], 
     facts: dict[str, Any] = {}
     for regularizer in exp.regularizers:
         facts.update(regularizer.finish(exp.model))
-    save_atomically({"state_dict": exp.model.state_dict(), "config": exp.config.to_dict()}, run.model_path)
+    # CPU tensors: model.pt loads with a plain torch.load on a machine without the GPU it was trained on
+    weights = {key: value.detach().cpu() for key, value in exp.model.state_dict().items()}
+    save_atomically({"state_dict": weights, "config": exp.config.to_dict()}, run.model_path)
     best_val_epoch = min(rows, key=lambda r: r["val_loss"])["epoch"]
     best_epoch = facts.get("restored_epoch") or best_val_epoch
     # the last row was evaluated on the weights the run ends with, unless a regularizer may have changed them

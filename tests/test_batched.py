@@ -338,6 +338,16 @@ def test_stacked_models_compute_what_each_lone_model_computes(input_shape):
                 assert torch.equal(a, b), name
 
 
+def test_stacked_evaluation_chunks_bound_memory_on_a_gpu():
+    """4,096 rows of 64 trials through a CNN's 32 x 28 x 28 first block would be 26 GB of activations."""
+    from dropcli.batched import evaluation_chunk
+
+    assert evaluation_chunk(256, cuda=True) == training.EVAL_CHUNK  # the quickstart MLP: whole chunks
+    rows = evaluation_chunk(32 * 28 * 28, cuda=True)
+    assert 32 <= rows < training.EVAL_CHUNK and 64 * rows * 32 * 28 * 28 * 4 <= 2**30
+    assert evaluation_chunk(256, cuda=False) == 128  # CPU: a layer of 16 trials within ~2 MB
+
+
 @pytest.mark.parametrize("by_trial", [True, False])
 def test_stacked_evaluation_gives_each_lone_models_loss_and_accuracy(by_trial, monkeypatch):
     """Evaluation trial by trial (the MLP on CPU) and in one stacked pass (the others; any model on a GPU)."""
