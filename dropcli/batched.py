@@ -125,8 +125,9 @@ def train_group(configs: list[Config], runs: list[RunFolder],
     (a group interrupted together) train as one stack to exactly the metrics of an uninterrupted group;
     one that stands elsewhere (it fell back to an older checkpoint, or had already stopped) goes on alone."""
     members, generator_states, elapsed = [], [], []
+    splits: dict = {}  # one split per seed (and dataset settings) for the whole group
     for config, run in zip(configs, runs):
-        experiment = training.prepare(config)  # seeds, splits and initial weights exactly as a lone run
+        experiment = training.prepare(config, splits)  # seeds, splits and initial weights exactly as a lone run
         if resume:
             summary, rows, stop_reason, spent = training.begin(experiment, run, resume=True)
             members.append(training.Member(experiment, run, summary, rows, stop_reason))

@@ -136,11 +136,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def prepare(config: Config) -> Experiment:
+def prepare(config: Config, shared_splits: dict[tuple[str, int, str], Splits] | None = None) -> Experiment:
+    """Data, regularizers, seeded model, optimizer, generators: everything a run trains with. `shared_splits`:
+    the splits already made for the trials of a group, by (dataset settings, seed, device); trials of the
+    same seed then share one (never modified: as if each had made its own), made and moved to the device once."""
     torch.set_num_threads(config.threads or default_threads())
     device = resolve_device(config.device)
-    # Load (and maybe generate) data before seeding: mnist1d's generator reseeds the global RNGs.
-    splits = load_splits(config.dataset, config.seed).to(device)
+    key = (config.dataset.model_dump_json(), config.seed, str(device))
+    splits = shared_splits.get(key) if shared_splits is not None else None
+    if splits is None:
+        # Load (and maybe generate) data before seeding: mnist1d's generator reseeds the global RNGs.
+        splits = load_splits(config.dataset, config.seed).to(device)
+        if shared_splits is not None:
+            shared_splits[key] = splits
     regularizers = build_regularizers(config.regularizer)
     for regularizer in regularizers:
         regularizer.start(config, splits, device)

@@ -51,6 +51,20 @@ def test_a_group_matches_each_trial_trained_alone(tiny_raw, tmp_path):
     assert [s["epochs_run"] for s in summaries[:-1]] == [4, 4, 4, 4]
 
 
+def test_trials_of_one_seed_in_a_group_share_one_split_equal_to_their_own(tiny_raw):
+    raw = {**tiny_raw, "epochs": 1, "model": {"hidden_sizes": [8]},
+           "dataset": {**tiny_raw["dataset"], "label_noise": 0.2}}
+    shared: dict = {}
+    a, b, c = (training.prepare(validate_config({**raw, **v}), shared) for v in
+               ({"seed": 0}, {"seed": 0, "regularizer": {"dropout": 0.5}}, {"seed": 1}))
+    assert a.splits is b.splits and a.splits is not c.splits and len(shared) == 2
+    alone = training.prepare(validate_config({**raw, "seed": 0, "regularizer": {"dropout": 0.5}}))
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(b.splits, name), getattr(alone.splits, name)), name
+    for x, y in zip(b.model.parameters(), alone.model.parameters()):  # seeded as alone
+        assert torch.equal(x, y)
+
+
 def test_an_interrupted_group_leaves_lone_checkpoints_that_continue_where_it_stopped(tiny_raw, tmp_path, monkeypatch):
     monkeypatch.setattr(training, "CHECKPOINT_INTERVAL_S", 0.0)  # a checkpoint after every epoch
     variants = [{"seed": 0, "regularizer": {"dropout": 0.5}},
