@@ -212,6 +212,9 @@ def restore(exp, state: dict[str, Any]) -> None:
         index = cuda_index(exp.device)
         if index < len(rng["cuda"]):
             torch.cuda.set_rng_state(rng["cuda"][index], index)
+        else:
+            log.warning(f"the checkpoint holds no generator state for cuda:{index} (it was written where "
+                        f"{len(rng['cuda'])} GPU(s) were visible): that GPU's generator is not restored")
     python_version, python_words, gauss = rng["python"]
     random.setstate((python_version, tuple(python_words), gauss))
     kind, keys, position, has_gauss, cached_gaussian = rng["numpy"]

@@ -121,8 +121,8 @@ def spreadsheet_csv(frame: pd.DataFrame) -> str:
     def defused(value: Any) -> Any:
         return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
-    text = frame.select_dtypes(include=["object", "string"]).columns
-    return frame.assign(**{column: frame[column].map(defused) for column in text}).to_csv(index=False)
+    text = frame.select_dtypes(include=["object", "string", "category"]).columns
+    return frame.assign(**{column: frame[column].astype(object).map(defused) for column in text}).to_csv(index=False)
 
 
 def markdown_text(value: Any) -> str:

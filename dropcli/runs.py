@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 import re
@@ -29,6 +30,8 @@ from typing import Any, TypeGuard
 
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
+
+log = logging.getLogger("dropcli")
 
 MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
@@ -253,8 +256,12 @@ def discover_run_folders(root: Path) -> list[Path]:
     """Every folder under `root` (itself included) that holds any of a run folder's files. A link to a folder
     is not followed: the run it points to is counted where it is, or not at all (never twice). MLflow stores
     below `root` are not looked into (their artifact copies would count each exported run again)."""
+    def unreadable(error: OSError) -> None:
+        if error.filename != str(root):  # root itself: the caller finds it empty or missing
+            log.warning(f"{error.filename}: cannot be read ({error.strerror}); any runs in it are left out")
+
     found = []
-    for folder, subfolders, _ in os.walk(root):
+    for folder, subfolders, _ in os.walk(root, onerror=unreadable):
         subfolders[:] = [name for name in subfolders
                          if name not in FOREIGN_STORES and not os.path.islink(os.path.join(folder, name))]
         if any((Path(folder) / marker).is_file() for marker in RUN_MARKERS):

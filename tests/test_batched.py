@@ -365,6 +365,7 @@ def test_stacked_evaluation_chunks_bound_memory_on_a_gpu():
 @pytest.mark.parametrize("by_trial", [True, False])
 def test_stacked_evaluation_gives_each_lone_models_loss_and_accuracy(by_trial, monkeypatch):
     """Evaluation trial by trial (the MLP on CPU) and in one stacked pass (the others; any model on a GPU)."""
+    from dropcli import batched
     from dropcli.batched import evaluate_stacked
     from dropcli.config import ModelConfig
     from dropcli.models import build_model
@@ -376,9 +377,15 @@ def test_stacked_evaluation_gives_each_lone_models_loss_and_accuracy(by_trial, m
         models = [build_model(config, (40,), 10).eval() for _ in range(3)]
         stacked = STACKED_MODELS[name](models)
         monkeypatch.setattr(stacked, "evaluates_by_trial", by_trial and stacked.evaluates_by_trial)
+        calls = []
+        monkeypatch.setattr(stacked, "trial_logits", lambda *args, model=stacked: calls.append(1) or
+                            type(model).trial_logits(model, *args))
         x, y = torch.randn(3, 70, 40), torch.randint(0, 10, (3, 70))
-        monkeypatch.setattr(training, "EVAL_CHUNK", 32)  # several chunks, a short last one
+        # several chunks, a short last one, on either path
+        monkeypatch.setattr(training, "EVAL_CHUNK", 32)
+        monkeypatch.setattr(batched, "STACKED_EVAL_ELEMENTS", 1)
         loss, accuracy = evaluate_stacked(stacked, x, y)
+        assert bool(calls) == stacked.evaluates_by_trial, name
         for index, model in enumerate(models):
             lone_loss, lone_accuracy = training.evaluate(model, x[index], y[index])
             torch.testing.assert_close(loss[index], lone_loss, rtol=1e-6, atol=1e-6)

@@ -168,6 +168,25 @@ def test_an_mlflow_store_inside_the_reported_folder_is_not_taken_for_runs(tmp_pa
     assert list(report.table["run"]) == ["a"] and report.problems.empty
 
 
+def test_a_folder_that_cannot_be_read_is_named_not_silently_skipped(tmp_path, monkeypatch, caplog):
+    import os
+
+    from dropcli.runs import discover_run_folders
+
+    write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5)
+    (tmp_path / "locked").mkdir()
+    scandir = os.scandir
+
+    def denied(path="."):  # what a folder without read permission gives (root reads them all)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    assert discover_run_folders(tmp_path) == [tmp_path / "a"]
+    assert f"{tmp_path / 'locked'}: cannot be read (Permission denied); any runs in it are left out" in caplog.text
+
+
 def test_impossible_results_are_left_out_as_broken_never_averaged(tmp_path, runner):
     """A summary.json anyone may have written: numbers no run can have had make the run broken, with the reason."""
     for seed in (0, 1):
