@@ -168,6 +168,8 @@ def peek_state(run: RunFolder) -> dict[str, Any] | None:
     """The checkpoint a resume would start from, read cheaply (tensors memory-mapped, not loaded), or None:
     none readable."""
     for path in (run.checkpoint_path, run.previous_checkpoint_path):
+        if not path.is_file():  # a pipe would block the read for ever; a link to a device, read it whole
+            continue
         try:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             if isinstance(state, dict) and "epoch" in state and "stop_reason" in state:  # what a peek reads

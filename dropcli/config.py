@@ -370,7 +370,7 @@ def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
-    if not isinstance(base_name, str):
+    if not isinstance(base_name, str) or not base_name.strip() or "\0" in base_name:
         raise ConfigError(f"{path}: extends: expected a file name, got {brief(base_name)}")
     base = read_yaml_with_bases(path.parent / base_name, (*_seen, resolved))
     return deep_merge(base, data)
@@ -393,7 +393,8 @@ def read_yaml_file(path: Path) -> Any:
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: config file not found" if not path.exists() else
+                          f"{path}: not a regular file (a folder, a device, a pipe?); a config is a YAML text file")
     data = read_yaml_file(path)
     if data is None:
         return {}

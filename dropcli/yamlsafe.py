@@ -7,6 +7,8 @@ PyYAML's SafeLoader already refuses `!!python` tags. What it does not refuse, an
   values once anything walks it (a repr in an error message, a JSON dump). The node graph is measured as if
   every alias were expanded (memoized, so measuring is cheap) and refused over MAX_NODES; a self-referring
   alias is refused outright;
+- **deep nesting**: more than MAX_DEPTH levels is refused, measured before libyaml builds any node (its
+  recursive composer crashes the whole process on ~25,000 levels);
 - **duplicate keys**: YAML says keys are unique; PyYAML keeps the last silently, so a second `regularizer:`
   section would wipe the first;
 - **numbers**: YAML 1.2 reads `1e3` and `1e-3` as numbers; PyYAML (YAML 1.1) as text, which made
@@ -27,6 +29,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 MAX_BYTES = 1 << 20  # 1 MiB: a config is a few hundred bytes; a run folder's resolved config ~1.5 KB
 MAX_NODES = 10_000  # values after alias expansion; the whole resolved config has ~70
 MAX_DEPTH = 64  # nesting of sections / lists (a config has 3 levels)
+# libyaml's composer builds nested collections by recursion in C: ~25,000 levels (a 60 KB file of brackets)
+# crashed the process with a segfault, before any check could run. A text with more collection indicators
+# than this has its depth measured first, from libyaml's events, which it produces without recursion.
+DEPTH_SCAN_FROM = 2_000
 
 
 class YamlError(ValueError):
@@ -62,6 +68,7 @@ def load(text: str) -> Any:
         raise MalformedYaml(f"not YAML text: unacceptable character #x{ord(unprintable.group()):04x}: special "
                             f"characters are not allowed")
     try:
+        check_depth(text)
         loader = _FastLoader(text)
     except yaml.YAMLError as error:
         raise MalformedYaml(f"not YAML text: {brief(str(error))}") from None
@@ -81,6 +88,22 @@ def load(text: str) -> Any:
         raise MalformedYaml(f"malformed YAML: {brief(str(error))}") from None
     finally:
         loader.dispose()
+
+
+def check_depth(text: str) -> None:
+    """YamlError when collections nest deeper than MAX_DEPTH, found from the parser's events (iterative), for
+    a text that could nest that deep at all: every collection starts with, or has in its first entry, one of
+    `[ { - ? :`, so their count bounds the depth (a config has a hundred or so)."""
+    if sum(text.count(indicator) for indicator in "[{-?:") <= DEPTH_SCAN_FROM:
+        return
+    depth = 0
+    for event in yaml.parse(text, Loader=_FastLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlError(f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def check_node(root: Node) -> None:

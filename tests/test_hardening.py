@@ -183,6 +183,28 @@ def test_an_alias_bomb_is_refused_quickly_without_being_expanded(runner, write_c
     assert result.exit_code == 0 and "config.yaml is unreadable" in result.output
 
 
+def test_nesting_deep_enough_to_crash_libyaml_is_refused_in_one_line(runner, write_config, tmp_path):
+    """libyaml builds nested collections by recursion in C: 30,000 levels (a 60 KB file) was a segfault of
+    every command that read the file, a run folder's config.yaml planted in a shared folder included."""
+    deep = "name: x\nregularizer: " + "[" * 100_000 + "]" * 100_000 + "\n"
+    result = runner.invoke(app, ["train", str(write_config(deep))])
+    assert result.exit_code == 2 and "nested more than 64 levels deep" in result.output
+    folder = tmp_path / "runs" / "deep"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(deep)
+    (folder / "summary.json").write_text(json.dumps({"status": "completed"}))
+    result = runner.invoke(app, ["report", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "config.yaml is unreadable" in result.output
+
+
+@pytest.mark.parametrize("extends, message", [('"a\\0b"', "extends: expected a file name"),
+                                              ('""', "extends: expected a file name"),
+                                              ("/dev/zero", "not a regular file")])
+def test_an_extends_that_names_no_file_is_one_line(runner, write_config, extends, message):
+    result = runner.invoke(app, ["train", str(write_config(f"extends: {extends}\n"))])
+    assert result.exit_code == 2 and message in result.output and len(result.output.splitlines()) == 1, result.output
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["--set", "optimizer.lr=.inf"], "optimizer.lr: Input should be a finite number"),
     (["--set", "regularizer.l2=.nan"], "regularizer.l2: Input should be a finite number"),
@@ -429,6 +451,30 @@ def test_resume_accepts_a_config_that_changed_only_where_the_run_goes(runner, ti
     run.config_path.write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
     assert result.exit_code == 0 and epochs_of(run.path) == [1, 2, 3], result.output
+
+
+def test_resume_names_what_is_wrong_with_its_own_config(runner, tiny_raw, tmp_path):
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path, at_epoch=2)
+    run.config_path.write_text(run.config_path.read_text() + "colour: blue\n")
+    result = runner.invoke(app, ["train", "--resume", str(run.path), "--quiet"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "colour" in result.output, result.output
+
+
+def test_resume_past_a_checkpoint_that_is_a_pipe_or_missing_restarts_and_says_so(runner, tiny_raw, tmp_path):
+    """A FIFO where checkpoint.pt goes blocked the resume for ever; runs without any checkpoint replaced their
+    recorded epochs without a word."""
+    run = interrupted_run(tiny_raw | {"epochs": 3}, tmp_path, at_epoch=2)
+    run.checkpoint_path.unlink()
+    run.previous_checkpoint_path.unlink(missing_ok=True)
+    os.mkfifo(run.checkpoint_path)
+    process = dropcli("train", "--resume", str(run.path), "--quiet")  # a process: a hang ends at the timeout
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "no checkpoint to continue from" in output and "2 recorded epochs" in output
+    assert epochs_of(run.path) == [1, 2, 3]
 
 
 def test_resume_refuses_a_folder_that_is_not_a_dropcli_run(runner, tmp_path):

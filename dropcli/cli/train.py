@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +14,8 @@ from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, 
                                 with_bad_input_handled)
 from dropcli.config import load_config
 from dropcli.signals import Terminated, stop_on_sigterm
+
+log = logging.getLogger("dropcli")
 
 
 def train(
@@ -57,11 +60,16 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         if previous.status == "completed":
             console.print(f"{escape(str(resume))} is already completed; nothing to resume")
             return
-        if previous.config is None or not previous.summary.get("run") or not resume.joinpath("metrics.csv").is_file():
-            # never train a default config into a folder that is not one of ours: it would overwrite its files
-            exit_bad_input(f"--resume {resume}: not a dropcli run folder (it needs a non-empty config.yaml, "
-                           f"metrics.csv and summary.json); nothing to resume")
         config_path = resume / "config.yaml"
+        not_ours = (f"--resume {resume}: not a dropcli run folder (it needs a non-empty config.yaml, metrics.csv and "
+                    f"summary.json); nothing to resume")
+        if not previous.summary.get("run") or not resume.joinpath("metrics.csv").is_file():
+            # never train a default config into a folder that is not one of ours: it would overwrite its files
+            exit_bad_input(not_ours)
+        if previous.config is None:
+            if config_path.is_file():  # one of ours whose config.yaml is wrong: say what is wrong with it
+                with_bad_input_handled(lambda: load_config(config_path))
+            exit_bad_input(not_ours)
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
     from dropcli.display import epoch_progress, preparing
 
@@ -85,6 +93,13 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         except typer.Exit:
             run.release()
             raise
+        from dropcli.runs import read_metrics_tolerantly
+
+        recorded = len(read_metrics_tolerantly(run.metrics_path))
+        if not run.has_checkpoint() and recorded:  # (a damaged one is named when it is read)
+            log.warning(f"{run.path}: no checkpoint to continue from (it was killed before its first, or they "
+                        f"were deleted): it restarts from its first epoch, and its {recorded} recorded epoch"
+                        f"{'s' if recorded != 1 else ''} in metrics.csv are replaced")
     verb = "resuming" if resume is not None else "run"
     console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
