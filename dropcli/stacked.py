@@ -6,6 +6,15 @@ Each stacked model pairs its parameters, position by position, with a lone model
 `slots`): how one trial's slice maps to the lone parameter and back. Copying weights out, slicing the
 optimizer state into a lone checkpoint and stacking it back for a resume are then one generic piece of code
 for every model.
+
+A stacked parameter is held as one row per trial, each row padded to a multiple of TRIAL_ALIGN floats
+([T, width]); the models compute with its shaped view ([T, *shape], `shaped`). Elementwise kernels (Adam's
+update above all) run vectorized over a whole tensor and finish its last few elements in scalar code, which
+rounds differently: with 10-class output biases stacked end to end ([T, 10]), the last trial's last
+elements fell in that tail in a group of 2 or 14 but not of 16, so a trial's numbers changed with the size
+of the group it trained in (a sweep killed mid-group and resumed in other groups did not end with the
+uninterrupted metrics). Rows of whole vectors leave no tail: every trial's elements take the same path in
+any group.
 """
 
 from __future__ import annotations
@@ -22,24 +31,41 @@ from dropcli.registry import Registry
 
 Layout = Callable[[torch.Tensor], torch.Tensor]
 SAME: Layout = lambda t: t  # noqa: E731
+TRIAL_ALIGN = 16  # floats per trial row: a multiple of the widest SIMD vector (AVX-512: 16 float32)
 
 
 class StackedModel(nn.Module):
     """Subclasses build their parameters with `stack` and implement forward(x [T, B, ...], masks) → logits
     [T, classes, B], `mask_shapes`, `weight_parameters`, `unit_weights` and `eval_width`."""
 
-    # per lone parameter position: the stacked parameter, then one trial's layout lone → stacked and back
+    # per lone parameter position: the stacked parameter ([T, width]), then how one trial's lone parameter
+    # becomes its row and back
     slots: list[tuple[nn.Parameter, Layout, Layout]]
+    shapes: dict[int, torch.Size]  # id of a stacked parameter → the shape of one trial's slice
     # CPU evaluation goes trial by trial (trial_logits) where a model has that path and it measured faster
     evaluates_by_trial = False
 
-    @staticmethod
-    def stack(models: list[nn.Module], layouts: list[tuple[Layout, Layout]]) -> list[nn.Parameter]:
-        """One stacked parameter per lone parameter position; layouts[i] = (lone → stacked, stacked → lone)."""
+    def stack(self, models: list[nn.Module], layouts: list[tuple[Layout, Layout]]) -> list[nn.Parameter]:
+        """One stacked parameter per lone parameter position, layouts[i] = (lone → one trial's slice, slice →
+        lone); each trial's slice is a row padded with zeros to a multiple of TRIAL_ALIGN (never read: its
+        gradient is 0, so Adam leaves it 0). Sets `slots` and `shapes`."""
         per_model = [list(model.parameters()) for model in models]
         assert all(len(parameters) == len(layouts) for parameters in per_model), "not the architecture expected"
-        return [nn.Parameter(torch.stack([to_stacked(parameters[i].detach()) for parameters in per_model]).contiguous())
-                for i, (to_stacked, _) in enumerate(layouts)]
+        self.shapes, self.slots, stacked = {}, [], []
+        for i, (to_stacked, to_lone) in enumerate(layouts):
+            slices = torch.stack([to_stacked(parameters[i].detach()) for parameters in per_model])
+            shape, count = slices.shape[1:], slices[0].numel()
+            width = -(-count // TRIAL_ALIGN) * TRIAL_ALIGN
+            parameter = nn.Parameter(F.pad(slices.flatten(1), (0, width - count)).contiguous())
+            self.shapes[id(parameter)] = shape
+            self.slots.append((parameter, padded_row(to_stacked, width - count), unpadded(to_lone, shape)))
+            stacked.append(parameter)
+        return stacked
+
+    def shaped(self, parameter: torch.Tensor) -> torch.Tensor:
+        """A stacked parameter as [T, *one trial's shape]: a view of its rows (differentiable, writable)."""
+        shape = self.shapes[id(parameter)]
+        return parameter[:, :shape.numel()].view(parameter.shape[0], *shape)
 
     @property
     def trials(self) -> int:
@@ -64,6 +90,16 @@ class StackedModel(nn.Module):
         """Eval mode, one trial's logits [B, classes] for its x [B, ...], from its slice of the weights alone
         (ordinary, unbatched products; models with `evaluates_by_trial`)."""
         raise NotImplementedError
+
+
+def padded_row(to_stacked: Layout, padding: int) -> Layout:
+    """A lone parameter → one trial's row of its stacked parameter (its slice, flat, padded with zeros)."""
+    return lambda lone: F.pad(to_stacked(lone).flatten(), (0, padding))
+
+
+def unpadded(to_lone: Layout, shape: torch.Size) -> Layout:
+    """One trial's row (a stacked parameter's, or of a tensor laid out like it) → the lone parameter's layout."""
+    return lambda row: to_lone(row[:shape.numel()].view(shape))
 
 
 STACKED_MODELS: Registry[type[StackedModel]] = Registry("stacked model")  # model name → its stacked form
@@ -96,24 +132,30 @@ class StackedMLP(StackedModel):
         parameters = self.stack(models, layouts)
         self.weights = nn.ParameterList(parameters[0::2])
         self.biases = nn.ParameterList(parameters[1::2])
-        self.slots = [(parameter, *layout) for parameter, layout in zip(parameters, layouts)]
-        self.hidden_sizes = [w.shape[2] for w in self.weights[:-1]]
+        self.hidden_sizes = [self.shapes[id(w)][1] for w in self.weights[:-1]]
+
+    def layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) per layer, shaped: hidden [T, in, out] and [T, 1, out]; output [T, classes, in] and
+        [T, classes, 1]."""
+        return [(self.shaped(weight), self.shaped(bias)) for weight, bias in zip(self.weights, self.biases)]
 
     def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
         """x: [T, B, ...] → logits, class-major [T, classes, B]. masks: one scaled dropout mask [T, B, H] (or
         None) per hidden layer, applied after the ReLU as in build_mlp."""
+        *hidden, (output_weight, output_bias) = self.layers()
         h = x.flatten(2)
-        for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1])):
+        for i, (weight, bias) in enumerate(hidden):
             h = torch.baddbmm(bias, h, weight).relu()
             if masks is not None and masks[i] is not None:
                 h = h * masks[i]
-        return torch.baddbmm(self.biases[-1], self.weights[-1], h.transpose(1, 2))
+        return torch.baddbmm(output_bias, output_weight, h.transpose(1, 2))
 
     def trial_logits(self, trial: int, x: torch.Tensor) -> torch.Tensor:
+        *hidden, (output_weight, output_bias) = self.layers()
         h = x.flatten(1)
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1]):
+        for weight, bias in hidden:
             h = torch.addmm(bias[trial, 0], h, weight[trial]).relu_()
-        return torch.addmm(self.biases[-1][trial, :, 0], h, self.weights[-1][trial].T)
+        return torch.addmm(output_bias[trial, :, 0], h, output_weight[trial].T)
 
     def mask_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
         return [(x.shape[1], width) for width in self.hidden_sizes]
@@ -121,12 +163,13 @@ class StackedMLP(StackedModel):
     def eval_width(self, x: torch.Tensor) -> int:
         return max(self.hidden_sizes)
 
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.weights)
+    def weight_parameters(self) -> list[torch.Tensor]:
+        return [self.shaped(weight) for weight in self.weights]
 
-    def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
+    def unit_weights(self) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
         """Each weight with the dimension that holds a unit's incoming vector (max-norm's unit)."""
-        return [(weight, (1,)) for weight in self.weights[:-1]] + [(self.weights[-1], (2,))]
+        weights = self.weight_parameters()
+        return [(weight, (1,)) for weight in weights[:-1]] + [(weights[-1], (2,))]
 
 
 class StackedRecurrent(StackedModel):
@@ -144,13 +187,13 @@ class StackedRecurrent(StackedModel):
         parameters = self.stack(models, [(SAME, SAME)] * len(list(lone.parameters())))
         self.layer_parameters = nn.ParameterList(parameters[:-2])  # per layer: W_in, W_h, b_in, b_h
         self.output_weight, self.output_bias = parameters[-2], parameters[-1]
-        self.slots = [(parameter, SAME, SAME) for parameter in parameters]
 
     def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
         trials, batch = x.shape[:2]
         sequence = as_sequence(x.flatten(0, 1)).unflatten(0, (trials, batch))  # [T, B, L, features]
         for layer in range(self.num_layers):
-            input_weight, hidden_weight, input_bias, hidden_bias = self.layer_parameters[4 * layer:4 * layer + 4]
+            input_weight, hidden_weight, input_bias, hidden_bias = (
+                self.shaped(parameter) for parameter in self.layer_parameters[4 * layer:4 * layer + 4])
             # the input projections of all time steps at once; only the recurrent part is sequential
             input_gates = torch.matmul(sequence, input_weight.transpose(1, 2).unsqueeze(1)) + input_bias[:, None, None]
             state = tuple(sequence.new_zeros(trials, batch, self.hidden_size) for _ in range(self.cell.states))
@@ -162,7 +205,8 @@ class StackedRecurrent(StackedModel):
             sequence = torch.stack(outputs, dim=2)
             if masks is not None and masks[layer] is not None:
                 sequence = sequence * masks[layer]  # non-recurrent connections only, as the lone model
-        logits = torch.baddbmm(self.output_bias.unsqueeze(1), sequence[:, :, -1], self.output_weight.transpose(1, 2))
+        output_weight, output_bias = self.shaped(self.output_weight), self.shaped(self.output_bias)
+        logits = torch.baddbmm(output_bias.unsqueeze(1), sequence[:, :, -1], output_weight.transpose(1, 2))
         return logits.transpose(1, 2)  # class-major [T, classes, B], as every stacked model returns
 
     def mask_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
@@ -172,14 +216,11 @@ class StackedRecurrent(StackedModel):
     def eval_width(self, x: torch.Tensor) -> int:
         return as_sequence(x[0, :1]).shape[1] * self.cell.gates * self.hidden_size
 
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.slots_parameters() if p.ndim >= 3]
+    def weight_parameters(self) -> list[torch.Tensor]:
+        return [self.shaped(p) for p, _, _ in self.slots if len(self.shapes[id(p)]) >= 2]
 
-    def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
+    def unit_weights(self) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
         return [(weight, (2,)) for weight in self.weight_parameters()]  # lone [out, in]: a unit is a row
-
-    def slots_parameters(self) -> list[nn.Parameter]:
-        return [slot[0] for slot in self.slots]
 
 
 @STACKED_MODELS.register("cnn")
@@ -202,8 +243,7 @@ class StackedCNN(StackedModel):
         parameters = self.stack(models, layouts)
         self.conv_parameters = nn.ParameterList(parameters[:2 * len(convs)])
         self.dense_weight, self.dense_bias, self.output_weight, self.output_bias = parameters[2 * len(convs):]
-        self.slots = [(parameter, *layout) for parameter, layout in zip(parameters, layouts)]
-        self.hidden_size = self.dense_weight.shape[2]
+        self.hidden_size = self.shapes[id(self.dense_weight)][1]
 
     def features(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None) -> torch.Tensor:
         """x: [T, B, L] or [T, B, C, H, W] → the flattened features, [T, B, flat]."""
@@ -212,7 +252,7 @@ class StackedCNN(StackedModel):
         h = h.transpose(0, 1).flatten(1, 2)  # [B, T·C, ...]: each trial's channels side by side
         conv, pool = (F.conv1d, F.max_pool1d) if self.one_d else (F.conv2d, F.max_pool2d)
         for block, (out_channels, _, padding) in enumerate(self.blocks):
-            weight, bias = self.conv_parameters[2 * block], self.conv_parameters[2 * block + 1]
+            weight, bias = (self.shaped(p) for p in self.conv_parameters[2 * block:2 * block + 2])
             h = conv(h, weight.flatten(0, 1), bias.flatten(), padding=padding, groups=trials).relu()
             mask = None if masks is None else masks[block]
             if mask is not None:  # [T, B, C, ...] → the grouped layout
@@ -221,10 +261,12 @@ class StackedCNN(StackedModel):
         return h.unflatten(1, (trials, -1)).flatten(2).transpose(0, 1)  # [T, B, C·L']
 
     def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
-        h = torch.baddbmm(self.dense_bias, self.features(x, masks), self.dense_weight).relu()
+        dense_weight, dense_bias, output_weight, output_bias = (
+            self.shaped(p) for p in (self.dense_weight, self.dense_bias, self.output_weight, self.output_bias))
+        h = torch.baddbmm(dense_bias, self.features(x, masks), dense_weight).relu()
         if masks is not None and masks[-1] is not None:
             h = h * masks[-1]
-        return torch.baddbmm(self.output_bias, self.output_weight, h.transpose(1, 2))
+        return torch.baddbmm(output_bias, output_weight, h.transpose(1, 2))
 
     def block_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
         """Each conv block's activation shape for one example ([C, L] or [C, H, W]), before its pooling."""
@@ -244,12 +286,12 @@ class StackedCNN(StackedModel):
     def eval_width(self, x: torch.Tensor) -> int:
         return max(max(math.prod(shape) for shape in self.block_shapes(x)), self.hidden_size)
 
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return [*self.conv_parameters[0::2], self.dense_weight, self.output_weight]
+    def weight_parameters(self) -> list[torch.Tensor]:
+        return [self.shaped(p) for p in (*self.conv_parameters[0::2], self.dense_weight, self.output_weight)]
 
-    def unit_weights(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
-        convs = [(weight, tuple(range(2, weight.ndim))) for weight in self.conv_parameters[0::2]]
-        return [*convs, (self.dense_weight, (1,)), (self.output_weight, (2,))]
+    def unit_weights(self) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        *convs, dense, output = self.weight_parameters()
+        return [*[(weight, tuple(range(2, weight.ndim))) for weight in convs], (dense, (1,)), (output, (2,))]
 
 
 for _cell in CELLS:  # gru, lstm, rnn: one stacked form, as one lone form
