@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import textwrap
@@ -20,6 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from dropcli.labels import REGULARIZER_NAMES, comparable_settings, setting_label  # noqa: E402
+from dropcli.runs import write_atomically  # noqa: E402
 
 TRAIN_STYLE: dict[str, Any] = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE: dict[str, Any] = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}
@@ -84,8 +86,12 @@ class RunCurvesFigure:
             image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
             # a 256-colour palette: a third of the file and of the encoding time, and by eye the same picture
             # (a line plot's 1,600-odd colours are anti-aliasing shades; the largest change is 14 of 255)
+            encoded = io.BytesIO()
             image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
-                run.path, format="png", compress_level=1)
+                encoded, format="png", compress_level=1)
+            # whole or not at all: a kill while a picture is written must not leave an empty curves.png,
+            # which neither a rerun nor `report` would draw again
+            write_atomically(run.path, encoded.getvalue())
 
     def fit_axes(self, runs: Sequence[RunCurves]) -> None:
         for panel in self.panels:

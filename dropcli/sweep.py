@@ -228,6 +228,10 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
             raise SweepError(f"--grid {brief(text)}: {key} is already an axis (--p is regularizer.dropout, --l2 "
                              f"regularizer.l2)" if key in ("regularizer.dropout", "regularizer.l2") else
                              f"--grid {brief(text)}: {key} is given twice")
+        nested = next((k for k in axes if key.startswith(f"{k}.") or k.startswith(f"{key}.")), None)
+        if nested is not None:  # `--grid regularizer={...}` would silently replace what --p sets in each trial
+            raise SweepError(f"--grid {brief(text)}: {key} and {nested} are both axes, and one holds the other: "
+                             f"give each setting its own axis (--grid {nested}=... or the option for it)")
         if key.split(".")[0] in ("executor", "threads"):  # where and how fast trials run, not what they are
             raise SweepError(f"--grid {brief(text)}: {key} is not something trials can differ in (it says where "
                              f"and how fast they run): set it once with --set {key}=VALUE")
@@ -471,6 +475,9 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
     except BaseException:  # interrupted: no waiting for pictures; `report` draws any that are missing
         pictures.abandon()
         raise
+    # trials completed by an earlier run of the sweep that was killed before it drew their pictures
+    pictures.draw([sweep_dir / trial.name for trial in plan.completed
+                   if not (sweep_dir / trial.name / "curves.png").is_file()])
     pictures.finish()
     return outcome
 

@@ -179,9 +179,12 @@ def test_sweep_with_batch_writes_ordinary_run_folders(runner, tiny_raw, write_co
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["status"] == "completed" and summary["batched_with"] == 4
         assert {"config.yaml", "metrics.csv", "model.pt", "curves.png"} <= {p.name for p in folder.iterdir()}
+    # a kill between a group's summaries and its pictures: the rerun draws what is missing, trains nothing
+    (folders[0] / "curves.png").unlink()
     again = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2",
                                 "--out", str(out), "--batch", "auto", "--quiet"])
     assert "trained 0, already completed 4" in again.output
+    assert (folders[0] / "curves.png").stat().st_size > 0 and not list(out.rglob(".*.partial"))
 
 
 def test_trials_without_a_stacked_form_fall_back_and_say_so(runner, tiny_raw, write_config, tmp_path):
