@@ -73,9 +73,11 @@ class Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # YAML's `true` would otherwise pass as 1 (epochs: true → one epoch)
+        # YAML's `true` would otherwise pass as 1 (epochs: true → one epoch; hidden_sizes: [yes] → [1])
         if isinstance(value, bool) and cls.model_fields[str(info.field_name)].annotation is not bool:
             raise ValueError("expected a number or text, not true/false")
+        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+            raise ValueError("expected numbers or text in the list, not true/false")
         return value
 
 
@@ -339,6 +341,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         habits = {key: f"--set {key}={value}: --set takes one value; to train several, use `dropcli sweep "
                        f"{SWEEP_OPTIONS.get(key, f'--grid {key}=')}{value}`" for key, value in several}
         lists = {key: f"--set {key}={value}: a list is written in brackets: --set {key}=[{value}]"
+                 if not value.lstrip().startswith("[") else
+                 f"--set {key}={value}: its brackets do not close; a list is written --set {key}=[A,B]"
                  for key, value in several}
 
         def as_habit(problem: str) -> str:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 from dropcli import stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
 from dropcli.runs import PRUNED, RunFolder, is_number, load_run, write_atomically
-from dropcli.sweep import SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
+from dropcli.sweep import MAX_TRIALS, SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 
 log = logging.getLogger("dropcli")
@@ -124,6 +124,9 @@ def build_spec(base: Config, regularizers: str, trials: int, seeds: int, metric:
         raise TuneError(f"--metric {brief(metric)}: expected one of {', '.join(METRICS)}")
     if trials < 1:
         raise TuneError(f"--trials {trials}: expected a budget of at least 1 trial per regularizer")
+    if trials > MAX_TRIALS or seeds > MAX_TRIALS:  # a typo must not mean a tune that never ends, as in a sweep
+        raise TuneError(f"--{'trials' if trials > MAX_TRIALS else 'seeds'} {max(trials, seeds):,}: at most "
+                        f"{MAX_TRIALS:,} (trials per regularizer; seeds of the comparison)")
     if seeds < 2:
         raise TuneError(f"--seeds {seeds}: the comparison needs at least 2 seeds (5 or more make it worth reading)")
     switched_on = [r.describe() for r in build_regularizers(base.regularizer) if r.describe()]

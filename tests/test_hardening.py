@@ -212,6 +212,8 @@ def test_an_extends_that_names_no_file_is_one_line(runner, write_config, extends
     (["--set", "model.hidden_sizes=[1000000000,1000000000]"], "GiB to train"),
     (["--set", "device=cuda:99999999999999999999"], "allowed values: auto, cpu, cuda, cuda:N"),
     (["--set", "name=" + "x" * 300], "at most 100 characters"),
+    (["--set", "model.hidden_sizes=[yes, on]"], "model.hidden_sizes: expected numbers or text in the list, not true"),
+    (["--set", "model.hidden_sizes=[1,2"], "its brackets do not close; a list is written --set"),
     (["--set", "executor.slurm_partition=\"gpu\\n#SBATCH --wrap=rm\""], "must be one line"),
     (["--set", "dataset.root=" + "r" * 50_000_000], "50,000,000 characters; a config may have at most"),
     (["--set", "dataset.root=" + "r" * 5000], "at most 4096 characters"),
@@ -488,6 +490,29 @@ def test_resume_refuses_a_folder_that_is_not_a_dropcli_run(runner, tmp_path):
 
 
 # --- environment errors: exit 2, one line, nothing half-written ---------------------------------------------------
+
+@pytest.mark.parametrize("arguments", [["train", "CONFIG", "--runs-dir", ""], ["train", "CONFIG", "--runs-dir="],
+                                       ["sweep", "CONFIG", "--out", ""], ["report", "RUNS", "--out", ""],
+                                       ["report", ""], ["status", ""], ["train", "--resume", ""]])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(runner, tiny_raw, write_config, tmp_path,
+                                                                  monkeypatch, arguments):
+    """Path('') is '.': `--out "$UNSET"` wrote a report into whatever folder the shell was in."""
+    config = write_config(tiny_raw)
+    (tmp_path / "runs").mkdir()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    words = [str(config) if a == "CONFIG" else str(tmp_path / "runs") if a == "RUNS" else a for a in arguments]
+    result = runner.invoke(app, words)
+    assert result.exit_code == 2 and "an empty path" in result.output and result.output.count("\n") == 1, result.output
+    assert not list(here.iterdir())
+
+
+@pytest.mark.parametrize("command", ["report", "status", "export"])
+def test_a_device_where_a_folder_goes_is_named(runner, command):
+    result = runner.invoke(app, [command, "/dev/null"])  # click's file_okay=False lets a device through
+    assert result.exit_code == 2 and result.output == "error: /dev/null: not a folder\n", result.output
+
 
 def test_impossible_paths_exit_2_with_one_line(runner, tiny_raw, write_config, tmp_path):
     blocker = tmp_path / "a-file"

@@ -160,6 +160,8 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(runner, tiny_raw, wri
     (["--grid", "seed=1,2"], "use --seeds N or --seed-list"),
     (["--p", "0.1", "--grid", "regularizer.dropout=0.2,0.3"], "already an axis (--p is regularizer.dropout"),
     (["--grid", "epochs=2,3", "--grid", "epochs=4"], "epochs is given twice"),
+    (["--p", "0.3", "--grid", "regularizer={dropout: 0.1},{l2: 0.1}"], "regularizer and regularizer.dropout are both"),
+    (["--grid", "model.hidden_sizes=[8],[16]", "--grid", "model={name: cnn},{name: mlp}"], "one holds the other"),
     (["--grid", "executor.name=local,slurm"], "not something trials can differ in"),
     (["--set", "regularizer.dropout=0.999993"], "regularizer.dropout: must be at most 0.9999923"),
     (["--set", "model.name=cnn", "--set", "model.channels=[8,8,8,8,8,8,8]"], "cannot take inputs of shape"),

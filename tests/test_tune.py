@@ -182,6 +182,8 @@ def test_tune_refusals_are_one_line_and_exit_2(tiny_raw, write_config, runner, t
     cases = [(["--regularizers", "dropout,bogus"], "'bogus' is not a regularizer tune knows"),
              (["--regularizers", "none"], "nothing to tune"),
              (["--seeds", "1"], "at least 2 seeds"),
+             (["--trials", "99999999999"], "--trials 99,999,999,999: at most 10,000"),
+             (["--seeds", "20000"], "--seeds 20,000: at most 10,000"),
              (["--metric", "test_acc"], "expected one of val_loss, val_acc"),
              (["--set", "regularizer.dropout=0.3"], "base config must have none")]
     for options, expected in cases:

@@ -46,6 +46,10 @@ class OneLineErrors(TyperGroup):
 
         if not standalone_mode:
             return run()
+        empty = empty_path(list(sys.argv[1:] if args is None else args))
+        if empty is not None:
+            errors.print(f"[red]error:[/red] {empty}: an empty path; write . for the current folder", highlight=False)
+            sys.exit(EXIT_BAD_INPUT)
         try:
             code = run()
         except HELP_WANTED as help_wanted:  # `dropcli` alone: the help, as click shows it
@@ -66,6 +70,23 @@ class OneLineErrors(TyperGroup):
             errors.print("Aborted!", highlight=False)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+PATH_OPTIONS = ("--runs-dir", "--out", "--tensorboard", "--resume")
+
+
+def empty_path(words: list[str]) -> str | None:
+    """The option (or "an argument") given an empty string where a path goes: Path('') is '.', so `--out ''`
+    (an unset shell variable) would silently write into the current folder."""
+    for index, word in enumerate(words):
+        if word == "--":
+            return None
+        name, equals, value = word.partition("=")
+        if name in PATH_OPTIONS and equals and not value:
+            return name
+        if word == "" and (index == 0 or words[index - 1] in PATH_OPTIONS or not words[index - 1].startswith("-")):
+            return words[index - 1] if index and words[index - 1] in PATH_OPTIONS else "an argument"
+    return None
 
 
 app = typer.Typer(

@@ -55,6 +55,14 @@ def config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
     return value
 
 
+def a_folder(value: Optional[Path]) -> Optional[Path]:
+    """A DIR argument that exists: a folder. (click's file_okay=False lets a device or a pipe through:
+    /dev/null is no regular file, and `report /dev/null` said 'a file: FileNotFoundError'.)"""
+    if value is not None and value.exists() and not value.is_dir():
+        exit_bad_input(f"{value}: not a folder")
+    return value
+
+
 def refuse_extra_arguments(ctx: typer.Context, command: str) -> None:
     """Arguments the command does not take, each answered with what to write instead."""
     problems = []

@@ -8,12 +8,12 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import console, errors, exit_bad_input, with_bad_input_handled
+from dropcli.cli.common import a_folder, console, errors, exit_bad_input, with_bad_input_handled
 from dropcli.display import plain
 
 
 def export(
-    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="DIR",
+    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="DIR",
                                              help="A folder of run folders: a sweep, several sweeps, lone runs.")],
     tensorboard: Annotated[Optional[Path], typer.Option(
         "--tensorboard", metavar="OUT", file_okay=False,

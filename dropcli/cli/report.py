@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import console, errors, with_bad_input_handled
+from dropcli.cli.common import a_folder, console, errors, with_bad_input_handled
 from dropcli.display import plain
 
 
@@ -20,7 +20,7 @@ class FigureFormat(str, Enum):
 
 
 def report(
-    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="DIR",
+    runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="DIR",
                                              help="A folder of run folders: a sweep, several sweeps, lone runs.")],
     out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
                                                 help="Where the report goes (default: DIR/report).")] = None,

@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import console, with_bad_input_handled
+from dropcli.cli.common import a_folder, console, with_bad_input_handled
 from dropcli.display import plain
 
 STATUS_ORDER = ["completed", "running", "running (stale)", "failed", "interrupted", "broken", "pending", "unknown"]
 
 
 def status(
-    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, metavar="SWEEP_DIR",
+    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="SWEEP_DIR",
                                               help="A sweep folder (it holds sweep.json).")],
 ) -> None:
     """How far a sweep is: trials completed, running, failed, interrupted and pending.
