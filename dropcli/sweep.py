@@ -476,8 +476,10 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
         pictures.abandon()
         raise
     # trials completed by an earlier run of the sweep that was killed before it drew their pictures
-    pictures.draw([sweep_dir / trial.name for trial in plan.completed
-                   if not (sweep_dir / trial.name / "curves.png").is_file()])
+    undrawn = [sweep_dir / trial.name for trial in plan.completed
+               if not (sweep_dir / trial.name / "curves.png").is_file()]
+    if undrawn:
+        pictures.draw(undrawn)
     pictures.finish()
     return outcome
 
