@@ -122,8 +122,8 @@ def train_group(configs: list[Config], runs: list[RunFolder],
     completed, or failed for a trial whose loss diverged. Returns the completed summaries.
 
     resume: continue each trial from its checkpoint, stacked again: the trials that stand at the same epoch
-    (a group interrupted together) train as one stack to exactly the metrics of an uninterrupted group;
-    one that stands elsewhere (it fell back to an older checkpoint, or had already stopped) goes on alone."""
+    train as one stack (a group interrupted together; those with a checkpoint and those without, after a kill
+    in between), to exactly the metrics of an uninterrupted group; one that had already stopped is finished."""
     members, generator_states, elapsed = [], [], []
     splits: dict = {}  # one split per seed (and dataset settings) for the whole group
     for config, run in zip(configs, runs):
@@ -142,11 +142,15 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         # alone (DropConnect's masks, Gaussian noise) draws from it as it would alone
         generator_states.append(global_generator_state(experiment.device))
     epochs = configs[0].epochs
-    at = lambda m: (len(m.rows), m.stop_reason is None)  # noqa: E731
-    stack = [i for i, m in enumerate(members) if m.stop_reason is None and at(m) == at(members[0])] \
-        if members[0].stop_reason is None else []
+    # the running members that stand at the same epoch train as one stack each: after a kill, those with a
+    # checkpoint apart from those without; a stack of one too, since a trial alone (lone products, unpadded
+    # parameters) would round otherwise than in any group
+    stacks: dict[int, list[int]] = {}
+    for index, member in enumerate(members):
+        if member.stop_reason is None:
+            stacks.setdefault(len(member.rows), []).append(index)
     summaries = []
-    if len(stack) > 1:
+    for stack in stacks.values():
         stepper = StackedStepper([members[i] for i in stack], [generator_states[i] for i in stack])
         if resume:
             stack_optimizer_states(stepper)
@@ -156,8 +160,8 @@ def train_group(configs: list[Config], runs: list[RunFolder],
         wall_time = training.run_epochs(stepper, epochs, on_epoch, sum(elapsed[i] for i in stack) / len(stack),
                                         stop_rule)
         summaries += training.finish_members(stepper, wall_time)
-    for index, member in enumerate(members):
-        if len(stack) > 1 and index in stack:
+    for index, member in enumerate(members):  # those that had already stopped: only their finish is left
+        if member.stop_reason is None:
             continue
         lone = training.LoneStepper(member)
         set_global_generator_state(member.experiment.device, generator_states[index])  # its own, as alone

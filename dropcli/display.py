@@ -142,7 +142,8 @@ class SweepProgress(SweepObserver):
     def group_started(self, trials: list[Trial]) -> None:
         names = ", ".join(plain(t.name) for t in trials)
         self.begin(f"{len(trials)} trials batched", len(trials), trials[0].config.epochs,
-                   f"group of {len(trials)} trials stacked: {names}")
+                   f"group of {len(trials)} trials stacked: {names}" if len(trials) > 1 else
+                   f"{names} stacked alone (the numbers it would have in a group)")
 
     def begin(self, label: str, size: int, epochs: int, log_text: str | None = None) -> None:
         self.current, self.epochs, self.pacing = size, epochs, EpochLog(epochs)

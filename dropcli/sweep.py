@@ -464,7 +464,7 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
         for group in plan.groups:
             claimed = claim_trials(group, sweep_dir, observer, outcome)
             try:
-                if len(claimed) == 1:
+                if len(claimed) == 1 and not stackable(claimed[0][0], batch):
                     run_one(*claimed[0], observer, outcome, stop_rule)
                 elif claimed:
                     run_group(claimed, observer, outcome, resume=group in plan.resumed, stop_rule=stop_rule)
@@ -476,12 +476,19 @@ def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | No
         pictures.abandon()
         raise
     # trials completed by an earlier run of the sweep that was killed before it drew their pictures
-    undrawn = [sweep_dir / trial.name for trial in plan.completed
-               if not (sweep_dir / trial.name / "curves.png").is_file()]
-    if undrawn:
-        pictures.draw(undrawn)
+    for trial in plan.completed:  # each on its own axes: its group is not here to share them
+        if not (sweep_dir / trial.name / "curves.png").is_file():
+            pictures.draw([sweep_dir / trial.name])
     pictures.finish()
     return outcome
+
+
+def stackable(trial: Trial, batch: int) -> bool:
+    """Whether a trial left alone in its group still trains stacked (a stack of one): with --batch > 1, for
+    a trial that could join a group, so that its numbers are those it would have in any group."""
+    from dropcli import batched
+
+    return batch > 1 and batched.group_key(trial.config) is not None
 
 
 PICTURE_WORKER_FROM = 64  # trials to train, below which their pictures are drawn in this process

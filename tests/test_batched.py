@@ -98,8 +98,8 @@ def test_a_trials_numbers_do_not_depend_on_the_group_it_trains_in(tiny_raw, tmp_
     """A sweep killed mid-group resumes its trials in other groups (those with a checkpoint, those without):
     they must end with the uninterrupted numbers, bit for bit. 10-class output biases stacked end to end put
     the last trial of a group of 2 (20 floats) in the scalar tail of Adam's vectorized update, and not in a
-    group of 8 (80 floats): its numbers changed in the last bits. (The CNN's grouped convolution may still
-    round differently with the number of groups.)"""
+    group of 8 (80 floats): its numbers changed in the last bits; a trial left alone trained as a lone run.
+    (The CNN's grouped convolution may still round differently with the number of groups.)"""
     raw = {**tiny_raw, "epochs": 4, "model": {**tiny_raw["model"], "name": model}}
     configs = [validate_config({**raw, "seed": seed, "regularizer": {"dropout": p}})
                for p in (0.0, 0.3) for seed in range(4)]
@@ -116,6 +116,7 @@ def test_a_trials_numbers_do_not_depend_on_the_group_it_trains_in(tiny_raw, tmp_
     together = metrics([list(range(8))], "together")
     assert metrics([[6, 7], list(range(6))], "apart") == together
     assert metrics([[0, 5, 7], [1, 2, 3, 4, 6]], "mixed") == together
+    assert metrics([[3], [0, 1, 2, 4, 5, 6, 7]], "one apart") == together  # a stack of one, not a lone run
 
 
 def test_the_stacked_gradient_is_each_lone_models_gradient():

@@ -492,7 +492,8 @@ def test_resume_refuses_a_folder_that_is_not_a_dropcli_run(runner, tmp_path):
 
 @pytest.mark.parametrize("arguments", [["train", "CONFIG", "--runs-dir", ""], ["train", "CONFIG", "--runs-dir="],
                                        ["sweep", "CONFIG", "--out", ""], ["report", "RUNS", "--out", ""],
-                                       ["report", ""], ["status", ""], ["train", "--resume", ""]])
+                                       ["report", ""], ["status", ""], ["train", "--resume", ""],
+                                       ["report", "--", ""]])
 def test_an_empty_path_is_refused_not_taken_for_the_current_folder(runner, tiny_raw, write_config, tmp_path,
                                                                   monkeypatch, arguments):
     """Path('') is '.': `--out "$UNSET"` wrote a report into whatever folder the shell was in."""

@@ -79,8 +79,8 @@ def empty_path(words: list[str]) -> str | None:
     """The option (or "an argument") given an empty string where a path goes: Path('') is '.', so `--out ''`
     (an unset shell variable) would silently write into the current folder."""
     for index, word in enumerate(words):
-        if word == "--":
-            return None
+        if word == "--":  # everything after it is an argument
+            return "an argument" if "" in words[index + 1:] else None
         name, equals, value = word.partition("=")
         if name in PATH_OPTIONS and equals and not value:
             return name
