@@ -30,6 +30,11 @@ def plain(text: object) -> str:
     return escape(CONTROL_CHARACTERS.sub("?", str(text)))
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 trial', '16 trials'."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def format_epoch(row: dict[str, Any]) -> str:
     return (f"train loss {row['train_loss']:.3f}  val loss {row['val_loss']:.3f}  "
             f"val acc {row['val_acc']:.3f}  [bold]gap {row['gap_loss']:+.3f}[/bold]")
@@ -126,7 +131,7 @@ class SweepProgress(SweepObserver):
             self.progress.remove_task(self.trials_task)
         if self.log:
             done = f", {already_done} already completed" if already_done else ""
-            log_line(self.console, f"sweep: {total} trials{done}")
+            log_line(self.console, f"sweep: {counted(total, 'trial')}{done}")
         self.trials_task = self.progress.add_task("sweep", total=total, completed=already_done, unit="trials",
                                                   stats=f"{already_done} already completed" if already_done else "")
 

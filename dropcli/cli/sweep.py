@@ -14,7 +14,7 @@ from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, 
                                 ThreadsOption, config_file, console, errors, refuse_extra_arguments,
                                 with_bad_input_handled)
 from dropcli.config import load_config, short_name
-from dropcli.display import plain
+from dropcli.display import counted, plain
 from dropcli.signals import Terminated, stop_on_sigterm
 
 
@@ -114,7 +114,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))  # before torch loads
     with_bad_input_handled(lambda: sweeps.check_sweep_dir(sweep_dir, spec))
-    with preparing(console, f"preparing {len(trials)} trials: loading torch, checking data and sizes",
+    with preparing(console, f"preparing {counted(len(trials), 'trial')}: loading torch, checking data and sizes",
                    enabled=not quiet and not dry_run):
         from dropcli import launch
         from dropcli.data import DatasetError, NotDownloaded, without_writes
@@ -140,8 +140,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     launcher = launch.launcher(plan)
     with_bad_input_handled(lambda: launcher.prepare(plan, command), launch.LaunchError)
     axes = " × ".join(f"{len(v)} {short_name(k)}" for k, v in spec.axes.items()) or "1 setting"
-    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {len(trials)} trials "
-                  f"({axes} × {len(spec.seeds)} seeds)")
+    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {counted(len(trials), 'trial')} "
+                  f"({axes} × {counted(len(spec.seeds), 'seed')})")
     if plan.alone:
         console.print(f"note: {'; '.join(sorted(set(plan.alone.values())))}: those trials run one by one")
     if plan.batch_note:
