@@ -27,6 +27,7 @@ training alone: float rounding of the batched matrix products (metrics agree clo
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -346,8 +347,8 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
     """Per-trial mean loss and accuracy without dropout masks (eval mode); [T] tensors on the device.
 
     On CPU, a model that can (`evaluates_by_trial`) is evaluated one trial after another, each through
-    ordinary products over its whole split (in the lone run's EVAL_CHUNK rows): faster there than batched
-    products. Otherwise, the stacked pass: on a GPU (one kernel per layer for all trials) in chunks of up to
+    ordinary products over its whole split, as a lone run is (train.evaluate_logits): faster there than
+    batched products. Otherwise, the stacked pass: on a GPU (one kernel per layer for all trials) in chunks of up to
     EVAL_CHUNK rows, fewer where the widest layer of 64 trials would pass 1 GiB; on CPU in chunks small
     enough that a layer's activations for all trials stay in the CPU's cache (~2 MB): on 16 trials x 1000
     rows x 256 units, one pass over [16, 1000, 256] tensors spent more time moving memory than multiplying.
@@ -357,18 +358,9 @@ def evaluate_stacked(model: StackedModel, x: torch.Tensor, y: torch.Tensor) -> t
     products themselves do not: trial by trial and the stacked GRU's batched matmuls are bit-identical
     across group sizes; the CNN's grouped convolution may round differently with the number of groups."""
     if not x.is_cuda and model.evaluates_by_trial:
-        losses, corrects = [], []
-        for trial in range(x.shape[0]):
-            loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-            correct = torch.zeros((), dtype=torch.float64, device=x.device)
-            for start in range(0, y.shape[1], training.EVAL_CHUNK):
-                logits = model.trial_logits(trial, x[trial, start:start + training.EVAL_CHUNK])
-                target = y[trial, start:start + training.EVAL_CHUNK]
-                loss_sum += F.cross_entropy(logits, target, reduction="none").double().sum()
-                correct += (logits.argmax(dim=1) == target).sum()
-            losses.append(loss_sum)
-            corrects.append(correct)
-        return torch.stack(losses) / y.shape[1], torch.stack(corrects) / y.shape[1]
+        losses, accuracies = zip(*(training.evaluate_logits(functools.partial(model.trial_logits, trial), x[trial],
+                                                            y[trial]) for trial in range(x.shape[0])))
+        return torch.stack(losses), torch.stack(accuracies)
     loss_sum = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     correct = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     chunk = evaluation_chunk(model.eval_width(x), x.is_cuda)

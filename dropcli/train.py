@@ -81,11 +81,19 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """Mean loss and accuracy in eval mode (dropout off). Returns device tensors: no sync here. With
     `probabilities`, each chunk's class probabilities are appended to it (the same pass)."""
     model.eval()
+    return evaluate_logits(model, x, y, probabilities)
+
+
+@torch.no_grad()
+def evaluate_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                    probabilities: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`evaluate` for any function from inputs to logits [B, classes] (a lone model in eval mode, one trial
+    of a stacked model), in chunks of EVAL_CHUNK rows."""
     # float64 sums: 470 of 1000 correct reads 0.47, not 0.4699999988
     loss_sum = x.new_zeros((), dtype=torch.float64)
     correct = x.new_zeros((), dtype=torch.float64)
     for start in range(0, len(y), EVAL_CHUNK):
-        logits = model(x[start:start + EVAL_CHUNK])
+        logits = forward(x[start:start + EVAL_CHUNK])
         target = y[start:start + EVAL_CHUNK]
         loss_sum += F.cross_entropy(logits, target, reduction="sum")
         correct += (logits.argmax(dim=1) == target).sum()

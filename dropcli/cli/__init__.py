@@ -46,7 +46,8 @@ class OneLineErrors(TyperGroup):
 
         if not standalone_mode:
             return run()
-        empty = empty_path(list(sys.argv[1:] if args is None else args))
+        words = list(sys.argv[1:] if args is None else args)
+        empty = empty_path(words)
         if empty is not None:
             errors.print(f"[red]error:[/red] {empty}: an empty path; write . for the current folder", highlight=False)
             sys.exit(EXIT_BAD_INPUT)
@@ -57,7 +58,6 @@ class OneLineErrors(TyperGroup):
             sys.exit(help_wanted.exit_code)
         except click.exceptions.UsageError as error:
             # an option missing its value carries no context: the command is the first word naming one
-            words = list(sys.argv[1:] if args is None else args)
             command = next((word for word in words if word in self.commands), None)
             where = error.ctx.command_path if error.ctx is not None else " ".join(filter(None, ["dropcli", command]))
             message = error.format_message().rstrip(".")
@@ -84,8 +84,12 @@ def empty_path(words: list[str]) -> str | None:
         name, equals, value = word.partition("=")
         if name in PATH_OPTIONS and equals and not value:
             return name
-        if word == "" and (index == 0 or words[index - 1] in PATH_OPTIONS or not words[index - 1].startswith("-")):
-            return words[index - 1] if index and words[index - 1] in PATH_OPTIONS else "an argument"
+        if word == "":
+            previous = words[index - 1] if index else ""
+            if previous in PATH_OPTIONS:
+                return previous
+            if not previous.startswith("-"):  # not the value of another option: an argument
+                return "an argument"
     return None
 
 

@@ -71,7 +71,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
                 with_bad_input_handled(lambda: load_config(config_path))
             exit_bad_input(not_ours)
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
-    from dropcli.display import epoch_progress, preparing
+    from dropcli.display import counted, epoch_progress, preparing
 
     with preparing(console, f"preparing {config.name}: loading torch and {config.dataset.name}", enabled=not quiet):
         from dropcli import train as training  # torch: only now
@@ -98,8 +98,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         recorded = len(read_metrics_tolerantly(run.metrics_path))
         if not run.has_checkpoint() and recorded:  # (a damaged one is named when it is read)
             log.warning(f"{run.path}: no checkpoint to continue from (it was killed before its first, or they "
-                        f"were deleted): it restarts from its first epoch, and its {recorded} recorded epoch"
-                        f"{'s' if recorded != 1 else ''} in metrics.csv are replaced")
+                        f"were deleted): it restarts from its first epoch, replacing the "
+                        f"{counted(recorded, 'recorded epoch')} in metrics.csv")
     verb = "resuming" if resume is not None else "run"
     console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
