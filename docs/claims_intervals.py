@@ -144,8 +144,8 @@ def main(root: Path) -> None:
     # strength 1 in 8_aug (with its no-regularizer and dropout-only runs), strength 0.5 in 8_aug_half
     aug = completed(root / "8_aug", root / "8_aug_half").drop_duplicates("run")
     for size in (250, 1000, 3200):
-        at = lambda p, a: by_seed(aug, "test_acc", regularizer__dropout=p, regularizer__augmentation=a,  # noqa: E731
-                                  dataset__train_size=size)
+        at = lambda p, a, size=size: by_seed(aug, "test_acc", regularizer__dropout=p,  # noqa: E731
+                                             regularizer__augmentation=a, dataset__train_size=size)
         family(f"8. test accuracy at {size} training examples, each against no regularizer",
                [("augmentation 1", "none", at(0.0, 1.0), at(0.0, 0.0), ACC),
                 ("augmentation 0.5", "none", at(0.0, 0.5), at(0.0, 0.0), ACC),

@@ -39,7 +39,7 @@ REQUIRED_KEYS = ("epoch", "device", "stop_reason", "elapsed_s", "model", "optimi
 
 # Checkpoints written before dropcli stored NumPy's generator state as ints hold it as an ndarray. Rebuilding
 # an array (its dtype and raw bytes) runs no code of the file's choosing; anything else stays refused.
-NUMPY_CORE: Any = getattr(np, "_core", None) or getattr(np, "core")  # NumPy 2 renamed core to _core
+NUMPY_CORE: Any = getattr(np, "_core", None) or np.core  # NumPy 2 renamed core to _core
 NUMPY_ARRAY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType, NUMPY_CORE.multiarray._reconstruct]
 
 

@@ -14,16 +14,15 @@ import contextvars
 import functools
 import logging
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from dropcli.config import DatasetConfig
 from dropcli.registry import Registry
-
 
 log = logging.getLogger("dropcli")
 
@@ -250,10 +249,8 @@ def folders_under(root: Path) -> set[Path]:
 def remove_new_empty_folders(root: Path, existed: set[Path]) -> None:
     """Undo the folders a failed attempt created, deepest first, as long as they are empty."""
     for folder in sorted(folders_under(root) - existed, key=lambda p: len(p.parts), reverse=True):
-        try:
+        with contextlib.suppress(OSError):  # not empty: something was downloaded or put there, keep it
             folder.rmdir()
-        except OSError:  # not empty: something was downloaded or put there, keep it
-            pass
 
 
 def images_to_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, is_dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +72,7 @@ def default_threads() -> int:
     if slurm.isdigit() and int(slurm) > 0:
         limits.append(int(slurm))
     try:  # cgroup v2 quota: "200000 100000" means 2 CPUs, "max 100000" no limit
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
         if quota != "max":
             limits.append(max(1, int(quota) // int(period)))
     except (OSError, ValueError):

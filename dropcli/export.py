@@ -21,10 +21,11 @@ import math
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dropcli.report import flatten_config
 from dropcli.results import read_runs, run_name

@@ -21,7 +21,6 @@ from typing import Any
 from dropcli.config import ExecutorConfig
 from dropcli.sweep import GroupPlan, SweepObserver, SweepOutcome, SweepSpec, Trial, open_sweep_dir, plan_groups
 
-
 MEMORY_SHARE = 0.5  # --batch auto fills at most this share of the memory free when the sweep starts
 
 

@@ -6,9 +6,10 @@ import io
 import logging
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -16,9 +17,9 @@ from PIL import Image
 
 matplotlib.use("Agg")  # files only: no display is needed, none is assumed
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dropcli.labels import REGULARIZER_NAMES, comparable_settings, setting_label  # noqa: E402
 from dropcli.runs import write_atomically  # noqa: E402

@@ -19,13 +19,14 @@ more dimensions: biases are never penalized or clipped.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from dropcli import augmentation
-from dropcli.config import AUGMENTATIONS, Config, ConcreteDropoutConfig, EarlyStoppingConfig, RegularizerConfig
+from dropcli.config import AUGMENTATIONS, ConcreteDropoutConfig, Config, EarlyStoppingConfig, RegularizerConfig
 from dropcli.data import Splits
 from dropcli.models import ConcreteDropout as ConcreteDropoutLayer
 from dropcli.models import Dropout as DropoutLayer

@@ -22,7 +22,6 @@ from typing import Any
 import pandas as pd
 
 from dropcli import stats
-
 from dropcli.config import short_name
 from dropcli.labels import REGULARIZER_NAMES, setting_label
 from dropcli.runs import LoadedRun, is_number, reported_status, write_atomically
@@ -216,7 +215,6 @@ class Report:
 
 def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool = False) -> Report:
     from dropcli import plots
-
     from dropcli.results import read_runs
 
     runs = read_runs(root)

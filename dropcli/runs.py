@@ -14,6 +14,7 @@ writes (locks.py: `.lock`), so two writers never share one run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -60,10 +61,8 @@ def write_atomically(path: Path, content: str | bytes, mode: int | None = None) 
 def open_new(path: Path):
     """A binary file created here and now: whatever was at `path` (a planted symbolic link, a stale
     temporary file) is removed first, and O_EXCL | O_NOFOLLOW refuse anything that appears meanwhile."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # removes a link itself, never its target
-    except FileNotFoundError:
-        pass
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666), "wb")
 
 

@@ -20,7 +20,7 @@ any group.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -251,7 +251,7 @@ class StackedCNN(StackedModel):
         h = x.unsqueeze(2) if self.one_d else x  # [T, B, C, ...]
         h = h.transpose(0, 1).flatten(1, 2)  # [B, T·C, ...]: each trial's channels side by side
         conv, pool = (F.conv1d, F.max_pool1d) if self.one_d else (F.conv2d, F.max_pool2d)
-        for block, (out_channels, _, padding) in enumerate(self.blocks):
+        for block, (_, _, padding) in enumerate(self.blocks):
             weight, bias = (self.shaped(p) for p in self.conv_parameters[2 * block:2 * block + 2])
             h = conv(h, weight.flatten(0, 1), bias.flatten(), padding=padding, groups=trials).relu()
             mask = None if masks is None else masks[block]

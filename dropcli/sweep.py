@@ -13,6 +13,7 @@ folder and trains only what is missing, failed or interrupted; a different comma
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -535,10 +536,8 @@ class PictureWorker:
 
     def abandon(self) -> None:
         if self.process is not None and self.process.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
-            except OSError:
-                pass
 
 
 def draw_pictures(folders: list[Path]) -> None:

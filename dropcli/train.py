@@ -12,9 +12,10 @@ import math
 import platform
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,9 +23,16 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropcli
+from dropcli.checkpoint import (
+    capture,
+    changed_settings,
+    load_checkpoint,
+    remove_checkpoints,
+    restore,
+    save_atomically,
+    save_checkpoint,
+)
 from dropcli.config import Config, ConfigError
-from dropcli.checkpoint import (capture, changed_settings, load_checkpoint, remove_checkpoints, restore,
-                                save_atomically, save_checkpoint)
 from dropcli.data import shuffled_batches
 from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)

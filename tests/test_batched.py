@@ -9,10 +9,10 @@ import torch
 
 from dropcli import train as training
 from dropcli.batched import group_key, train_group
-from dropcli.stacked import StackedMLP
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.runs import RunFolder
+from dropcli.stacked import StackedMLP
 from dropcli.sweep import SweepSpec
 
 
@@ -289,8 +289,8 @@ def test_labelled_config_keys_and_registered_regularizers_agree():
 
 
 def test_every_model_has_a_stacked_form():
-    from dropcli.stacked import STACKED_MODELS
     from dropcli.models import MODELS
+    from dropcli.stacked import STACKED_MODELS
 
     assert set(MODELS) == set(STACKED_MODELS)  # every model stacks (README: Speed)
 
@@ -406,7 +406,7 @@ def test_stacked_evaluation_gives_each_lone_models_loss_and_accuracy(by_trial, m
         stacked = STACKED_MODELS[name](models)
         monkeypatch.setattr(stacked, "evaluates_by_trial", by_trial and stacked.evaluates_by_trial)
         calls = []
-        monkeypatch.setattr(stacked, "trial_logits", lambda *args, model=stacked: calls.append(1) or
+        monkeypatch.setattr(stacked, "trial_logits", lambda *args, model=stacked, calls=calls: calls.append(1) or
                             type(model).trial_logits(model, *args))
         x, y = torch.randn(3, 70, 40), torch.randint(0, 10, (3, 70))
         # several chunks, a short last one, on either path

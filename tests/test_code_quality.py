@@ -1,5 +1,6 @@
-"""ruff (pyflakes + pycodestyle at 120 columns) and mypy on dropcli/, run with the suite so that CI's one
-command (`uv run pytest`) checks them too. Configured in pyproject.toml."""
+"""ruff (pycodestyle, pyflakes, import order, bugbear, pyupgrade, simplify; 120 columns) and mypy
+(check_untyped_defs) on dropcli/, run with the suite so that CI's one command (`uv run pytest`) checks them
+too. Configured in pyproject.toml."""
 
 from __future__ import annotations
 

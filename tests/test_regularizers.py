@@ -6,7 +6,7 @@ from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
 from dropcli.models import Dropout, DropoutOptions, build_model
-from dropcli.regularizers import EarlyStopping, L1, L2, MaxNorm, build_regularizers, weight_parameters
+from dropcli.regularizers import L1, L2, EarlyStopping, MaxNorm, build_regularizers, weight_parameters
 from dropcli.runs import RunFolder
 from dropcli.train import prepare, train
 

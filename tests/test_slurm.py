@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 import slurm_cluster
+
 from dropcli.cli import app
 
 pytestmark = pytest.mark.slurm  # one xdist worker runs them all (tests/conftest.py): they share one cluster
@@ -104,8 +104,9 @@ def test_a_sweep_on_slurm_completes_as_the_local_executor_does(cluster, runner, 
 
     wait_for(lambda: all_completed(out, 4), 240, "4 completed trials")
     for array, count in arrays.items():
-        wait_for(lambda: len([j for j in cluster.jobs() if j["job"].startswith(f"{array}_")
-                              and j["state"] == "COMPLETED"]) == count, 120, f"array {array}'s tasks to end")
+        wait_for(lambda array=array, count=count: len([j for j in cluster.jobs() if j["job"].startswith(f"{array}_")
+                                                       and j["state"] == "COMPLETED"]) == count,
+                 120, f"array {array}'s tasks to end")
     logs = "".join(p.read_text(errors="replace") for p in (out / ".submitit").glob(f"{job}_*/*_log.out"))
     assert all(f"setup line ran in task {task}" in logs for task in range(4))
     for name, summary in summaries(out).items():  # each trained once: 3 rows, never resumed or restarted

@@ -9,7 +9,6 @@ from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.sweep import SweepError, SweepSpec, parse_non_negative_list, parse_rates, parse_seeds
 
-
 # --- the range parser ---------------------------------------------------------------------------------------
 
 def test_a_range_gives_exact_decimal_rates_and_the_baseline():

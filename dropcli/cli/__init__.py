@@ -8,7 +8,8 @@ torch is imported inside the commands that train, never at module level, so `dro
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Sequence
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup

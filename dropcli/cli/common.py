@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, NoReturn, Optional, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -26,13 +27,13 @@ EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 1, 130, 143
 EXTRA_ARGUMENTS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 SetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", metavar="KEY=VALUE",
                  help="Override one config value, e.g. --set regularizer.dropout=0.5 or "
                       "--set model.hidden_sizes=[512,512]. Repeatable; applied after the YAML file, in order."),
 ]
 ThreadsOption = Annotated[
-    Optional[int],
+    int | None,
     typer.Option("--threads", min=1, help="CPU threads torch may use (the config's threads:). Default: "
                                           "OMP_NUM_THREADS when set, else the CPUs this process may run on. "
                                           "On a busy machine 1 can be much faster."),
@@ -42,7 +43,7 @@ RunsDirOption = Annotated[
 ]
 
 
-def config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
+def config_file(ctx: typer.Context, value: Path | None) -> Path | None:
     """The CONFIG argument: an existing file; `key=value` in its place gets the --set hint."""
     if value is not None and not value.is_file():
         if str(value).startswith("-"):  # an option the command does not know, read as CONFIG
@@ -55,7 +56,7 @@ def config_file(ctx: typer.Context, value: Optional[Path]) -> Optional[Path]:
     return value
 
 
-def a_folder(value: Optional[Path]) -> Optional[Path]:
+def a_folder(value: Path | None) -> Path | None:
     """A DIR argument that exists: a folder. (click's file_okay=False lets a device or a pipe through:
     /dev/null is no regular file, and `report /dev/null` said 'a file: FileNotFoundError'.)"""
     if value is not None and value.exists() and not value.is_dir():

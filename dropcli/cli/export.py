@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -15,11 +15,11 @@ from dropcli.display import plain
 def export(
     runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="DIR",
                                              help="A folder of run folders: a sweep, several sweeps, lone runs.")],
-    tensorboard: Annotated[Optional[Path], typer.Option(
+    tensorboard: Annotated[Path | None, typer.Option(
         "--tensorboard", metavar="OUT", file_okay=False,
         help="Write TensorBoard event files under OUT, one TensorBoard run per run folder "
              "(then: tensorboard --logdir OUT).")] = None,
-    mlflow: Annotated[Optional[str], typer.Option(
+    mlflow: Annotated[str | None, typer.Option(
         "--mlflow", metavar="URI",
         help="Log one MLflow run per run folder to this tracking URI: sqlite:///PATH/mlflow.db (artifacts go "
              "beside it, in mlartifacts/) or http://HOST:PORT of an MLflow server. MLflow 3 refuses ./mlruns "

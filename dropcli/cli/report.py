@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -13,7 +13,7 @@ from dropcli.cli.common import a_folder, console, errors, with_bad_input_handled
 from dropcli.display import plain
 
 
-class FigureFormat(str, Enum):
+class FigureFormat(StrEnum):
     png = "png"
     svg = "svg"
     pdf = "pdf"
@@ -22,7 +22,7 @@ class FigureFormat(str, Enum):
 def report(
     runs_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="DIR",
                                              help="A folder of run folders: a sweep, several sweeps, lone runs.")],
-    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False,
                                                 help="Where the report goes (default: DIR/report).")] = None,
     figure_format: Annotated[FigureFormat,
                              typer.Option("--format", help="File format of the figures.")] = FigureFormat.png,

@@ -5,14 +5,24 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption, SetOption,
-                                ThreadsOption, config_file, console, errors, refuse_extra_arguments,
-                                with_bad_input_handled)
+from dropcli.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    RunsDirOption,
+    SetOption,
+    ThreadsOption,
+    config_file,
+    console,
+    errors,
+    refuse_extra_arguments,
+    with_bad_input_handled,
+)
 from dropcli.config import load_config, short_name
 from dropcli.display import counted, plain
 from dropcli.signals import Terminated, stop_on_sigterm
@@ -23,24 +33,24 @@ def sweep(
     config: Annotated[Path, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
                                            help="Base YAML config that every trial starts from.")
                       ] = Path("configs/quickstart.yaml"),
-    rates: Annotated[Optional[str], typer.Option("--p", metavar="A..B[:STEP] | a,b,c",
+    rates: Annotated[str | None, typer.Option("--p", metavar="A..B[:STEP] | a,b,c",
                                                  help="Dropout rates: an inclusive range with step (default 0.1), "
                                                       "e.g. 0.1..0.7 or 0.1..0.7:0.2, or a comma list. The p = 0 "
                                                       "baseline is always added.")] = None,
-    l2: Annotated[Optional[str], typer.Option("--l2", metavar="a,b,c",
+    l2: Annotated[str | None, typer.Option("--l2", metavar="a,b,c",
                                               help="L2 coefficients, a comma list, e.g. 1e-4,1e-3. The l2 = 0 "
                                                    "baseline is always added.")] = None,
-    grid: Annotated[Optional[list[str]], typer.Option("--grid", metavar="KEY=V1,V2",
+    grid: Annotated[list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2",
                                                       help="Any other config key as an axis, e.g. "
                                                            "--grid dataset.train_size=250,500,1000. Repeatable.")
                                   ] = None,
-    seeds: Annotated[Optional[int], typer.Option("--seeds",
+    seeds: Annotated[int | None, typer.Option("--seeds",
                                                  help="Run seeds 0..N-1 for every setting (default: 3).")] = None,
-    seed_list: Annotated[Optional[str], typer.Option("--seed-list", metavar="0,1,7",
+    seed_list: Annotated[str | None, typer.Option("--seed-list", metavar="0,1,7",
                                                      help="Exactly these seeds (instead of --seeds).")] = None,
     overrides: SetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
-    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False,
                                                 help="The sweep folder (default: RUNS_DIR/<name>-sweep-<fingerprint>, "
                                                      "the same for the same command, so rerunning resumes).")] = None,
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
@@ -55,20 +65,20 @@ def sweep(
     max_trials: Annotated[int, typer.Option("--max-trials", min=1,
                                             help="Refuse a sweep of more trials than this (a guard against "
                                                  "typos such as --p 0..0.7:0.0001).")] = 10_000,
-    executor: Annotated[Optional[str], typer.Option("--executor", metavar="local|slurm|submitit-local",
+    executor: Annotated[str | None, typer.Option("--executor", metavar="local|slurm|submitit-local",
                                                     help="Where trials run: here (default), as one Slurm job array "
                                                          "through submitit, or through submitit's local executor "
                                                          "(subprocesses). Also settable in the YAML's executor: "
                                                          "section.")] = None,
-    slurm_partition: Annotated[Optional[str], typer.Option("--slurm-partition", help="Slurm partition.")] = None,
-    timeout_min: Annotated[Optional[int], typer.Option("--timeout-min",
+    slurm_partition: Annotated[str | None, typer.Option("--slurm-partition", help="Slurm partition.")] = None,
+    timeout_min: Annotated[int | None, typer.Option("--timeout-min",
                                                        help="Time limit of each array task, in minutes; a task "
                                                             "that hits it is requeued and resumes.")] = None,
-    gpus_per_task: Annotated[Optional[int], typer.Option("--gpus-per-task", help="GPUs per array task.")] = None,
-    cpus_per_task: Annotated[Optional[int], typer.Option("--cpus-per-task", help="CPUs per array task.")] = None,
-    array_parallelism: Annotated[Optional[int], typer.Option("--array-parallelism",
+    gpus_per_task: Annotated[int | None, typer.Option("--gpus-per-task", help="GPUs per array task.")] = None,
+    cpus_per_task: Annotated[int | None, typer.Option("--cpus-per-task", help="CPUs per array task.")] = None,
+    array_parallelism: Annotated[int | None, typer.Option("--array-parallelism",
                                                              help="Array tasks running at once.")] = None,
-    slurm_setup: Annotated[Optional[list[str]], typer.Option("--slurm-setup", metavar="LINE",
+    slurm_setup: Annotated[list[str] | None, typer.Option("--slurm-setup", metavar="LINE",
                                                              help="A shell line run before each task, e.g. "
                                                                   "'module load cuda'. Repeatable.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write nothing: the sweep folder, "

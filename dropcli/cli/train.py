@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption, SetOption,
-                                ThreadsOption, config_file, console, errors, exit_bad_input, refuse_extra_arguments,
-                                with_bad_input_handled)
+from dropcli.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    RunsDirOption,
+    SetOption,
+    ThreadsOption,
+    config_file,
+    console,
+    errors,
+    exit_bad_input,
+    refuse_extra_arguments,
+    with_bad_input_handled,
+)
 from dropcli.config import load_config
 from dropcli.signals import Terminated, stop_on_sigterm
 
@@ -20,12 +31,12 @@ log = logging.getLogger("dropcli")
 
 def train(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
+    config: Annotated[Path | None, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
                                                      help="YAML config: dataset, model, regularizer, optimizer, "
                                                           "epochs, seed, device. See configs/ for presets.")] = None,
     overrides: SetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
-    resume: Annotated[Optional[Path], typer.Option("--resume", file_okay=False, metavar="RUN_DIR",
+    resume: Annotated[Path | None, typer.Option("--resume", file_okay=False, metavar="RUN_DIR",
                                                    help="Continue an interrupted, killed or failed run from its last "
                                                         "checkpoint (instead of CONFIG). The result is the same as a "
                                                         "run that was never stopped.")] = None,

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from dropcli.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, RunsDirOption,
-                                ThreadsOption, config_file, console, errors, refuse_extra_arguments,
-                                with_bad_input_handled)
+from dropcli.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    RunsDirOption,
+    ThreadsOption,
+    config_file,
+    console,
+    errors,
+    refuse_extra_arguments,
+    with_bad_input_handled,
+)
 from dropcli.config import load_config
 from dropcli.display import plain
 from dropcli.signals import Terminated, stop_on_sigterm
 
 TuneSetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", metavar="KEY=VALUE",
                  help="Override one value of the base config, e.g. --set epochs=100 or --set "
                       "model.hidden_sizes=[512,512]. Repeatable; applied after the YAML file, in order. Not "
@@ -44,13 +53,13 @@ def tune(
                                              "prune on, per epoch.")] = "val_loss",
     overrides: TuneSetOption = None,
     runs_dir: RunsDirOption = Path("runs"),
-    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False,
+    out: Annotated[Path | None, typer.Option("--out", file_okay=False,
                                                 help="The tune folder (default: RUNS_DIR/<name>-tune-<fingerprint>, "
                                                      "the same for the same command, so rerunning resumes).")] = None,
     batch: Annotated[str, typer.Option("--batch", metavar="auto|N|1",
                                        help="Trials asked of the sampler at a time, trained as stacked groups "
                                             "where the model allows (auto: 16 on CPU, 64 on GPU).")] = "auto",
-    executor: Annotated[Optional[str], typer.Option(
+    executor: Annotated[str | None, typer.Option(
         "--executor", metavar="local|slurm|submitit-local",
         help="Where trials train: here (default), or each batch as one job array through submitit (Slurm, or "
              "submitit's local subprocesses), waited for; the other settings come from the config's executor: "
