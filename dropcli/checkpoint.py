@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from dropcli.config import Config
-from dropcli.runs import RunFolder, write_atomically
+from dropcli.files import write_atomically
+from dropcli.runs import RunFolder
 
 log = logging.getLogger("dropcli")
 REQUIRED_KEYS = ("epoch", "device", "stop_reason", "elapsed_s", "model", "optimizer", "scheduler",

@@ -21,8 +21,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from dropcli.files import write_atomically  # noqa: E402
 from dropcli.labels import REGULARIZER_NAMES, comparable_settings, setting_label  # noqa: E402
-from dropcli.runs import write_atomically  # noqa: E402
 
 TRAIN_STYLE: dict[str, Any] = {"color": "#1f4e79", "linestyle": "-", "linewidth": 1.8}
 VAL_STYLE: dict[str, Any] = {"color": "#c55a11", "linestyle": "--", "linewidth": 1.8}

@@ -23,8 +23,9 @@ import pandas as pd
 
 from dropcli import stats
 from dropcli.config import short_name
+from dropcli.files import write_atomically
 from dropcli.labels import REGULARIZER_NAMES, setting_label
-from dropcli.runs import LoadedRun, is_number, reported_status, write_atomically
+from dropcli.runs import LoadedRun, is_number, reported_status
 
 IGNORED_SETTINGS = {"name", "seed", "device", "threads", "dataset.root", "dataset.download"}  # never define a setting
 IGNORED_SECTIONS = ("executor.",)  # where a run ran is not what it is

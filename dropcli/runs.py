@@ -14,7 +14,6 @@ writes (locks.py: `.lock`), so two writers never share one run.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -23,7 +22,6 @@ import math
 import os
 import re
 import shutil
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any, TypeGuard
 
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
+from dropcli.files import read_regular, write_atomically
 
 log = logging.getLogger("dropcli")
 
@@ -38,32 +37,6 @@ MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not w
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
 # columns some runs add after those (Config.learned_rate_columns): read when the header names them
 EXTRA_COLUMN = re.compile(r"learned_p\d{1,3}")
-
-
-def write_atomically(path: Path, content: str | bytes, mode: int | None = None) -> None:
-    """Temporary file, fsync, rename. On any error (a full disk) the temporary file is removed. The
-    temporary file is created new (never through a link someone planted there); `mode` is applied to it
-    before anything is written."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open_new(partial) as handle:
-            if mode is not None:
-                os.fchmod(handle.fileno(), os.fstat(handle.fileno()).st_mode & mode)
-            handle.write(content.encode() if isinstance(content, str) else content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(path)  # rename replaces a link at `path` itself, never what it points to
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
-def open_new(path: Path):
-    """A binary file created here and now: whatever was at `path` (a planted symbolic link, a stale
-    temporary file) is removed first, and O_EXCL | O_NOFOLLOW refuse anything that appears meanwhile."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # removes a link itself, never its target
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666), "wb")
 
 
 class NotARunFolder(Exception):
@@ -321,17 +294,6 @@ def load_run(path: Path) -> LoadedRun:
     if status != "completed" and not problems:
         problems.append(f"status {status!r}")
     return LoadedRun(path, status, "; ".join(problems) if status != "completed" else "", config, summary, metrics)
-
-
-def read_regular(path: Path, limit: int) -> str:
-    """A text file that is a regular file of at most `limit` bytes (a FIFO planted in a shared folder would
-    block a read forever); ValueError otherwise, FileNotFoundError when missing."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(descriptor, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            raise ValueError(f"{path.name}: not a regular file of at most {limit} bytes")
-        return handle.read(limit + 1).decode("utf-8")
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:

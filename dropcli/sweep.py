@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
-from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run, read_regular, write_atomically
+from dropcli.files import read_regular, write_atomically
+from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run
 from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
 

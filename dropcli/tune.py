@@ -38,7 +38,8 @@ from typing import Any, Literal
 
 from dropcli import stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
-from dropcli.runs import PRUNED, RunFolder, is_number, load_run, write_atomically
+from dropcli.files import write_atomically
+from dropcli.runs import PRUNED, RunFolder, is_number, load_run
 from dropcli.sweep import MAX_TRIALS, SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 

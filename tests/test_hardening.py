@@ -767,7 +767,7 @@ def test_resume_of_a_run_that_completed_meanwhile_does_not_train_it_again(runner
 
 
 def test_a_real_short_write_on_a_full_disk_is_reported_as_one(runner, tiny_raw, write_config, tmp_path, monkeypatch):
-    from dropcli import runs as run_folders
+    from dropcli import files as run_folders
 
     real_open = run_folders.open_new
 
