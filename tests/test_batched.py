@@ -427,7 +427,8 @@ def test_stacked_models_draw_each_lone_models_masks_in_training(input_shape, per
     lone model draws site after site from a stream keyed by the same seed, at the same position."""
     from dropcli.config import ModelConfig
     from dropcli.masks import MaskStream, attach, keep_value, lane_cutoff
-    from dropcli.models import DropoutOptions, build_model
+    from dropcli.models import build_model
+    from dropcli.regularizers.dropout_layers import DropoutOptions
     from dropcli.stacked import STACKED_MODELS
 
     for name in STACKED_MODELS:

@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
-from dropcli.models import Dropout, DropoutOptions, build_model
+from dropcli.models import build_model
 from dropcli.regularizers import L1, L2, EarlyStopping, MaxNorm, build_regularizers, weight_parameters
+from dropcli.regularizers.dropout_layers import Dropout, DropoutOptions
 from dropcli.runs import RunFolder
 from dropcli.train import prepare, train
 
@@ -234,7 +235,7 @@ def test_more_variants_train_end_to_end(tiny_raw, tmp_path):
 
 
 def test_dropconnect_masks_weights_in_training_and_uses_them_whole_in_eval():
-    from dropcli.models import DropConnectLinear
+    from dropcli.regularizers.dropout_layers import DropConnectLinear
 
     torch.manual_seed(0)
     layer = DropConnectLinear(64, 32, p=0.5)
@@ -251,7 +252,7 @@ def test_dropconnect_masks_weights_in_training_and_uses_them_whole_in_eval():
 
 
 def test_dropblock_drops_about_p_in_contiguous_blocks():
-    from dropcli.models import DropBlock
+    from dropcli.regularizers.dropout_layers import DropBlock
 
     torch.manual_seed(0)
     layer = DropBlock(p=0.2, block_size=5)

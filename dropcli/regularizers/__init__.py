@@ -28,10 +28,10 @@ from torch import nn
 from dropcli import augmentation
 from dropcli.config import AUGMENTATIONS, ConcreteDropoutConfig, Config, EarlyStoppingConfig, RegularizerConfig
 from dropcli.data import Splits
-from dropcli.models import ConcreteDropout as ConcreteDropoutLayer
-from dropcli.models import Dropout as DropoutLayer
-from dropcli.models import DropoutOptions
 from dropcli.registry import Registry
+from dropcli.regularizers.dropout_layers import ConcreteDropout as ConcreteDropoutLayer
+from dropcli.regularizers.dropout_layers import Dropout as DropoutLayer
+from dropcli.regularizers.dropout_layers import DropoutOptions
 
 
 class Regularizer:
