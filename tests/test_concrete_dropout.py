@@ -10,7 +10,7 @@ import torch
 from dropcli import train as training
 from dropcli.cli import app
 from dropcli.config import ConfigError, validate_config
-from dropcli.regularizers import ConcreteDropout, concrete_layers
+from dropcli.regularizers.concrete_dropout import ConcreteDropout, concrete_layers
 from dropcli.regularizers.dropout_layers import ConcreteDropout as ConcreteLayer
 from dropcli.runs import RunFolder
 

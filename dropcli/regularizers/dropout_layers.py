@@ -46,6 +46,9 @@ class Dropout(StreamedDropout):
         self.base_p = self.p  # a dropout schedule sets p = base_p * factor at each epoch
         self.per_sequence = per_sequence  # on [N, T, H] sequences: one mask per sequence, reused at every step
 
+    def draws_from_stream(self) -> bool:
+        return self.p > 0.0 and self.noise == "bernoulli"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0:
             return x  # no random numbers drawn: p = 0 leaves every generator untouched
