@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from dropcli import train as training
 from dropcli.checkpoint import capture, cuda_index
 from dropcli.config import Config
-from dropcli.masks import MaskStream, keep_value, lane_cutoff
-from dropcli.regularizers import REGULARIZERS, build_regularizers
+from dropcli.masks import MaskStream
+from dropcli.regularizers import REGULARIZERS, Regularizer, Stackable, build_regularizers, per_trial_keys
 from dropcli.runs import RunFolder
 from dropcli.stacked import STACKED_MODELS, StackedModel
 
@@ -62,11 +62,6 @@ def unbatchable_reason(config: Config) -> str | None:
     return refusals[0] if refusals else None
 
 
-def per_trial_keys() -> set[str]:
-    """The `regularizer:` keys the trials of one group may differ in, as the regularizers declare them."""
-    return {key for regularizer in REGULARIZERS.values() for key in regularizer.per_trial_keys}
-
-
 def group_key(config: Config) -> str | None:
     """Trials with the same key can train as one stack; None: this one trains alone."""
     if unbatchable_reason(config) is not None:
@@ -79,23 +74,20 @@ def group_key(config: Config) -> str | None:
     return repr(shared)
 
 
-class GroupMasks:
-    """The group's dropout masks for one step: every trial's from its own stream (keyed by its seed, at the
-    position the trials share), all sites at once, with per-trial rates as [T] cutoffs and keep values."""
-
-    def __init__(self, members: list[training.Member], device: torch.device, dtype: torch.dtype):
-        rates = [m.experiment.config.regularizer.dropout for m in members]
-        self.drawing = any(p > 0 for p in rates)  # p = 0 draws nothing, as alone
-        self.stream = MaskStream([m.experiment.config.seed for m in members], device,
-                                 members[0].experiment.masks.position)
-        # p = 0 gives the cutoff -32768, which every lane passes
-        self.cutoffs = torch.tensor([lane_cutoff(p) for p in rates], dtype=torch.int16, device=device)
-        self.kept = torch.tensor([keep_value(p) for p in rates], dtype=dtype, device=device)
-
-    def draw(self, shapes: list[tuple[int, ...]]) -> list[torch.Tensor | None]:
-        if not self.drawing:
-            return [None] * len(shapes)
-        return list(self.stream.masks(shapes, self.cutoffs, self.kept))
+def stacked_regularizers(trials: list[list[Regularizer]], device: torch.device) -> list[Regularizer]:
+    """The regularizers acting on a stacked group, from each trial's own (`trials[t]`), in registry order:
+    each registered regularizer that some trial uses and that acts on the stack (Stackable.stack)."""
+    stacked = []
+    for kind in REGULARIZERS.values():
+        instances = [next((r for r in regularizers if type(r) is kind), None) for regularizers in trials]
+        if not any(instances):
+            continue
+        if not issubclass(kind, Stackable):  # group_key keeps such trials out of any group
+            raise TypeError(f"{kind.__name__} cannot act on a stacked group")
+        regularizer = kind.stack(instances, device)
+        if regularizer is not None:
+            stacked.append(regularizer)
+    return stacked
 
 
 def global_generator_state(device: torch.device) -> torch.Tensor:
@@ -194,22 +186,17 @@ class StackedStepper(training.Stepper):
         first = members[0].experiment
         build = STACKED_MODELS.lookup(first.config.model.name)
         self.model = build([m.experiment.model for m in members]).to(self.device)
-        self.optimizer = training.OPTIMIZERS[self.optimizer_config.name](list(self.model.parameters()),
-                                                                         self.optimizer_config)
-        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=first.config.epochs)
-                          if self.optimizer_config.schedule == "cosine"
-                          else torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: 1.0))
-        # the regularizers that act on the stack, with per-trial coefficients; early stopping acts per trial
-        # on each trial's lone model (the loop), dropout through the masks
-        configs = [m.experiment.config.regularizer for m in members]
-        self.regularizers = [r for r in (factory.for_trials(configs, self.device) for factory in REGULARIZERS.values())
-                             if r is not None]
+        # the regularizers that act on the stack, each from the trials' own instances (their numbers as tensors
+        # with a trial dimension; dropout's masks from each trial's stream); early stopping acts per trial on
+        # each trial's lone model (the loop)
+        self.regularizers = stacked_regularizers([m.experiment.regularizers for m in members], self.device)
+        self.optimizer, self.scheduler = training.build_optimizer(self.model, self.regularizers, first.config)
         stack = lambda name: torch.stack([getattr(m.experiment.splits, name) for m in members])  # noqa: E731
         self.x_train, self.y_train = stack("x_train"), stack("y_train")
         self.x_val, self.y_val = stack("x_val"), stack("y_val")
-        self.masks = GroupMasks(members, self.device, self.x_train.dtype)
-        # data augmentation: each trial's own instance draws its random numbers, as when it trains alone
-        self.augmenters = list(zip(*[[r for r in m.experiment.regularizers if r.augments] for m in members]))
+        # the trials' dropout-mask streams (keyed by their seeds), at the position they share
+        self.stream = MaskStream([m.experiment.config.seed for m in members], self.device,
+                                 members[0].experiment.masks.position)
 
     def shrink(self) -> None:
         """Restack without the members that stopped: every stacked member's state goes to its lone
@@ -220,16 +207,27 @@ class StackedStepper(training.Stepper):
             return
         for index in self.stacked:
             export_member(self.members[index].experiment, self.slot[index], self.model, self.optimizer,
-                          self.scheduler, self.masks.stream.position)
+                          self.scheduler, self.stream.position)
         self.build(running)
         stack_optimizer_states(self)
 
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def draw_masks(self, x: torch.Tensor) -> list[torch.Tensor | None] | None:
+        """This step's dropout masks for every site, from the regularizer that draws them (None: no dropout)."""
+        shapes = self.model.mask_shapes(x)
+        for regularizer in self.regularizers:
+            masks = regularizer.masks(self.stream, shapes) if isinstance(regularizer, Stackable) else None
+            if masks is not None:
+                return masks
+        return None
+
     def train_epoch(self, epoch: int) -> None:
         """Every running trial's batch from its own permutation, one stacked step."""
         self.shrink()
+        for regularizer in self.regularizers:
+            regularizer.start_of_epoch(epoch, self.model)
         members, x_train, y_train = [self.members[index] for index in self.stacked], self.x_train, self.y_train
         order = torch.stack([torch.randperm(len(m.experiment.splits.y_train), generator=m.experiment.batch_order)
                              for m in members]).to(self.device)
@@ -243,11 +241,11 @@ class StackedStepper(training.Stepper):
             batch = slice(start, start + self.optimizer_config.batch_size)
             x, y = (x_epoch[:, batch], y_epoch[:, batch]) if whole_epoch else \
                 (x_train[trial_index, order[:, batch]], y_train[trial_index, order[:, batch]])
-            for trials in self.augmenters:
-                x = type(trials[0]).augment_group(list(trials), x)
-            logits = self.model(x, self.masks.draw(self.model.mask_shapes(x)))
-            # each trial's mean cross-entropy, summed: the gradient of each trial's parameters is its own loss's
-            loss = F.cross_entropy(logits, y, reduction="none").mean(1).sum()
+            for regularizer in self.regularizers:
+                if regularizer.augments:  # each trial's own draws, as alone
+                    x = regularizer.augment(x)
+            logits = self.model(x, self.draw_masks(x))
+            loss = training.training_loss(self.regularizers, logits, y)
             training.take_step(self.model, loss, self.regularizers, self.optimizer)
         self.scheduler.step()
 
@@ -263,7 +261,7 @@ class StackedStepper(training.Stepper):
     def sync(self, index: int) -> None:
         if index in self.slot:  # one that left the stack got its weights then
             self.model.copy_into(self.slot[index], self.members[index].experiment.model)
-            self.members[index].experiment.masks.position = self.masks.stream.position
+            self.members[index].experiment.masks.position = self.stream.position
 
     def stop(self, index: int) -> None:
         """It leaves the stack before the next epoch trains (shrink): until then its weights are as they
@@ -271,7 +269,7 @@ class StackedStepper(training.Stepper):
 
     def state(self, index: int, epoch: int, elapsed: float) -> dict[str, Any]:
         return member_state(self.members[index], self.slot[index], self.model, self.optimizer, self.scheduler,
-                            self.generator_states[index], self.masks.stream.position, epoch, elapsed)
+                            self.generator_states[index], self.stream.position, epoch, elapsed)
 
 
 def member_state(member: training.Member, index: int, model: StackedModel, optimizer: torch.optim.Optimizer,

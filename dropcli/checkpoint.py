@@ -31,6 +31,7 @@ import torch
 
 from dropcli.config import Config
 from dropcli.files import write_atomically
+from dropcli.masks import StreamedDropout
 from dropcli.runs import RunFolder
 
 log = logging.getLogger("dropcli")
@@ -223,7 +224,8 @@ def restore(exp, state: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached_gaussian = rng["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
     exp.batch_order.set_state(rng["batch_order"])
-    if "masks" not in rng and (exp.config.regularizer.dropout or exp.config.regularizer.input_dropout):
+    streamed = any(isinstance(m, StreamedDropout) and m.draws_from_stream() for m in exp.model.modules())
+    if "masks" not in rng and streamed:
         log.warning("the checkpoint was written by a dropcli that drew dropout masks from torch's generator: the "
                     "resumed epochs draw them from the run's mask stream, so they will not repeat an "
                     "uninterrupted run of that version exactly")

@@ -19,16 +19,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from dropcli import yamlsafe
+from dropcli.regularizers import RegularizerConfig, metric_columns
+from dropcli.regularizers import check as check_regularizers
+from dropcli.schema import MAX_TEXT_LENGTH, Fraction, NonNegative, Section  # noqa: F401 (used as config.*)
 from dropcli.yamlsafe import brief
 
 
@@ -48,7 +49,6 @@ RECURRENT_MODELS = ("gru", "lstm", "rnn")
 OptimizerName = Literal["adam", "sgd"]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,3})?)$")  # cuda:N with N < 1000: no absurd indices
 MAX_NAME_LENGTH = 100  # a run folder is <name>-<timestamp>[-N]; a sweep trial's folder adds its settings
-MAX_TEXT_LENGTH = 4096  # any text value (a path is at most 4096 bytes on Linux)
 
 # Short names for config keys in folder names, table headers and figure labels.
 SHORT_NAMES = {"regularizer.dropout": "p", "model.name": "model", "dataset.name": "dataset"}
@@ -57,36 +57,6 @@ SHORT_NAMES = {"regularizer.dropout": "p", "model.name": "model", "dataset.name"
 def short_name(dotted_key: str) -> str:
     """"regularizer.dropout" → "p", "dataset.train_size" → "train_size"."""
     return SHORT_NAMES.get(dotted_key, dotted_key.rsplit(".", 1)[-1])
-
-
-Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-
-
-class Section(BaseModel):
-    # extra="forbid": a typo is an error naming the key, not a silently ignored setting.
-    # allow_inf_nan=False: lr=.inf or l2=.nan cannot train; refused here rather than diverging at epoch 1.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, str_max_length=MAX_TEXT_LENGTH)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        # a NUL breaks every path; a newline would become a shell line in an sbatch script; escapes reach terminals
-        texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
-            if isinstance(value, list) else []
-        if any(ord(char) < 32 or ord(char) == 127 for text in texts for char in text):
-            raise ValueError("must be one line: no newlines or other control characters")
-        return value
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # YAML's `true` would otherwise pass as 1 (epochs: true → one epoch; hidden_sizes: [yes] → [1])
-        if isinstance(value, bool) and cls.model_fields[str(info.field_name)].annotation is not bool:
-            raise ValueError("expected a number or text, not true/false")
-        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
-            raise ValueError("expected numbers or text in the list, not true/false")
-        return value
 
 
 class DatasetConfig(Section):
@@ -113,119 +83,6 @@ class ModelConfig(Section):
         if not value:
             raise ValueError("needs at least one size")
         return value
-
-
-class EarlyStoppingConfig(Section):
-    patience: Annotated[int, Field(gt=0)] = 10  # epochs without improvement before stopping
-    min_delta: NonNegative = 0.0  # an improvement smaller than this does not count
-    metric: Literal["val_loss", "val_acc"] = "val_loss"
-
-
-class DropBlockConfig(Section):
-    p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # share of feature-map positions dropped, in contiguous blocks
-    block_size: Annotated[int, Field(gt=0)] = 3  # side of each square (2-D) or length of each run (1-D) dropped
-
-
-class ConcreteDropoutConfig(Section):
-    """Concrete dropout (Gal, Hron & Kendall 2017): each hidden dropout layer learns its own rate."""
-
-    init_p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # every layer's rate before training
-    temperature: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # of the relaxed Bernoulli (the paper's 0.1)
-    # prior length scale l: the weight term is l^2/N * |W|^2 / (1-p) (N training examples); the rate's own
-    # term is 2/N * units * (p log p + (1-p) log(1-p)), which pulls p towards 0.5 against the data's pull
-    length_scale: NonNegative = 1e-4
-    # Adam moves a parameter by about its lr per step: at the weights' 1e-3 a rate's logit would need
-    # thousands of steps to travel, so the rates train at their own learning rate
-    rate_lr: Annotated[float, Field(gt=0.0)] = 0.01
-
-
-# Data augmentation: what each transform does and where it applies (regularizer.augmentation_transforms).
-SIGNAL_TRANSFORMS = ("shift", "scale", "noise", "correlated_noise")  # MNIST-1D: its own generator's transforms
-IMAGE_TRANSFORMS = ("crop", "flip")
-AugmentName = Literal["shift", "scale", "noise", "correlated_noise", "crop", "flip"]
-AUGMENTATIONS = {  # dataset → (the transforms that make sense on it, those used when none are named)
-    "mnist1d": (SIGNAL_TRANSFORMS, SIGNAL_TRANSFORMS),
-    "mnist": (("crop",), ("crop",)),  # digits are not mirror images of each other: a mirrored 2 is no 2
-    "fashion_mnist": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
-    "cifar10": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
-}
-WHY_NOT = {"flip": "a mirrored digit is not the same digit", "crop": "it is for images",
-           **{name: "it is one of MNIST-1D's transforms of 1-D signals" for name in SIGNAL_TRANSFORMS}}
-
-
-class RegularizerConfig(Section):
-    """Every regularizer is off by default; `regularizer: none` in YAML means exactly this."""
-
-    # label=: the regularizer's name in reports. A labelled key switches a regularizer on when it is not 0/null,
-    # and belongs to exactly one registered regularizer (tests/test_regularizers.py checks both ways)
-    # rate p: each hidden activation is zeroed with probability p while training
-    dropout: Fraction = Field(0.0, json_schema_extra={"label": "dropout"})
-    # where the correction for dropped units goes: ×1/(1-p) while training (inverted) or ×(1-p) at test
-    # time (scale_at_test, the original 2012/2014 formulation); the expected activations are the same
-    dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
-    # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
-    input_dropout: Fraction = Field(0.0, json_schema_extra={"label": "input dropout"})
-    # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
-    gaussian_dropout: Fraction = Field(0.0, json_schema_extra={"label": "gaussian dropout"})
-    # rate on the weights of hidden linear layers: y = f((W ⊙ M) x + b), M per batch
-    dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"})
-    # cnn: drop contiguous blocks of feature maps in the conv blocks
-    dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"})
-    # gru, lstm, rnn: naive draws a new mask at every time step; variational (locked) one per sequence, reused
-    rnn_dropout: Literal["naive", "variational"] = "naive"
-    # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
-    # over the first `dropout_schedule_epochs` epochs, then stays put
-    dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = "constant"
-    dropout_schedule_epochs: Annotated[int, Field(gt=0)] = 10
-    # adaptive dropout: the hidden layers learn their rates (mlp, cnn); replaces `dropout` on hidden units
-    concrete_dropout: ConcreteDropoutConfig | None = Field(None, json_schema_extra={"label": "Concrete dropout"})
-    # data augmentation of training batches (never validation or test), on the device, deterministic per seed.
-    # Strength: 0 off, 1 the standard magnitudes (MNIST-1D: its generator's own; images: crop padding 1/8 of
-    # the side, i.e. 4 px on CIFAR-10), scaled in between and beyond (at most 4)
-    augmentation: Annotated[float, Field(ge=0.0, le=4.0)] = Field(0.0, json_schema_extra={"label": "augmentation"})
-    # which transforms; null: the dataset's (mnist1d: shift, scale, noise, correlated_noise; mnist: crop;
-    # fashion_mnist, cifar10: crop, flip)
-    augmentation_transforms: list[AugmentName] | None = None
-    # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
-    l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"})
-    l1: NonNegative = Field(0.0, json_schema_extra={"label": "L1"})  # penalty l1 * sum(|w|) over weights (not biases)
-    # each unit's incoming weight vector clipped to this norm
-    max_norm: Annotated[float, Field(gt=0.0)] | None = Field(None, json_schema_extra={"label": "max-norm"})
-    # None: train for all epochs
-    early_stopping: EarlyStoppingConfig | None = Field(None, json_schema_extra={"label": "early stopping"})
-
-    @field_validator("dropout", "input_dropout", "dropconnect")
-    @classmethod
-    def _resolvable_rate(cls, value: float) -> float:
-        if round(value * 65536) >= 65536:  # masks resolve p to 1/65536 (masks.MASK_LEVELS)
-            raise ValueError("must be at most 0.9999923 (masks resolve p to 1/65536): nothing would be left to "
-                             "train")
-        return value
-
-    @model_validator(mode="after")
-    def _one_noise_for_hidden_units(self) -> RegularizerConfig:
-        if self.dropout and self.gaussian_dropout:
-            raise ValueError("dropout and gaussian_dropout both act on the hidden units: set one of them to 0")
-        if self.concrete_dropout is not None:
-            fixed = [key for key in ("dropout", "gaussian_dropout", "dropblock") if getattr(self, key)]
-            if fixed:
-                raise ValueError(f"regularizer.concrete_dropout learns the hidden units' rate: set "
-                                 f"regularizer.{fixed[0]} to 0 (or null)")
-        return self
-
-    @model_validator(mode="before")
-    @classmethod
-    def _none_means_off(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, str) and value.lower() == "none"):
-            return {}
-        return value
-
-
-def regularizer_labels() -> dict[str, str]:
-    """"regularizer.l2" → "L2": every key that switches a regularizer on, with its name in reports."""
-    return {f"regularizer.{name}": str(field.json_schema_extra["label"])  # type: ignore[index]
-            for name, field in RegularizerConfig.model_fields.items()
-            if isinstance(field.json_schema_extra, dict) and "label" in field.json_schema_extra}
 
 
 class OptimizerConfig(Section):
@@ -301,29 +158,13 @@ class Config(Section):
         return value
 
     @model_validator(mode="after")
-    def _variants_the_model_has(self) -> Config:
-        if self.regularizer.dropblock is not None and self.model.name != "cnn":
-            raise ValueError(f"regularizer.dropblock needs feature maps: only model.name cnn has them "
-                             f"(got {self.model.name})")
-        if self.regularizer.dropconnect and self.model.name in RECURRENT_MODELS:
-            raise ValueError("regularizer.dropconnect acts on hidden linear layers: model.name mlp or cnn "
-                             f"(the {self.model.name} has none)")
-        if self.regularizer.concrete_dropout is not None and self.model.name not in ("mlp", "cnn"):
-            raise ValueError(f"regularizer.concrete_dropout: model.name mlp or cnn (not {self.model.name}; "
-                             f"recurrent models take regularizer.dropout)")
-        allowed = AUGMENTATIONS[self.dataset.name][0]
-        wrong = [t for t in self.regularizer.augmentation_transforms or () if t not in allowed]
-        if wrong:
-            raise ValueError(f"regularizer.augmentation_transforms: {wrong[0]} does not apply to "
-                             f"{self.dataset.name} ({WHY_NOT[wrong[0]]}); allowed there: {', '.join(allowed)}")
+    def _regularizers_fit(self) -> Config:
+        check_regularizers(self)  # each regularizer's cross-checks against the model and data sections
         return self
 
     def learned_rate_columns(self) -> list[str]:
-        """metrics.csv's columns for Concrete dropout's learned rates, one per hidden dropout layer."""
-        if self.regularizer.concrete_dropout is None:
-            return []
-        layers = len(self.model.hidden_sizes) if self.model.name == "mlp" else len(self.model.channels) + 1
-        return [f"learned_p{i}" for i in range(1, layers + 1)]
+        """metrics.csv's columns the regularizers add after the standard ones (Concrete dropout's learned rates)."""
+        return metric_columns(self)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli.masks import from_global_generator
-from dropcli.models import ConcreteDropout, DropBlock, DropConnectLinear, Dropout
+from dropcli.regularizers.dropout_layers import ConcreteDropout, DropBlock, DropConnectLinear, Dropout
 
 STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock, ConcreteDropout)
 

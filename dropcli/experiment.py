@@ -46,6 +46,22 @@ OPTIMIZERS: dict[str, Callable[[list[Any], OptimizerConfig], torch.optim.Optimiz
 }
 
 
+def build_optimizer(model: nn.Module, regularizers: list[Regularizer], config: Config,
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimizer and learning-rate schedule of a lone model or a stacked group alike. Parameters a
+    regularizer trains with settings of its own (Concrete dropout's rates) get their own group."""
+    own = [group for regularizer in regularizers for group in regularizer.parameter_groups(model)]
+    taken = {id(p) for group in own for p in group["params"]}
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    optimizer = OPTIMIZERS[config.optimizer.name]([{"params": rest}, *own] if own else rest, config.optimizer)
+    if config.optimizer.schedule == "cosine":
+        scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    return optimizer, scheduler
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -160,15 +176,7 @@ def prepare(config: Config, shared_splits: dict[tuple[str, int, str], Splits] | 
     check_model_fits(config, splits, model_options, device)
     seed_everything(config.seed)
     model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
-    # parameters a regularizer trains with settings of its own (Concrete dropout's rates) get their own group
-    own = [group for regularizer in regularizers for group in regularizer.parameter_groups(model)]
-    taken = {id(p) for group in own for p in group["params"]}
-    rest = [p for p in model.parameters() if id(p) not in taken]
-    optimizer = OPTIMIZERS[config.optimizer.name]([{"params": rest}, *own] if own else rest, config.optimizer)
-    if config.optimizer.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    optimizer, scheduler = build_optimizer(model, regularizers, config)
     batch_order = torch.Generator().manual_seed(config.seed)
     masks = MaskStream([config.seed], device)
     attach(model, masks)

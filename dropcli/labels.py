@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from dropcli.config import regularizer_labels, short_name
+from dropcli import regularizers
+from dropcli.config import short_name
 
-REGULARIZER_NAMES = regularizer_labels()  # "regularizer.l2" → "L2", declared with the config schema
+REGULARIZER_NAMES = regularizers.labels()  # "regularizer.l2" → "L2", each declared by its regularizer
 
 
 def comparable_settings(summary, row, keys: list[str]):
@@ -34,10 +34,7 @@ def setting_label(row, keys: list[str]) -> str:
 def format_setting(key: str, value: Any) -> str:
     if key in REGULARIZER_NAMES and value in (0, 0.0, "off", None):
         return ""
-    if key == "regularizer.early_stopping":
-        options = json.loads(value) if isinstance(value, str) else value
-        return f"early stopping (patience {options['patience']}, {options['metric']})"
-    if key == "regularizer.dropblock":
-        options = json.loads(value) if isinstance(value, str) else value
-        return f"DropBlock (p={options['p']:g}, block {options['block_size']})"
+    words = regularizers.format_setting(key, value)  # the regularizer's own words for its settings
+    if words is not None:
+        return words
     return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"

@@ -133,6 +133,10 @@ class StreamedDropout(nn.Module):
 
     stream: MaskStream | None = None
 
+    def draws_from_stream(self) -> bool:
+        """Whether training draws this layer's masks from the run's stream (a checkpoint keeps its position)."""
+        return False
+
 
 def attach(model: nn.Module, stream: MaskStream | None) -> None:
     """Every streamed dropout layer of `model` draws its masks from `stream` (None: torch's generator)."""

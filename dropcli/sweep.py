@@ -34,6 +34,7 @@ from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.files import read_regular, write_atomically
 from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run
+from dropcli.schema import without_new_defaults
 from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
 
@@ -174,7 +175,9 @@ class SweepSpec:
     def fingerprint(self) -> str:
         # how many threads run it is not what the sweep is (like its executor): the same sweep may be resumed
         # with another --threads, and folders made before the key existed keep their name
-        what = {**self.to_dict(), "base": {k: v for k, v in self.base.items() if k != "threads"}}
+        # and keys added since, at their defaults, leave it as it was: a sweep folder of an earlier release resumes
+        what = {**self.to_dict(), "base": without_new_defaults(Config, {k: v for k, v in self.base.items()
+                                                                         if k != "threads"})}
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     def trials(self) -> list[Trial]:

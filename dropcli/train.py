@@ -35,7 +35,7 @@ from dropcli.checkpoint import (
 from dropcli.config import Config, ConfigError
 from dropcli.data import shuffled_batches
 from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
-from dropcli.experiment import OPTIMIZERS, Experiment, prepare, resolve_device  # noqa: F401 (used as training.*)
+from dropcli.experiment import OPTIMIZERS, Experiment, build_optimizer, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
 from dropcli.regularizers import Regularizer, changes_weights_after_evaluation
 from dropcli.runs import RunFolder, read_metrics_tolerantly
@@ -117,7 +117,20 @@ def train_one_epoch(exp: Experiment) -> None:
                                  exp.batch_order):
         for augmenter in augmenters:  # training batches only: evaluate() never augments
             x = augmenter.augment(x)
-        take_step(exp.model, F.cross_entropy(exp.model(x), y), exp.regularizers, exp.optimizer)
+        take_step(exp.model, training_loss(exp.regularizers, exp.model(x), y), exp.regularizers, exp.optimizer)
+
+
+def training_loss(regularizers: list[Regularizer], logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The loss a training step minimizes, before penalties: the first regularizer that supplies one (label
+    smoothing), else cross-entropy (a lone model's mean; a stacked group's per-trial means, summed: the gradient
+    of each trial's parameters is its own loss's)."""
+    for regularizer in regularizers:
+        loss = regularizer.loss(logits, y)
+        if loss is not None:
+            return loss
+    if logits.ndim == 3:  # a stacked group: [T, classes, B]
+        return F.cross_entropy(logits, y, reduction="none").mean(1).sum()
+    return F.cross_entropy(logits, y)
 
 
 def take_step(model: nn.Module, loss: torch.Tensor, regularizers: list[Regularizer],

@@ -39,24 +39,17 @@ from typing import Any, Literal
 from dropcli import stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
 from dropcli.files import write_atomically
+from dropcli.regularizers import build_regularizers, search_spaces
 from dropcli.runs import PRUNED, RunFolder, is_number, load_run
+from dropcli.schema import without_new_defaults
 from dropcli.sweep import MAX_TRIALS, SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
 from dropcli.yamlsafe import brief
 
 log = logging.getLogger("dropcli")
 JOURNAL = "optuna.journal"
 RECORD = "tune.json"
-# What each regularizer's study searches: dotted config key → (kind, low, high, log scale), or ("choice", options)
-SEARCH_SPACES: dict[str, dict[str, tuple[Any, ...]]] = {
-    "dropout": {"regularizer.dropout": ("float", 0.0, 0.8, False)},
-    "l2": {"regularizer.l2": ("float", 1e-6, 1e-1, True)},
-    "l1": {"regularizer.l1": ("float", 1e-7, 1e-2, True)},
-    "max_norm": {"regularizer.max_norm": ("float", 0.5, 20.0, True)},
-    # which metric it watches matters as much as its patience (docs/claims.md, claim 2): both are tuned
-    "early_stopping": {"regularizer.early_stopping.patience": ("int", 1, 30, False),
-                       "regularizer.early_stopping.metric": ("choice", ("val_loss", "val_acc"))},
-    "augmentation": {"regularizer.augmentation": ("float", 0.0, 2.0, False)},
-}
+# What each regularizer's study searches, as each regularizer declares it (its module's search_space)
+SEARCH_SPACES = search_spaces()
 METRICS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_acc": "maximize"}
 BASELINE = "none"
 # median pruning: no trial is pruned before this many trials of its study completed, nor before 1/5 of its epochs
@@ -104,7 +97,9 @@ class TuneSpec:
                 "metric": self.metric, "search_spaces": {s: search_space(s) for s in self.regularizers}}
 
     def fingerprint(self) -> str:
-        what = {**self.to_dict(), "base": {k: v for k, v in self.base.items() if k not in ("threads", "executor")}}
+        # keys added since (at their defaults) leave it as it was: a tune folder of an earlier release resumes
+        base = without_new_defaults(Config, {k: v for k, v in self.base.items() if k not in ("threads", "executor")})
+        what = {**self.to_dict(), "base": base}
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     @property
@@ -119,8 +114,6 @@ class TuneSpec:
 
 
 def build_spec(base: Config, regularizers: str, trials: int, seeds: int, metric: str) -> TuneSpec:
-    from dropcli.regularizers import build_regularizers
-
     if metric not in METRICS:
         raise TuneError(f"--metric {brief(metric)}: expected one of {', '.join(METRICS)}")
     if trials < 1:

@@ -10,8 +10,8 @@ import torch
 from dropcli import train as training
 from dropcli.cli import app
 from dropcli.config import ConfigError, validate_config
-from dropcli.models import ConcreteDropout as ConcreteLayer
-from dropcli.regularizers import ConcreteDropout, concrete_layers
+from dropcli.regularizers.concrete_dropout import ConcreteDropout, concrete_layers
+from dropcli.regularizers.dropout_layers import ConcreteDropout as ConcreteLayer
 from dropcli.runs import RunFolder
 
 

@@ -83,7 +83,7 @@ def test_a_run_with_mc_samples_records_both_evaluations(tiny_raw, tmp_path):
 
 
 def test_mc_dropout_samples_dropconnect_layers_too():
-    from dropcli.models import DropoutOptions
+    from dropcli.regularizers.dropout_layers import DropoutOptions
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden_sizes=[64]), (40,), 10, DropoutOptions(dropconnect_p=0.5))

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.models import Dropout, RecurrentLayer, build_model
+from dropcli.models import RecurrentLayer, build_model
+from dropcli.regularizers.dropout_layers import Dropout
 
 SHAPES = {"mnist1d": (40,), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -61,7 +62,7 @@ def test_hand_written_recurrent_layers_match_torch(cell, reference_class):
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
 def test_variational_masks_are_constant_across_time_steps_in_every_recurrent_model(cell):
-    from dropcli.models import DropoutOptions
+    from dropcli.regularizers.dropout_layers import DropoutOptions
 
     model = build_model(ModelConfig(name=cell, hidden_size=6), (40,), 10, DropoutOptions(p=0.5, per_sequence=True))
     model.train()

@@ -4,9 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from dropcli.config import EarlyStoppingConfig, ModelConfig, RegularizerConfig, validate_config
-from dropcli.models import Dropout, DropoutOptions, build_model
-from dropcli.regularizers import L1, L2, EarlyStopping, MaxNorm, build_regularizers, weight_parameters
+from dropcli.config import ModelConfig, validate_config
+from dropcli.models import build_model
+from dropcli.regularizers import RegularizerConfig, build_regularizers, weight_parameters
+from dropcli.regularizers.dropout_layers import Dropout, DropoutOptions
+from dropcli.regularizers.early_stopping import EarlyStopping, EarlyStoppingConfig
+from dropcli.regularizers.l1 import L1
+from dropcli.regularizers.l2 import L2
+from dropcli.regularizers.max_norm import MaxNorm
 from dropcli.runs import RunFolder
 from dropcli.train import prepare, train
 
@@ -202,7 +207,7 @@ def test_each_recurrent_model_locks_its_masks_over_time_only_under_variational_d
 
 
 def test_dropout_schedules_ramp_p_over_the_given_epochs():
-    from dropcli.config import RegularizerConfig
+    from dropcli.regularizers import RegularizerConfig
 
     warmup = build_regularizers(RegularizerConfig(dropout=0.4, dropout_schedule="linear_warmup",
                                                   dropout_schedule_epochs=4))[0]
@@ -234,7 +239,7 @@ def test_more_variants_train_end_to_end(tiny_raw, tmp_path):
 
 
 def test_dropconnect_masks_weights_in_training_and_uses_them_whole_in_eval():
-    from dropcli.models import DropConnectLinear
+    from dropcli.regularizers.dropout_layers import DropConnectLinear
 
     torch.manual_seed(0)
     layer = DropConnectLinear(64, 32, p=0.5)
@@ -251,7 +256,7 @@ def test_dropconnect_masks_weights_in_training_and_uses_them_whole_in_eval():
 
 
 def test_dropblock_drops_about_p_in_contiguous_blocks():
-    from dropcli.models import DropBlock
+    from dropcli.regularizers.dropout_layers import DropBlock
 
     torch.manual_seed(0)
     layer = DropBlock(p=0.2, block_size=5)
@@ -305,3 +310,32 @@ def test_dropconnect_needs_hidden_linear_layers():
 
     with pytest.raises(ConfigError, match="dropconnect"):
         load_config(None, ["model.name=gru", "regularizer.dropconnect=0.3"])
+
+
+def test_every_registered_regularizer_declares_its_keys_once_and_they_make_the_schema():
+    """The `regularizer:` section is the registry's settings: each key belongs to one regularizer (a second
+    would silently replace the first's field), per-trial keys are its own, and tune's spaces set its keys."""
+    from dropcli.regularizers import REGULARIZERS, RegularizerConfig, labels, search_spaces
+
+    owners: dict[str, list[str]] = {}
+    for name, regularizer in REGULARIZERS.items():
+        assert set(regularizer.per_trial_keys) <= set(regularizer.config_keys()), name
+        for key in regularizer.config_keys():
+            owners.setdefault(key, []).append(name)
+        for dotted in regularizer.search_space:
+            assert dotted.split(".")[1] in regularizer.config_keys(), (name, dotted)
+    assert all(len(names) == 1 for names in owners.values()), owners
+    assert list(RegularizerConfig.model_fields) == list(owners)
+    assert {key.removeprefix("regularizer.") for key in labels()} <= set(owners)
+    assert set(search_spaces()) <= set(REGULARIZERS)
+
+
+def test_validating_a_config_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dropcli.config import load_config; load_config('configs/quickstart.yaml', "
+            "['regularizer.label_smoothing=0.1', 'regularizer.dropout=0.2']); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

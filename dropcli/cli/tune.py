@@ -22,6 +22,7 @@ from dropcli.cli.common import (
 )
 from dropcli.config import load_config
 from dropcli.display import plain
+from dropcli.regularizers import search_spaces
 from dropcli.signals import Terminated, stop_on_sigterm
 
 TuneSetOption = Annotated[
@@ -33,6 +34,19 @@ TuneSetOption = Annotated[
 ]
 
 
+def described_spaces() -> str:
+    """Each tunable regularizer with what its study searches, from its own search_space: "l2 (1e-06..0.1, log)"."""
+    def one(name: str, key: str, space: tuple) -> str:
+        kind, *bounds = space
+        values = " or ".join(bounds[0]) if kind == "choice" else \
+            f"{bounds[0]:g}..{bounds[1]:g}" + (", log" if bounds[2] else "")
+        leaf = key.rsplit(".", 1)[-1]
+        return values if leaf == name else f"{leaf} {values}"
+
+    return ", ".join(f"{name} ({', '.join(one(name, key, space) for key, space in spaces.items())})"
+                     for name, spaces in search_spaces().items())
+
+
 def tune(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(dir_okay=False, metavar="CONFIG", callback=config_file,
@@ -40,9 +54,8 @@ def tune(
                       ] = Path("configs/quickstart.yaml"),
     regularizers: Annotated[str, typer.Option(
         "--regularizers", metavar="R1,R2,R1+R2",
-        help="The regularizers to tune, each its own study: dropout (p in 0..0.8), l2 (1e-6..0.1, log), l1 "
-             "(1e-7..0.01, log), max_norm (0.5..20, log), early_stopping (patience 1..30, metric val_loss or "
-             "val_acc), augmentation (strength 0..2); join with + to tune a combination, e.g. dropout+l2.")
+        help=f"The regularizers to tune, each its own study: {described_spaces()}; join with + to tune a "
+             f"combination, e.g. dropout+l2.")
                     ] = "dropout,l2,early_stopping,augmentation",
     trials: Annotated[int, typer.Option("--trials", help="The budget: trials per regularizer, the same for each "
                                                          "(pruned and failed ones count).")] = 20,

@@ -1,0 +1,127 @@
+"""Data augmentation: each training batch transformed on the device (the transforms are dropcli/augmentation.py),
+the random numbers from a generator of the run's own (seeded by its seed), so a run is repeatable and a resume
+exact. Stacked, each trial draws from its own generator as alone, and one transform is applied to all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from dropcli.regularizers.base import REGULARIZERS, Regularizer, Stackable
+from dropcli.schema import Section
+
+if TYPE_CHECKING:
+    import torch
+
+    from dropcli.augmentation import Draws
+    from dropcli.config import Config
+    from dropcli.data import Splits
+
+# What each transform does and where it applies (regularizer.augmentation_transforms)
+SIGNAL_TRANSFORMS = ("shift", "scale", "noise", "correlated_noise")  # MNIST-1D: its own generator's transforms
+IMAGE_TRANSFORMS = ("crop", "flip")
+AugmentName = Literal["shift", "scale", "noise", "correlated_noise", "crop", "flip"]
+AUGMENTATIONS = {  # dataset → (the transforms that make sense on it, those used when none are named)
+    "mnist1d": (SIGNAL_TRANSFORMS, SIGNAL_TRANSFORMS),
+    "mnist": (("crop",), ("crop",)),  # digits are not mirror images of each other: a mirrored 2 is no 2
+    "fashion_mnist": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
+    "cifar10": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
+}
+WHY_NOT = {"flip": "a mirrored digit is not the same digit", "crop": "it is for images",
+           **{name: "it is one of MNIST-1D's transforms of 1-D signals" for name in SIGNAL_TRANSFORMS}}
+
+
+class AugmentationSettings(Section):
+    # data augmentation of training batches (never validation or test), on the device, deterministic per seed.
+    # Strength: 0 off, 1 the standard magnitudes (MNIST-1D: its generator's own; images: crop padding 1/8 of
+    # the side, i.e. 4 px on CIFAR-10), scaled in between and beyond (at most 4)
+    augmentation: Annotated[float, Field(ge=0.0, le=4.0)] = Field(0.0, json_schema_extra={"label": "augmentation"})
+    # which transforms; null: the dataset's (mnist1d: shift, scale, noise, correlated_noise; mnist: crop;
+    # fashion_mnist, cifar10: crop, flip)
+    augmentation_transforms: list[AugmentName] | None = None
+
+
+@REGULARIZERS.register("augmentation")
+class Augmentation(Stackable, Regularizer):
+    settings = AugmentationSettings
+    search_space = {"regularizer.augmentation": ("float", 0.0, 2.0, False)}
+    augments = True
+
+    def __init__(self, strength: float, transforms: tuple[str, ...] | None):
+        self.strength, self.requested = strength, transforms
+        self.transforms: tuple[str, ...] = transforms or ()
+        self.generator: torch.Generator | None = None
+
+    @classmethod
+    def check(cls, config: Any) -> None:
+        allowed = AUGMENTATIONS[config.dataset.name][0]
+        wrong = [t for t in config.regularizer.augmentation_transforms or () if t not in allowed]
+        if wrong:
+            raise ValueError(f"regularizer.augmentation_transforms: {wrong[0]} does not apply to "
+                             f"{config.dataset.name} ({WHY_NOT[wrong[0]]}); allowed there: {', '.join(allowed)}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> Augmentation | None:
+        if not config.augmentation:
+            return None
+        return cls(config.augmentation, tuple(config.augmentation_transforms) if config.augmentation_transforms
+                   else None)
+
+    def describe(self) -> str:
+        return f"augmentation {self.strength:g}" + (f" ({', '.join(self.requested)})" if self.requested else "")
+
+    def start(self, config: Config, splits: Splits, device: torch.device) -> None:
+        import torch  # here, not at the top: keeps torch off the --help path
+
+        from dropcli import augmentation
+
+        self.transforms = self.requested or AUGMENTATIONS[config.dataset.name][1]
+        self.generator = torch.Generator(device=device).manual_seed(augmentation.seed_for(config.seed))
+
+    def draw(self, x: torch.Tensor) -> Draws:
+        from dropcli import augmentation  # here: keeps torch off the --help path
+
+        assert self.generator is not None, "start() was not called"
+        return augmentation.draw(self.transforms, x.shape[0], tuple(x.shape[1:]), self.strength, self.generator)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        from dropcli import augmentation  # here: keeps torch off the --help path
+
+        return augmentation.apply(x, self.draw(x), self.strength)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state() if self.generator is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
+
+    @classmethod
+    def stack(cls, trials: Sequence[Regularizer | None], device: torch.device) -> Regularizer | None:
+        # the trials of a group share the strength and transforms (not per-trial keys): each is on, or none
+        return StackedAugmentation([t for t in trials if isinstance(t, Augmentation)]) if any(trials) else None
+
+
+class StackedAugmentation(Regularizer):
+    """A stacked group's batch [T, B, ...]: each trial's slice with its own instance's draws, one transform."""
+
+    augments = True
+
+    def __init__(self, trials: list[Augmentation]):
+        self.trials = trials
+
+    def describe(self) -> str:
+        return self.trials[0].describe()
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        import torch  # here, not at the top: keeps torch off the --help path
+
+        from dropcli import augmentation
+
+        draws = [trial.draw(part) for trial, part in zip(self.trials, x)]
+        joined = {name: torch.cat([d[name] for d in draws]) for name in draws[0]}
+        flat = augmentation.apply(x.reshape(-1, *x.shape[2:]), joined, self.trials[0].strength)
+        return flat.view(x.shape)
