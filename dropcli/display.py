@@ -197,7 +197,7 @@ class SweepProgress(SweepObserver):
 
 def summary_table(summary, title: str) -> Table:
     """One row per setting: mean ± std over seeds; the best setting (by validation accuracy) in bold green."""
-    from dropcli.report import mean_std, runs_and_seeds
+    from dropcli.labels import mean_std, runs_and_seeds
 
     table = Table(title=escape(title), title_justify="left")
     longest = max((len(str(s)) for s in summary["setting"]), default=7) + 7

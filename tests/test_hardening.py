@@ -330,7 +330,7 @@ def test_a_signal_while_the_picture_is_drawn_keeps_the_run_completed_and_says_so
     def interrupted(folders):
         raise stop
 
-    monkeypatch.setattr("dropcli.plots.draw_run_curves", interrupted)
+    monkeypatch.setattr("dropcli.run_plots.draw_run_curves", interrupted)
     result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path), "--quiet"])
     [run] = tmp_path.glob("*/summary.json")
     assert result.exit_code == code and "interrupted after the run completed" in result.output, result.output
@@ -724,7 +724,7 @@ def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config
 
 
 def test_a_summary_that_is_no_file_is_unknown_not_pending(tmp_path):
-    from dropcli.sweep import run_status
+    from dropcli.run_reading import run_status
 
     for name, plant in (("fifo", os.mkfifo), ("dangling", lambda path: path.symlink_to(tmp_path / "gone"))):
         (tmp_path / name).mkdir()

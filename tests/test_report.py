@@ -11,7 +11,8 @@ import yaml
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.report import ReportError, build_report
-from dropcli.runs import METRIC_COLUMNS, RunFolder
+from dropcli.run_reading import METRIC_COLUMNS
+from dropcli.runs import RunFolder
 from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
 from dropcli.train import prepare, run_experiment
 
@@ -73,7 +74,7 @@ def test_report_writes_tables_figures_and_markdown(runs_root, tmp_path):
 
 
 def test_a_broken_run_does_not_hide_its_readable_parts(runs_root, tmp_path):
-    from dropcli.runs import load_run
+    from dropcli.run_reading import load_run
 
     broken = load_run(runs_root / "broken-run")
     assert broken.status == "broken" and len(broken.metrics) == 1  # the truncated second row is dropped
@@ -171,7 +172,7 @@ def test_an_mlflow_store_inside_the_reported_folder_is_not_taken_for_runs(tmp_pa
 def test_a_folder_that_cannot_be_read_is_named_not_silently_skipped(tmp_path, monkeypatch, caplog):
     import os
 
-    from dropcli.runs import discover_run_folders
+    from dropcli.run_reading import discover_run_folders
 
     write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5)
     (tmp_path / "locked").mkdir()
@@ -262,7 +263,7 @@ def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_pa
     import numpy as np
     from PIL import Image
 
-    from dropcli.plots import RunCurves, plot_run_curves
+    from dropcli.run_plots import RunCurves, plot_run_curves
 
     def rows(slope, epochs):
         return [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 + slope * e, "train_acc": 1 - 0.5 / e,
@@ -284,7 +285,7 @@ def test_a_run_picture_does_not_inherit_the_axes_of_the_picture_drawn_before_it(
     import numpy as np
     from PIL import Image
 
-    from dropcli.plots import RunCurves, RunCurvesFigure, plot_run_curves
+    from dropcli.run_plots import RunCurves, RunCurvesFigure, plot_run_curves
 
     def rows(epochs, loss):
         return [{"epoch": e, "train_loss": loss / e, "val_loss": loss, "train_acc": 0.9, "val_acc": 0.5}
@@ -319,7 +320,7 @@ def test_settings_tied_on_validation_are_called_tied_not_best(runner, tiny_raw, 
 def test_figures_with_many_settings_show_the_best_and_the_baselines():
     import pandas as pd
 
-    from dropcli.plots import OVERFITTING_PANELS, shown_settings
+    from dropcli.report_plots import OVERFITTING_PANELS, shown_settings
 
     summary = pd.DataFrame({"setting": [f"s{i}" for i in range(40)],
                             "regularizers": ["none" if i in (3, 30) else "dropout" for i in range(40)],
