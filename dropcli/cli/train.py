@@ -145,7 +145,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
             f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)"
         )
     except KeyboardInterrupt as stop:
-        missing = "" if drawn else f"; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it)"
+        missing = "" if drawn else (f"; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it "
+                                    f"into its report folder)")
         errors.print(f"[yellow]interrupted[/yellow] after the run completed: {escape(str(run.path))} holds its "
                      f"results{missing}", highlight=False)
         raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED) from None
