@@ -5,6 +5,7 @@ A run's status has one home, here:
     recorded_status   what summary.json says (running | completed | failed | interrupted), or None
     load_run          the run as a report reads it: recorded, or broken with a reason
     run_status        what a sweep needs to know of a trial's folder: also pending (never started) and unknown
+    watched_status    what `status` shows: also "running (stale)" (says running, but no process holds it)
     reported_status   what tables and exports show: a completed run that tune's pruner ended is "pruned"
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from dropcli import yamlsafe
+from dropcli import locks, yamlsafe
 from dropcli.config import ConfigError, validate_config
 from dropcli.files import read_regular
 
@@ -33,6 +34,8 @@ EXTRA_COLUMN = re.compile(r"learned_p\d{1,3}")
 
 RUN_MARKERS = ("config.yaml", "metrics.csv", "summary.json")
 RECORDED_STATUSES = ("running", "completed", "failed", "interrupted")  # what a summary.json of dropcli's says
+# every status `status` can show, in the order it lists them
+WATCHED_STATUSES = ("completed", "running", "running (stale)", "failed", "interrupted", "broken", "pending", "unknown")
 # how the stop_reason of a trial that tune's pruner ended begins: a completed run folder, left out of statistics
 PRUNED = "pruned"
 
@@ -77,6 +80,13 @@ def run_status(folder: Path) -> str:
     if status == "completed" and load_run(folder).status != "completed":
         return "broken"
     return status
+
+
+def watched_status(folder: Path) -> str:
+    """run_status, and "running (stale)" for a run whose summary says running but that no process owns:
+    it was killed (rerunning its sweep continues it). Asked without taking the folder's lock for long."""
+    status = run_status(folder)
+    return "running (stale)" if status == "running" and locks.holder_of(folder) is None else status
 
 
 # MLflow's stores (export's `sqlite:///…` keeps artifacts in `mlartifacts/` beside the database; a file store

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.files import read_regular, write_atomically
-from dropcli.run_reading import load_run, recorded_status, run_status
+from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
 from dropcli.runs import NotARunFolder, RunFolder
 from dropcli.schema import without_new_defaults
 from dropcli.signals import Terminated, interruption_reason
@@ -363,10 +363,7 @@ def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
         folder = sweep_dir / trial["name"]
         if folder.parent != sweep_dir:  # a name with a path in it: not ours
             raise SweepError(f"{sweep_dir}/sweep.json is corrupted (trial {brief(trial['name'])})")
-        status = run_status(folder)
-        if status == "running" and locks.holder_of(folder) is None:
-            status = "running (stale)"
-        statuses[trial["name"]] = status
+        statuses[trial["name"]] = watched_status(folder)
     return statuses
 
 

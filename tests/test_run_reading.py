@@ -81,3 +81,15 @@ def test_a_summary_that_is_no_file_is_unknown_not_pending(tmp_path):
         assert run_status(tmp_path / name) == "unknown"
     (tmp_path / "fresh").mkdir()
     assert run_status(tmp_path / "fresh") == "pending"
+
+
+def test_a_run_said_running_that_no_process_holds_is_stale(tmp_path):
+    from dropcli import locks
+    from dropcli.run_reading import watched_status
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"status": "running"}))
+    assert watched_status(folder) == "running (stale)"  # killed: nobody owns it
+    with locks.acquire(folder):
+        assert watched_status(folder) == "running"
