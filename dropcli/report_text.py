@@ -33,11 +33,24 @@ class Report:
     run_curves: list[Path] = field(default_factory=list)  # curves.png drawn here for run folders that had none
 
 
+# what would make Markdown of text: code spans, emphasis (an underscore inside a word, as in val_loss, never is),
+# links and images ([ ] are enough: "(" only matters after "]"), strikethrough and table column breaks
+MARKDOWN_INLINE = re.compile(r"[\\`*\[\]~|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# and at the start of a cell or a list item: a heading or a nested list (an ordered list's number: below; a quote
+# cannot start: html.escape made its ">" an entity)
+MARKDOWN_BLOCK_START = re.compile(r"^(?:#{1,6}|[+-])(?=\s|$)")
+
+
 def markdown_text(value: Any) -> str:
-    """Text from a run folder, safe inside report.md (and a table cell): no HTML, links, emphasis or
-    column breaks of its own."""
+    """Text from a run folder, safe inside report.md (and a table cell): no HTML, links, emphasis, blocks or
+    column breaks of its own. Only what Markdown would read is escaped, so that the text reads as written
+    ("early stopping (patience 10, val_loss)", not "\\(patience 10, val\\_loss\\)")."""
     text = html.escape(" ".join(str(value).split()), quote=False)
-    return re.sub(r"([\\`*_\[\]{}()#+!|~])", r"\\\1", text)
+    text = MARKDOWN_INLINE.sub(lambda found: "\\" + found.group(0), text)
+    number = re.match(r"\d{1,9}(?=[.)](?:\s|$))", text)
+    if number:  # "1. x" would start an ordered list: escape the dot, not the digits
+        return f"{number.group(0)}\\{text[number.end():]}"
+    return MARKDOWN_BLOCK_START.sub(lambda found: "\\" + found.group(0), text)
 
 
 
@@ -52,7 +65,7 @@ def report_markdown(report: Report, root: Path) -> str:
     if not report.summary.empty:
         lines += findings(report.summary, report.keys, report.completed, report.comparisons) + [""]
         lines += summary_markdown_table(report.summary) + [""]
-        lines += ["Mean ± standard deviation over runs (one per seed). Gaps: val loss − train loss and train "
+        lines += [f"{PLUS_MINUS} Gaps: val loss − train loss and train "
                   "acc − val acc of the weights each run ends with (under early stopping, the restored best "
                   "epoch's), train metrics in eval mode; max gap: the largest over epochs. "
                   "Best (**bold**) = highest mean "
@@ -87,6 +100,9 @@ def report_markdown(report: Report, root: Path) -> str:
     return "\n".join(lines)
 
 
+# "±" means one thing in report.md: the standard deviation over runs. Intervals are written [low, high] and
+# always named "95 % CI" (summary.tex, the findings), or drawn as bands and error bars (the figures).
+PLUS_MINUS = "Mean ± standard deviation over runs (one per seed)."
 CI_CAPTION = ("Lines are means over seeds; bands and error bars are the 95 % confidence interval of the mean "
               "(t-interval over seeds); a setting with one seed has none.")
 FIGURE_CAPTIONS = {
@@ -124,8 +140,8 @@ def mc_markdown_table(summary: pd.DataFrame) -> list[str]:
     for _, row in measured.iterrows():
         cells = [markdown_text(row["setting"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"]) for m in MC_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + ["", "ECE: expected calibration error over 15 confidence bins; MC: the softmax of "
-                    "`evaluation.mc_samples` stochastic passes averaged.", ""]
+    return lines + ["", f"{PLUS_MINUS} ECE: expected calibration error over 15 confidence bins; MC: the softmax "
+                    "of `evaluation.mc_samples` stochastic passes averaged.", ""]
 
 
 def learned_rates_table(summary: pd.DataFrame) -> list[str]:
@@ -141,19 +157,20 @@ def learned_rates_table(summary: pd.DataFrame) -> list[str]:
         cells = [markdown_text(row["setting"])] + [mean_std(row[f"{m}_mean"], row[f"{m}_std"])
                                                    for m in [*layers, "test_ece"]]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines + ["", "Each hidden dropout layer's rate at the end of training (metrics.csv has it per epoch, "
-                    "learned_p1...); layers in the model's order.", ""]
+    return lines + ["", f"{PLUS_MINUS} Each hidden dropout layer's rate at the end of training (metrics.csv has "
+                    "it per epoch, learned_p1...); layers in the model's order.", ""]
 
 
 def latex_table(report: Report) -> str:
     """The summary as a booktabs table a paper can \\input (needs \\usepackage{booktabs}): per setting, the
-    mean and 95 % CI half-width of each metric, and the difference in test accuracy to its baseline with its
-    interval and Holm-adjusted p-value. Text from run folders is LaTeX-escaped."""
-    def cell(mean: float, half: float, scale: float = 1.0, digits: int = 3) -> str:
+    mean and the 95 % CI [low, high] of each metric, and the difference in test accuracy to its baseline with
+    its interval and Holm-adjusted p-value. Text from run folders is LaTeX-escaped. No "±": in report.md it
+    means the standard deviation, and an interval written as one would read as that."""
+    def cell(mean: float, half: float, digits: int = 3) -> str:
         if pd.isna(mean):
             return "--"
-        text = f"{scale * mean:.{digits}f}"
-        return text if pd.isna(half) else f"{text} $\\pm$ {scale * half:.{digits}f}"
+        text = f"{mean:.{digits}f}"
+        return text if pd.isna(half) else f"{text} [{mean - half:.{digits}f}, {mean + half:.{digits}f}]"
 
     comparisons = report.comparisons.set_index("setting") if not report.comparisons.empty else pd.DataFrame()
     rows = []
@@ -175,7 +192,7 @@ def latex_table(report: Report) -> str:
     best = list(report.summary["best"])
     styler = (table.style.hide(axis="index").format(escape="latex", subset=["Setting"])
               .apply(lambda column: ["font-weight: bold" if b else "" for b in best], axis=0))
-    caption = ("Mean $\\pm$ half-width of the 95\\,\\% confidence interval of the mean over $n$ seeds. "
+    caption = ("Mean and, in brackets, the 95\\,\\% confidence interval of the mean over $n$ seeds. "
                "Bold: the best setting by validation accuracy, several when tied (test accuracy is never used "
                "to choose).")
     if not comparisons.empty:
@@ -202,8 +219,8 @@ def findings(summary: pd.DataFrame, keys: list[str], completed: pd.DataFrame | N
     else:
         text = [f"**Best setting by validation accuracy: {markdown_text(best['setting'])}** "
                 f"({best['regularizers']}): val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, "
-                f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} over {best['runs']} "
-                f"run{'s' if best['runs'] != 1 else ''}."]
+                f"test acc {mean_std(best['test_acc_mean'], best['test_acc_std'])} (mean ± standard deviation "
+                f"over {best['runs']} run{'s' if best['runs'] != 1 else ''})."]
     if completed is not None and len(tied) == 1 and len(summary) > 1:
         runner_up = summary[~summary["best"]].sort_values("val_acc_mean", ascending=False).iloc[0]
         d = stats.compare(stats.values_by_seed(completed, best["setting"], "val_acc"),

@@ -168,12 +168,27 @@ def settings_summary(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         aggregations[f"{metric}_std"] = (metric, "std")
         aggregations[f"{metric}_ci95"] = (metric, stats.half_width)  # ± this: the 95 % CI of the mean
     summary = completed.groupby(["setting", *keys], sort=False, dropna=False).agg(**aggregations).reset_index()
-    if keys:
-        summary = summary.sort_values(keys, kind="stable").reset_index(drop=True)
+    if keys:  # numbers in order, also inside a setting's text: patience 5, 10, 20 (not 10, 20, 5)
+        order = sorted(range(len(summary)), key=lambda i: [natural_order(summary[k].iloc[i]) for k in keys])
+        summary = summary.iloc[order].reset_index(drop=True)
     # never chosen by test accuracy; equal means summed in another order may differ in the last bit: a tie
     summary["best"] = (summary["val_acc_mean"].max() - summary["val_acc_mean"]).abs() <= 1e-12
     summary["regularizers"] = summary.apply(lambda row: active_regularizers(row, completed, keys), axis=1)
     return summary
+
+
+NUMBER = re.compile(r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)")
+
+
+def natural_order(value: Any) -> tuple:
+    """A sort key for one setting's value: off (or missing) first, then numbers by value, also where they stand
+    in text ('{"patience":5,...}' before '{"patience":10,...}'); text between them in alphabetical order."""
+    if value == "off" if isinstance(value, str) else value is None or pd.isna(value):
+        return ()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ("", float(value), "")
+    parts = NUMBER.split(str(value))  # text, number, text, number, ..., text
+    return tuple(float(part) if i % 2 else part for i, part in enumerate(parts))
 
 
 def active_regularizers(summary_row: pd.Series, completed: pd.DataFrame, keys: list[str]) -> str:

@@ -409,4 +409,39 @@ def test_a_400_digit_number_in_a_summary_is_no_result_and_no_traceback(runner, t
     for command in (["report", str(out), "--out", str(tmp_path / "r")], ["status", str(out)]):
         result = runner.invoke(app, command)
         assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-    assert "p-0.5\\_seed-0 | broken" in (tmp_path / "r" / "report.md").read_text()  # Markdown-escaped
+    assert "| p-0.5_seed-0 | broken |" in (tmp_path / "r" / "report.md").read_text()
+
+
+# --- report.md reads as written ---------------------------------------------------------------------------------
+
+def test_report_text_is_escaped_only_where_markdown_would_read_it():
+    from dropcli.report_text import markdown_text
+
+    readable = ["early stopping (patience 10, val_loss)", "p-0.5_seed-0", "0.2", "-0.5", "+1", "#tag", "x = y!"]
+    assert [markdown_text(text) for text in readable] == readable
+    assert markdown_text("<script>[link](http://x) *b* _i_ `c` ~~s~~ a|b \\") == \
+        "&lt;script&gt;\\[link\\](http://x) \\*b\\* \\_i\\_ \\`c\\` \\~\\~s\\~\\~ a\\|b \\\\"
+    assert [markdown_text(text) for text in ("# h", "- x", "+ x", "1. x", "2) x")] == \
+        ["\\# h", "\\- x", "\\+ x", "1\\. x", "2\\) x"]
+
+
+def test_settings_are_sorted_by_their_numbers_and_plus_minus_means_one_thing(tmp_path):
+    for patience in (20, 5, 10, None):
+        for seed in (0, 1):
+            path = tmp_path / f"patience-{patience}_seed-{seed}"
+            write_completed_run(path, 0.0, seed, val_acc=0.5 + seed / 10, test_acc=0.5)
+            config = yaml.safe_load((path / "config.yaml").read_text())
+            config["regularizer"]["early_stopping"] = None if patience is None else {"patience": patience}
+            (path / "config.yaml").write_text(yaml.safe_dump(validate_config(config).to_dict()))
+            (path / "curves.png").write_bytes(b"\x89PNG")  # drawn by train
+    report = build_report(tmp_path, tmp_path / "report", latex=True)
+    assert list(report.summary["setting"]) == ["no regularizer", *[f"early stopping (patience {p}, val_loss)"
+                                                                   for p in (5, 10, 20)]]
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| **early stopping (patience 5, val_loss)** | **early stopping** |" in markdown  # all tied: all bold
+    assert "\\(" not in markdown and "val\\_loss" not in markdown
+    captions = [line for line in markdown.splitlines() if "±" in line and not line.startswith("|")]
+    assert captions and all("standard deviation" in line for line in captions), captions
+    tex = (tmp_path / "report" / "summary.tex").read_text()
+    assert "\\pm" not in tex and "in brackets, the 95\\,\\% confidence interval" in tex
+    assert "0.550 [-0.085, 1.185]" in tex  # mean 0.55 of 0.5 and 0.6; t(1) 95 % half-width 12.706 * 0.05
