@@ -11,12 +11,10 @@ A run's status has one home, here:
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -24,13 +22,10 @@ from typing import Any, TypeGuard
 from dropcli import locks, yamlsafe
 from dropcli.config import ConfigError, validate_config
 from dropcli.files import read_regular
+from dropcli.run_files import MAX_SUMMARY_BYTES, read_metrics_tolerantly
 
 log = logging.getLogger("dropcli")
 
-MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
-# columns some runs add after those (Config.learned_rate_columns): read when the header names them
-EXTRA_COLUMN = re.compile(r"learned_p\d{1,3}")
 
 RUN_MARKERS = ("config.yaml", "metrics.csv", "summary.json")
 RECORDED_STATUSES = ("running", "completed", "failed", "interrupted")  # what a summary.json of dropcli's says
@@ -218,35 +213,3 @@ def conforming_config(raw: dict[str, Any], problems: list[str]) -> dict[str, Any
     except ConfigError as error:
         problems.append(f"config.yaml does not fit this dropcli's config schema ({error.problems[0]})")
         return None
-
-
-def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
-    """Rows of metrics.csv that are complete numbers; a truncated last line (a kill mid-write) is dropped."""
-    if not path.is_file():
-        return []
-    rows = []
-    columns = METRIC_COLUMNS + header_extras(path)
-    with open(path, newline="", errors="replace") as handle:
-        try:
-            for row in csv.DictReader(handle):
-                try:
-                    values = {column: float(row[column]) for column in columns}
-                except (TypeError, ValueError, KeyError):
-                    continue
-                # losses may be nan or inf (a diverged epoch); an epoch, its lr and its seconds never are
-                if values["epoch"] >= 1 and values["epoch"].is_integer() and values["epoch"] < 1e9 \
-                        and math.isfinite(values["lr"]) and math.isfinite(values["seconds"]):
-                    rows.append(values)
-        except csv.Error:  # a field of 128 KB, a NUL: not ours from here on
-            pass
-    return rows
-
-
-def header_extras(path: Path) -> list[str]:
-    """The columns after the standard ones that metrics.csv's header names and dropcli knows (learned_p1...)."""
-    try:
-        with open(path, newline="", errors="replace") as handle:
-            header = handle.readline(4096).strip().split(",")
-    except OSError:
-        return []
-    return [name for name in header[len(METRIC_COLUMNS):] if EXTRA_COLUMN.fullmatch(name)]

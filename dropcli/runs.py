@@ -10,7 +10,7 @@
 Files that are rewritten (summary, config) are replaced atomically: write a temporary file, then rename,
 so a crash leaves either the old or the new version, never half of one. A process owns the folder while it
 writes (locks.py: `.lock`), so two writers never share one run. Reading run folders back (reports, status,
-a resume's checks) is run_reading.py's: it never writes.
+a resume's checks) is run_reading.py's: it never writes. The file formats both share: run_files.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
 from dropcli.files import read_regular, write_atomically
-from dropcli.run_reading import MAX_SUMMARY_BYTES, METRIC_COLUMNS, header_extras, read_metrics_tolerantly
+from dropcli.run_files import MAX_SUMMARY_BYTES, METRIC_COLUMNS, header_extras, read_metrics_tolerantly
 
 
 class NotARunFolder(Exception):

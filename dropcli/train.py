@@ -38,7 +38,7 @@ from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_d
 from dropcli.experiment import OPTIMIZERS, Experiment, build_optimizer, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
 from dropcli.regularizers import Regularizer, changes_weights_after_evaluation
-from dropcli.run_reading import read_metrics_tolerantly
+from dropcli.run_files import read_metrics_tolerantly
 from dropcli.runs import RunFolder
 from dropcli.signals import Terminated, interruption_reason
 

@@ -11,7 +11,7 @@ import yaml
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.report import ReportError, build_report
-from dropcli.run_reading import METRIC_COLUMNS
+from dropcli.run_files import METRIC_COLUMNS
 from dropcli.runs import RunFolder
 from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
 from dropcli.train import prepare, run_experiment

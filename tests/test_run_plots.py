@@ -44,7 +44,7 @@ def hand_written_run(path, status="completed", epochs=3):
     import yaml
 
     from dropcli.config import validate_config
-    from dropcli.run_reading import METRIC_COLUMNS
+    from dropcli.run_files import METRIC_COLUMNS
 
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(yaml.safe_dump(validate_config({"epochs": epochs}).to_dict()))

@@ -10,7 +10,7 @@ import yaml
 
 from dropcli import train as training
 from dropcli.config import load_config, validate_config
-from dropcli.run_reading import METRIC_COLUMNS
+from dropcli.run_files import METRIC_COLUMNS
 from dropcli.runs import RunFolder
 
 

@@ -105,7 +105,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         except typer.Exit:
             run.release()
             raise
-        from dropcli.run_reading import read_metrics_tolerantly
+        from dropcli.run_files import read_metrics_tolerantly
 
         recorded = len(read_metrics_tolerantly(run.metrics_path))
         if not run.has_checkpoint() and recorded:  # (a damaged one is named when it is read)
