@@ -4,6 +4,7 @@
     summary.csv   one row per setting (all settings but the seed): mean and std over seeds, best marked
     report.md     the table, the figures, and what the numbers say in plain words
     *.png         overfitting curves, gap curves, the "best p" curve, the regularizer comparison
+    curves/       curves.png of the completed runs whose folder has none (the report never writes into a run folder)
 
 The best setting is always the one with the highest mean *validation* accuracy; test accuracy is reported,
 never used to choose.
@@ -34,7 +35,7 @@ from dropcli.run_reading import LoadedRun
 
 
 class ReportError(Exception):
-    """Nothing to report on (exit code 2)."""
+    """Nothing to report on, or no safe place to put it (exit code 2)."""
 
 
 def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool = False) -> Report:

@@ -445,3 +445,15 @@ def test_settings_are_sorted_by_their_numbers_and_plus_minus_means_one_thing(tmp
     tex = (tmp_path / "report" / "summary.tex").read_text()
     assert "\\pm" not in tex and "in brackets, the 95\\,\\% confidence interval" in tex
     assert "0.550 [-0.085, 1.185]" in tex  # mean 0.55 of 0.5 and 0.6; t(1) 95 % half-width 12.706 * 0.05
+
+
+def test_run_curves_are_never_drawn_through_a_link_planted_in_the_report_folder(tmp_path, runner):
+    runs, victim = tmp_path / "runs", tmp_path / "victim"
+    write_completed_run(runs / "a0", 0.5, 0, val_acc=0.5, test_acc=0.5)  # no curves.png: the report draws one
+    victim.mkdir()
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "curves").symlink_to(victim)
+    result = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2 and "curves: is a symbolic link" in result.output, result.output
+    assert not list(victim.iterdir()) and sorted(p.name for p in (runs / "a0").iterdir()) == [
+        "config.yaml", "metrics.csv", "summary.json"]
