@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from dropcli import stats
-from dropcli.report import runs_table
-from dropcli.runs import discover_run_folders, load_run
+from dropcli.results import runs_table
+from dropcli.run_reading import discover_run_folders, load_run
 
 
 def completed(*folders: Path) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dropcli.labels import mean_std, runs_and_seeds
 from dropcli.sweep import SweepObserver, Trial
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -197,8 +198,6 @@ class SweepProgress(SweepObserver):
 
 def summary_table(summary, title: str) -> Table:
     """One row per setting: mean ± std over seeds; the best setting (by validation accuracy) in bold green."""
-    from dropcli.report import mean_std, runs_and_seeds
-
     table = Table(title=escape(title), title_justify="left")
     longest = max((len(str(s)) for s in summary["setting"]), default=7) + 7
     for header in ("setting", "runs", "val acc", "test acc", "final gap (loss)", "final gap (acc)"):

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from dropcli.files import read_regular, write_atomically
-from dropcli.report import flatten_config
-from dropcli.results import read_runs, run_name
-from dropcli.runs import LoadedRun, is_number, reported_status
+from dropcli.results import flatten_config, read_runs, run_name
+from dropcli.run_reading import LoadedRun, is_number, reported_status
 from dropcli.yamlsafe import brief
 
 MARKER = "dropcli-export.json"  # in each TensorBoard run folder: which run folder, which fingerprint

@@ -28,6 +28,11 @@ def write_atomically(path: Path, content: str | bytes, mode: int | None = None) 
             handle.flush()
             os.fsync(handle.fileno())
         partial.replace(path)  # rename replaces a link at `path` itself, never what it points to
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        if error.filename is None:  # a write's ENOSPC names no file: the one-line error must name it
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

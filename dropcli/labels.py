@@ -1,7 +1,9 @@
-"""Words for settings, shared by the report's tables and its figures (so neither imports the other)."""
+"""Words for settings and numbers, shared by the report's tables, its text, its figures and the terminal's
+summary table (so none of them imports another)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dropcli import regularizers
@@ -38,3 +40,17 @@ def format_setting(key: str, value: Any) -> str:
     if words is not None:
         return words
     return f"{short_name(key)}={value:g}" if isinstance(value, float) else f"{short_name(key)}={value}"
+
+
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    """"0.512 ± 0.013"; the mean alone without a spread; "–" without a mean."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.{digits}f}" if std is None or math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def runs_and_seeds(row: Any) -> str:
+    """"3" when every run has its own seed; "4 (2 seeds)" when some seed was run twice."""
+    if row["runs"] == row["seeds"]:
+        return str(row["runs"])
+    return f"{row['runs']} ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the sweep; this finishes what it was sent
-    from dropcli.plots import draw_run_curves
+    from dropcli.run_plots import draw_run_curves
 
     for line in sys.stdin:
         draw_run_curves([Path(folder) for folder in json.loads(line)])

@@ -9,7 +9,8 @@
 
 Files that are rewritten (summary, config) are replaced atomically: write a temporary file, then rename,
 so a crash leaves either the old or the new version, never half of one. A process owns the folder while it
-writes (locks.py: `.lock`), so two writers never share one run.
+writes (locks.py: `.lock`), so two writers never share one run. Reading run folders back (reports, status,
+a resume's checks) is run_reading.py's: it never writes. The file formats both share: run_files.py.
 """
 
 from __future__ import annotations
@@ -17,26 +18,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
 from dropcli.files import read_regular, write_atomically
-
-log = logging.getLogger("dropcli")
-
-MAX_SUMMARY_BYTES = 1 << 20  # a summary is ~2 KB; anything far larger was not written by dropcli
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "gap_loss", "gap_acc", "lr", "seconds"]
-# columns some runs add after those (Config.learned_rate_columns): read when the header names them
-EXTRA_COLUMN = re.compile(r"learned_p\d{1,3}")
+from dropcli.run_files import MAX_SUMMARY_BYTES, METRIC_COLUMNS, header_extras, read_metrics_tolerantly
 
 
 class NotARunFolder(Exception):
@@ -192,197 +185,3 @@ class RunFolder:
     def read_metrics(self) -> list[dict[str, float]]:
         with open(self.metrics_path, newline="") as handle:
             return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reading run folders back, for reports: tolerant of anything a crash or a kill can leave behind.
-
-RUN_MARKERS = ("config.yaml", "metrics.csv", "summary.json")
-# how the stop_reason of a trial that tune's pruner ended begins: a completed run folder, left out of statistics
-PRUNED = "pruned"
-
-
-@dataclass
-class LoadedRun:
-    path: Path
-    status: str  # completed | failed | interrupted | running | broken
-    reason: str  # why it is not completed ("" when it is)
-    config: dict[str, Any] | None
-    summary: dict[str, Any]
-    metrics: list[dict[str, float]]
-
-
-def reported_status(run: LoadedRun) -> str:
-    """The status tables and exports show: a completed run that tune's pruner ended is "pruned" (a sweep
-    counts it completed: it is never trained again), and is never averaged with the rest."""
-    stop = run.summary.get("stop_reason")
-    return "pruned" if run.status == "completed" and isinstance(stop, str) and stop.startswith(PRUNED) else run.status
-
-
-# MLflow's stores (export's `sqlite:///…` keeps artifacts in `mlartifacts/` beside the database; a file store
-# is `mlruns/`): they hold copies of run folders' files, never run folders of their own
-FOREIGN_STORES = frozenset({"mlruns", "mlartifacts"})
-
-
-def discover_run_folders(root: Path) -> list[Path]:
-    """Every folder under `root` (itself included) that holds any of a run folder's files. A link to a folder
-    is not followed: the run it points to is counted where it is, or not at all (never twice). MLflow stores
-    below `root` are not looked into (their artifact copies would count each exported run again)."""
-    def unreadable(error: OSError) -> None:
-        if error.filename != str(root):  # root itself: the caller finds it empty or missing
-            log.warning(f"{error.filename}: cannot be read ({error.strerror}); any runs in it are left out")
-
-    found = []
-    for folder, subfolders, _ in os.walk(root, onerror=unreadable):
-        subfolders[:] = [name for name in subfolders
-                         if name not in FOREIGN_STORES and not os.path.islink(os.path.join(folder, name))]
-        if any((Path(folder) / marker).is_file() for marker in RUN_MARKERS):
-            found.append(Path(folder))
-    return sorted(found)
-
-
-def load_run(path: Path) -> LoadedRun:
-    """Read what there is; never raise. Anything missing or unreadable becomes a status and a reason.
-    The files may have been written by anyone: YAML goes through yamlsafe, sizes are capped."""
-    from dropcli import yamlsafe
-
-    problems: list[str] = []
-    config = summary = None
-    try:
-        config = yamlsafe.load(read_regular(path / "config.yaml", yamlsafe.MAX_BYTES))
-        if not isinstance(config, dict) or not config:
-            problems.append("config.yaml is empty or not a mapping")
-            config = None
-    except FileNotFoundError:
-        problems.append("config.yaml is missing")
-    except (ValueError, OSError, RecursionError):  # YamlError, UnicodeDecodeError, a FIFO ...
-        problems.append("config.yaml is unreadable")
-    try:
-        summary = json.loads(read_regular(path / "summary.json", MAX_SUMMARY_BYTES))
-        if not isinstance(summary, dict):
-            raise ValueError
-    except FileNotFoundError:
-        problems.append("summary.json is missing (killed before its first epoch?)")
-    except (ValueError, UnicodeDecodeError, OSError, RecursionError):
-        problems.append("summary.json is corrupted")
-        summary = None
-    if config is not None:
-        config = conforming_config(config, problems)
-    metrics = read_metrics_tolerantly(path / "metrics.csv")
-    summary = summary or {}
-    status = summary.get("status")
-    status = status if status in ("running", "completed", "failed", "interrupted") else "broken"
-    if status == "completed" and (config is None or not metrics):
-        status = "broken"
-        problems.append("completed, but its config.yaml or metrics.csv is empty or missing")
-    elif status == "completed" and [row["epoch"] for row in metrics] != list(range(1, len(metrics) + 1)):
-        status = "broken"
-        problems.append("completed, but the epochs in metrics.csv are repeated or out of order")
-    elif status == "completed" and isinstance(summary.get("epochs_run"), int) and len(metrics) != summary["epochs_run"]:
-        status = "broken"
-        problems.append(f"completed after {summary['epochs_run']} epochs, but metrics.csv holds {len(metrics)}")
-    if status == "completed" and not all(is_number(summary.get(k)) for k in ("val_acc", "test_acc", "gap_loss")):
-        status = "broken"
-        problems.append("completed, but summary.json lacks its results")
-    elif status == "completed" and config is not None and (impossible := impossible_result(summary, config)):
-        status = "broken"
-        problems.append(f"completed, but summary.json says {impossible}")
-    if status == "running":
-        problems.append("never finished: still running, or killed")
-    if status in ("failed", "interrupted") and summary.get("error"):
-        problems.append(" ".join(str(summary["error"]).split())[:500])
-    if status != "completed" and not problems:
-        problems.append(f"status {status!r}")
-    return LoadedRun(path, status, "; ".join(problems) if status != "completed" else "", config, summary, metrics)
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    """A finite int or float, as a summary's results are (a 400-digit int, which JSON allows, is none)."""
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-# What a completed run's results can be, for the report averages them and summary.json may have been written by
-# anyone: accuracies and calibration errors are fractions, accuracy gaps differences of two; losses are
-# cross-entropies, at most what a float32 evaluation holds (a larger number was never computed, and its square
-# overflows a standard deviation), loss gaps differences of two
-FLOAT32_MAX = 3.4028234663852886e38
-RESULT_RANGES = {
-    **dict.fromkeys(["train_acc", "val_acc", "test_acc", "final_train_acc", "final_val_acc", "ws_test_acc",
-                     "mc_test_acc", "test_ece", "ws_test_ece", "mc_test_ece"], (0.0, 1.0)),
-    **dict.fromkeys(["gap_acc", "final_gap_acc", "max_gap_acc"], (-1.0, 1.0)),
-    **dict.fromkeys(["train_loss", "val_loss", "test_loss", "final_train_loss", "final_val_loss", "ws_test_nll",
-                     "mc_test_nll"], (0.0, FLOAT32_MAX)),
-    **dict.fromkeys(["gap_loss", "final_gap_loss", "max_gap_loss"], (-FLOAT32_MAX, FLOAT32_MAX)),
-}
-
-
-def impossible_result(summary: dict[str, Any], config: dict[str, Any]) -> str | None:
-    """The first result a completed run cannot have had, in words ("test_acc = 1e+308, outside [0, 1]"), or None.
-    A missing or null result is no problem here (older versions; a non-finite number is written as null)."""
-    from dropcli.yamlsafe import brief
-
-    def problem(key: str, value: Any, low: float, high: float, whole: bool = False) -> str | None:
-        if value is None:
-            return None
-        if not is_number(value):
-            return f"{key} = {brief(value)}, not a number"
-        if whole and value != int(value):
-            return f"{key} = {value:.4g}, not a whole number"
-        return None if low <= value <= high else f"{key} = {value:.4g}, outside [{low:g}, {high:g}]"
-
-    epochs, epochs_run = config["epochs"], summary.get("epochs_run")
-    last = epochs_run if isinstance(epochs_run, int) and 1 <= epochs_run <= epochs else epochs
-    checks: list[tuple[Any, ...]] = [(key, summary.get(key), *bounds) for key, bounds in RESULT_RANGES.items()]
-    checks += [("epochs_run", epochs_run, 1, epochs, True), ("best_epoch", summary.get("best_epoch"), 1, last, True),
-               ("mc_samples", summary.get("mc_samples"), 1, max(1, config["evaluation"]["mc_samples"]), True)]
-    learned = summary.get("learned_p")
-    if isinstance(learned, list):  # Concrete dropout's rate per layer
-        checks += [(f"learned_p[{i}]", rate, 0.0, 1.0) for i, rate in enumerate(learned)]
-    return next((found for check in checks if (found := problem(*check))), None)
-
-
-def conforming_config(raw: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
-    """The config as this dropcli's schema resolves it (types normalized, missing keys at their defaults,
-    so runs written by older versions line up), or None with the reason in `problems`."""
-    from dropcli.config import ConfigError, validate_config
-
-    try:
-        return validate_config(raw).to_dict()
-    except ConfigError as error:
-        problems.append(f"config.yaml does not fit this dropcli's config schema ({error.problems[0]})")
-        return None
-
-
-def read_metrics_tolerantly(path: Path) -> list[dict[str, float]]:
-    """Rows of metrics.csv that are complete numbers; a truncated last line (a kill mid-write) is dropped."""
-    if not path.is_file():
-        return []
-    rows = []
-    columns = METRIC_COLUMNS + header_extras(path)
-    with open(path, newline="", errors="replace") as handle:
-        try:
-            for row in csv.DictReader(handle):
-                try:
-                    values = {column: float(row[column]) for column in columns}
-                except (TypeError, ValueError, KeyError):
-                    continue
-                # losses may be nan or inf (a diverged epoch); an epoch, its lr and its seconds never are
-                if values["epoch"] >= 1 and values["epoch"].is_integer() and values["epoch"] < 1e9 \
-                        and math.isfinite(values["lr"]) and math.isfinite(values["seconds"]):
-                    rows.append(values)
-        except csv.Error:  # a field of 128 KB, a NUL: not ours from here on
-            pass
-    return rows
-
-
-def header_extras(path: Path) -> list[str]:
-    """The columns after the standard ones that metrics.csv's header names and dropcli knows (learned_p1...)."""
-    try:
-        with open(path, newline="", errors="replace") as handle:
-            header = handle.readline(4096).strip().split(",")
-    except OSError:
-        return []
-    return [name for name in header[len(METRIC_COLUMNS):] if EXTRA_COLUMN.fullmatch(name)]

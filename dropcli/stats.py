@@ -138,7 +138,7 @@ def sentence(name: str, baseline: str, d: Difference, what: str = "test accuracy
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Comparisons of a report's settings (tables from report.py: one row per run, one row per setting)
+# Comparisons of a report's settings (tables from results.py: one row per run, one row per setting)
 
 
 def matching_baseline(summary, row, keys: list[str]):

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.files import read_regular, write_atomically
-from dropcli.runs import MAX_SUMMARY_BYTES, NotARunFolder, RunFolder, load_run
+from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
+from dropcli.runs import NotARunFolder, RunFolder
 from dropcli.schema import without_new_defaults
 from dropcli.signals import Terminated, interruption_reason
 from dropcli.yamlsafe import brief
@@ -337,27 +338,6 @@ def trial_status(sweep_dir: Path, trial: Trial) -> str:
     return run_status(sweep_dir / trial.name)
 
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted")  # what a summary.json of dropcli's says
-
-
-def run_status(folder: Path) -> str:
-    """The status a run folder's summary.json records; pending without one, unknown if it is unreadable,
-    broken if it says completed but its config, metrics or results are missing (it is trained again)."""
-    summary = folder / "summary.json"
-    if not summary.is_file():  # missing; or a FIFO, a device, a dangling link: nothing dropcli wrote
-        return "pending" if not summary.exists() and not summary.is_symlink() else "unknown"
-    try:
-        data = json.loads(read_regular(summary, MAX_SUMMARY_BYTES))
-    except (OSError, ValueError, RecursionError):  # torn, not UTF-8, not JSON, too large
-        return "unknown"
-    status = data.get("status") if isinstance(data, dict) else None
-    if status not in RUN_STATUSES:  # the file may have been written by anyone
-        return "unknown"
-    if status == "completed" and load_run(folder).status != "completed":
-        return "broken"
-    return status
-
-
 def read_sweep_record(sweep_dir: Path) -> dict[str, Any]:
     record = sweep_dir / "sweep.json"
     try:
@@ -383,10 +363,7 @@ def sweep_statuses(sweep_dir: Path) -> dict[str, str]:
         folder = sweep_dir / trial["name"]
         if folder.parent != sweep_dir:  # a name with a path in it: not ours
             raise SweepError(f"{sweep_dir}/sweep.json is corrupted (trial {brief(trial['name'])})")
-        status = run_status(folder)
-        if status == "running" and locks.holder_of(folder) is None:
-            status = "running (stale)"
-        statuses[trial["name"]] = status
+        statuses[trial["name"]] = watched_status(folder)
     return statuses
 
 
@@ -547,7 +524,7 @@ class PictureWorker:
 def draw_pictures(folders: list[Path]) -> None:
     """Each completed trial's curves.png, after its group ended: drawn from its folder, off the training path
     (the trials of a group on shared axes)."""
-    from dropcli.plots import draw_run_curves
+    from dropcli.run_plots import draw_run_curves
 
     draw_run_curves(folders)
 
@@ -668,7 +645,7 @@ def run_group(claimed: list[tuple[Trial, RunFolder]], observer: SweepObserver, o
         # a summary this process wrote, under the trial's lock, says the truth; any other (a resumed folder, one
         # a failed start never emptied) is checked in full: it may say completed over missing files
         summary = run.read_summary()
-        status = str(summary["status"]) if summary.get("status") in RUN_STATUSES else "unknown"
+        status = recorded_status(summary) or "unknown"
         if status == "completed" and run.path not in emptied:
             status = run_status(run.path)
         if status == "completed":
@@ -711,7 +688,7 @@ def summarize(trials: list[Trial], sweep_dir: Path):
     """The report's per-setting table (mean ± std over seeds, best by validation accuracy) for this sweep."""
     import pandas as pd
 
-    from dropcli.report import runs_table, settings_summary, varying_settings
+    from dropcli.results import runs_table, settings_summary, varying_settings
 
     table = runs_table([load_run(sweep_dir / t.name) for t in trials], sweep_dir)
     if not (table["status"] == "completed").any():

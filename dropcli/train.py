@@ -38,7 +38,8 @@ from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_d
 from dropcli.experiment import OPTIMIZERS, Experiment, build_optimizer, prepare, resolve_device  # noqa: F401 (used as training.*)
 from dropcli.models import count_parameters
 from dropcli.regularizers import Regularizer, changes_weights_after_evaluation
-from dropcli.runs import RunFolder, read_metrics_tolerantly
+from dropcli.run_files import read_metrics_tolerantly
+from dropcli.runs import RunFolder
 from dropcli.signals import Terminated, interruption_reason
 
 log = logging.getLogger("dropcli")
@@ -316,7 +317,8 @@ def finish_run(exp: Experiment, run: RunFolder, rows: list[dict[str, float]], st
                summary: dict[str, Any]) -> dict[str, Any]:
     """After the last epoch: regularizers may restore weights (early stopping), then the one test
     evaluation, model.pt and the completed summary. curves.png is drawn afterwards, off the training path,
-    from what the folder holds (plots.draw_run_curves: by the CLI, after a sweep's group, or by `report`)."""
+    from what the folder holds (run_plots.draw_run_curves: by the CLI or after a sweep's group; `report` draws
+    a missing one into its own folder)."""
     conclude_run(exp, run, rows, stop_reason, summary)
     return mark_completed(run, summary)
 

@@ -40,9 +40,10 @@ from dropcli import stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
 from dropcli.files import write_atomically
 from dropcli.regularizers import build_regularizers, search_spaces
-from dropcli.runs import PRUNED, RunFolder, is_number, load_run
+from dropcli.run_reading import PRUNED, is_number, load_run, run_status
+from dropcli.runs import RunFolder
 from dropcli.schema import without_new_defaults
-from dropcli.sweep import MAX_TRIALS, SweepObserver, SweepOutcome, Trial, plan_groups, run_status, run_sweep
+from dropcli.sweep import MAX_TRIALS, SweepObserver, SweepOutcome, Trial, plan_groups, run_sweep
 from dropcli.yamlsafe import brief
 
 log = logging.getLogger("dropcli")
@@ -445,7 +446,7 @@ def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | N
         raise OSError(outcome.stopped)
     comparison, values = compare_tuned(best_dir, spec, results)
     done = TuneOutcome(results, comparison, values, outcome.failed)
-    from dropcli.report import spreadsheet_csv
+    from dropcli.results import spreadsheet_csv
 
     write_atomically(tune_dir / "comparison.csv",
                      spreadsheet_csv(comparison.drop(columns=["difference"], errors="ignore")))

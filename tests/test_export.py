@@ -10,8 +10,8 @@ import pytest
 
 from dropcli import export as exporting
 from dropcli.cli import app
-from dropcli.plots import draw_run_curves
-from dropcli.runs import load_run
+from dropcli.run_plots import draw_run_curves
+from dropcli.run_reading import load_run
 from tests.test_results import train_runs
 
 

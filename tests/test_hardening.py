@@ -330,7 +330,7 @@ def test_a_signal_while_the_picture_is_drawn_keeps_the_run_completed_and_says_so
     def interrupted(folders):
         raise stop
 
-    monkeypatch.setattr("dropcli.plots.draw_run_curves", interrupted)
+    monkeypatch.setattr("dropcli.run_plots.draw_run_curves", interrupted)
     result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path), "--quiet"])
     [run] = tmp_path.glob("*/summary.json")
     assert result.exit_code == code and "interrupted after the run completed" in result.output, result.output
@@ -549,47 +549,6 @@ def test_a_damaged_dataset_cache_is_generated_again(runner, tiny_raw, write_conf
     assert result.exit_code == 0 and "generating MNIST-1D again" in result.output, result.output
 
 
-# --- what report and status render ---------------------------------------------------------------------------------
-
-def test_report_and_status_render_hostile_text_literally(runner, tiny_raw, write_config, tmp_path):
-    out = tmp_path / "sweep"
-    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
-    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps(
-        {"status": "failed", "error": "[/] [bold red]boom[/bold red] <script>alert(1)</script> | x"}))
-    (out / "p-0.0_seed-1" / "summary.json").write_text(json.dumps({"status": "[/]"}))
-    # a config value that reads as mathtext, an older schema (no evaluation/executor sections), a wrong type
-    older = yaml.safe_load((out / "p-0.5_seed-0" / "config.yaml").read_text())
-    older.pop("evaluation"), older.pop("executor")
-    older["dataset"]["root"] = "$\\frac{1}{0"
-    (out / "p-0.5_seed-0" / "config.yaml").write_text(yaml.safe_dump(older))
-    wrong = yaml.safe_load((out / "p-0.0_seed-0" / "config.yaml").read_text())
-    wrong["regularizer"]["dropout"] = "abc"
-    extra = tmp_path / "sweep" / "wrong-type"
-    extra.mkdir()
-    for name in ("metrics.csv", "summary.json"):
-        (extra / name).write_bytes((out / "p-0.0_seed-0" / name).read_bytes())
-    (extra / "config.yaml").write_text(yaml.safe_dump(wrong))
-    (extra / "summary.json").write_text(json.dumps({**json.loads((extra / "summary.json").read_text()),
-                                                    "best_epoch": "two", "test_acc": [1]}))
-    result = runner.invoke(app, ["status", str(out)])
-    assert result.exit_code == 0 and "[/]" not in result.output and "unknown" in result.output
-    result = runner.invoke(app, ["report", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "[bold red]boom[/bold red]" in result.output  # shown as text, not as markup
-    assert "does not fit this dropcli's config schema" in result.output
-    report = (out / "report" / "report.md").read_text()
-    assert "<script>" not in report and "&lt;script&gt;" in report and "\\| x" in report
-
-
-def test_executor_settings_are_never_compared(runner, tiny_raw, write_config, tmp_path):
-    for cpus in (1, 2):
-        raw = {**tiny_raw, "executor": {"cpus_per_task": cpus}}
-        assert runner.invoke(app, ["train", str(write_config(raw)), "--runs-dir", str(tmp_path)]).exit_code == 0
-    report = runner.invoke(app, ["report", str(tmp_path)])
-    assert report.exit_code == 0
-    assert "Compared settings: none" in (tmp_path / "report" / "report.md").read_text()
-
-
 def test_the_thread_count_is_recorded(runner, tiny_raw, write_config, tmp_path):
     import torch
 
@@ -677,61 +636,6 @@ def test_paths_with_markup_are_printed_literally(runner, tiny_raw, write_config,
     assert result.exit_code == 0 and "m[/x]" in result.output, result.output
     result = runner.invoke(app, ["report", str(runs)])
     assert result.exit_code == 0 and "m[/x]" in result.output, result.output
-
-
-def test_crafted_summaries_and_huge_csv_fields_are_left_out_of_reports(runner, tiny_raw, write_config, tmp_path):
-    out = tmp_path / "sweep"
-    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
-    summary = json.loads((out / "p-0.5_seed-0" / "summary.json").read_text())
-    (out / "p-0.5_seed-0" / "summary.json").write_text(json.dumps({**summary, "val_acc": float("nan")}))
-    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps({**summary, "mc_dropout": {"mc": [1, 2]}}))
-    with open(out / "p-0.0_seed-0" / "metrics.csv", "a") as handle:
-        handle.write("x" * 200_000 + "\n")
-    failed = json.loads((out / "p-0.0_seed-1" / "summary.json").read_text())
-    (out / "p-0.0_seed-1" / "summary.json").write_text(json.dumps(
-        {**failed, "status": "failed", "error": "\x1b]0;owned\x07\x1b[2J gone"}))
-    result = runner.invoke(app, ["report", str(out)])
-    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-    assert "\x1b" not in result.output and "?]0;owned" in result.output  # shown, but defused
-    assert runner.invoke(app, ["status", str(out)]).exit_code == 0
-
-
-def test_a_400_digit_number_in_a_summary_is_no_result_and_no_traceback(runner, tiny_raw, write_config, tmp_path):
-    out = tmp_path / "sweep"
-    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0
-    victim = out / "p-0.5_seed-0" / "summary.json"
-    victim.write_text(victim.read_text().replace('"test_acc": ', '"test_acc": 1' + "0" * 400 + ', "was": ', 1))
-    for command in (["report", str(out), "--out", str(tmp_path / "r")], ["status", str(out)]):
-        result = runner.invoke(app, command)
-        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-    assert "p-0.5\\_seed-0 | broken" in (tmp_path / "r" / "report.md").read_text()  # Markdown-escaped
-
-
-def test_fifos_planted_in_run_folders_never_block(runner, tiny_raw, write_config, tmp_path):
-    out = tmp_path / "sweep"
-    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0
-    victim = out / "p-0.5_seed-0"
-    (victim / "config.yaml").unlink()
-    os.mkfifo(victim / "config.yaml")
-    (victim / "summary.json").write_text(json.dumps({"status": "running"}))
-    (victim / ".lock").unlink()
-    os.mkfifo(victim / ".lock")
-    code = (f"from typer.testing import CliRunner; from dropcli.cli import app; r = CliRunner(); "
-            f"print(r.invoke(app, ['report', {str(out)!r}]).exit_code, "
-            f"r.invoke(app, ['status', {str(out)!r}]).exit_code)")
-    done = subprocess.run([sys.executable, "-c", code], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=120)
-    assert done.stdout.split() == ["0", "0"], done.stdout + done.stderr
-
-
-def test_a_summary_that_is_no_file_is_unknown_not_pending(tmp_path):
-    from dropcli.sweep import run_status
-
-    for name, plant in (("fifo", os.mkfifo), ("dangling", lambda path: path.symlink_to(tmp_path / "gone"))):
-        (tmp_path / name).mkdir()
-        plant(tmp_path / name / "summary.json")
-        assert run_status(tmp_path / name) == "unknown"
-    (tmp_path / "fresh").mkdir()
-    assert run_status(tmp_path / "fresh") == "pending"
 
 
 def test_a_checkpoint_from_before_plain_generator_states_still_resumes(runner, tiny_raw, tmp_path):

@@ -11,7 +11,8 @@ import yaml
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.report import ReportError, build_report
-from dropcli.runs import METRIC_COLUMNS, RunFolder
+from dropcli.run_files import METRIC_COLUMNS
+from dropcli.runs import RunFolder
 from dropcli.sweep import SweepSpec, open_sweep_dir, run_sweep
 from dropcli.train import prepare, run_experiment
 
@@ -73,7 +74,7 @@ def test_report_writes_tables_figures_and_markdown(runs_root, tmp_path):
 
 
 def test_a_broken_run_does_not_hide_its_readable_parts(runs_root, tmp_path):
-    from dropcli.runs import load_run
+    from dropcli.run_reading import load_run
 
     broken = load_run(runs_root / "broken-run")
     assert broken.status == "broken" and len(broken.metrics) == 1  # the truncated second row is dropped
@@ -171,7 +172,7 @@ def test_an_mlflow_store_inside_the_reported_folder_is_not_taken_for_runs(tmp_pa
 def test_a_folder_that_cannot_be_read_is_named_not_silently_skipped(tmp_path, monkeypatch, caplog):
     import os
 
-    from dropcli.runs import discover_run_folders
+    from dropcli.run_reading import discover_run_folders
 
     write_completed_run(tmp_path / "a", 0.5, 0, val_acc=0.5, test_acc=0.5)
     (tmp_path / "locked").mkdir()
@@ -258,45 +259,6 @@ def test_report_command_prints_a_table_and_honours_the_format(runs_root, tmp_pat
     assert runner.invoke(app, ["report", str(runs_root), "--format", "gif"]).exit_code == 2
 
 
-def test_run_pictures_drawn_together_share_axes_but_show_their_own_curves(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    from dropcli.plots import RunCurves, plot_run_curves
-
-    def rows(slope, epochs):
-        return [{"epoch": e, "train_loss": 1 / e, "val_loss": 1 + slope * e, "train_acc": 1 - 0.5 / e,
-                 "val_acc": 0.5} for e in range(1, epochs + 1)]
-
-    runs = [RunCurves(rows(0.1, 20), tmp_path / "a.png", "run a", 5),
-            RunCurves(rows(0.0, 8), tmp_path / "b.png", "run b", 8)]
-    plot_run_curves(runs)
-    alone = RunCurves(rows(0.0, 8), tmp_path / "b_alone.png", "run b", 8)
-    plot_run_curves([alone])
-    a, b, b_alone = (np.asarray(Image.open(tmp_path / name).convert("RGB"))
-                      for name in ("a.png", "b.png", "b_alone.png"))
-    assert a.shape == b.shape == (462, 1100, 3)  # 10 x 4.2 inches at 110 dpi
-    assert (a != b).any()  # each its own curves and title
-    assert (b != b_alone).any()  # drawn with run a, b's axes span a's 20 epochs and higher losses
-
-
-def test_a_run_picture_does_not_inherit_the_axes_of_the_picture_drawn_before_it(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    from dropcli.plots import RunCurves, RunCurvesFigure, plot_run_curves
-
-    def rows(epochs, loss):
-        return [{"epoch": e, "train_loss": loss / e, "val_loss": loss, "train_acc": 0.9, "val_acc": 0.5}
-                for e in range(1, epochs + 1)]
-
-    plot_run_curves([RunCurves(rows(200, 9.0), tmp_path / "long.png", "long run", 100)])
-    plot_run_curves([RunCurves(rows(8, 1.0), tmp_path / "short.png", "short run", 4)])
-    RunCurvesFigure().draw([RunCurves(rows(8, 1.0), tmp_path / "fresh.png", "short run", 4)])
-    short, fresh = (np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("short.png", "fresh.png"))
-    assert (short == fresh).all()
-
-
 def test_a_pdf_report_shows_png_previews_and_links_the_pdfs(runs_root, tmp_path):
     report = build_report(runs_root, tmp_path / "r", figure_format="pdf")
     markdown = (tmp_path / "r" / "report.md").read_text()
@@ -316,15 +278,182 @@ def test_settings_tied_on_validation_are_called_tied_not_best(runner, tiny_raw, 
     assert "Tied for the best mean validation accuracy" in markdown and "Best setting by" not in markdown
 
 
-def test_figures_with_many_settings_show_the_best_and_the_baselines():
-    import pandas as pd
+# --- reading is read-only ---------------------------------------------------------------------------------------
 
-    from dropcli.plots import OVERFITTING_PANELS, shown_settings
+def folder_state(root, skip) -> dict[str, tuple]:
+    """Everything under `root` but `skip` (a report's own folder) and root itself (whose mtime a report folder
+    created in it changes): kind and mode, size, modification time (folders too: a file added or removed
+    changes it), and the content's hash or a link's target."""
+    import hashlib
+    import os
 
-    summary = pd.DataFrame({"setting": [f"s{i}" for i in range(40)],
-                            "regularizers": ["none" if i in (3, 30) else "dropout" for i in range(40)],
-                            "val_acc_mean": [i / 100 for i in range(40)]})
-    shown = shown_settings(summary, OVERFITTING_PANELS)
-    assert len(shown) == OVERFITTING_PANELS and {"s3", "s30"} <= set(shown)  # the baselines, whatever their rank
-    assert shown == ["s3", *[f"s{i}" for i in range(25, 40)]]  # and the 14 best by validation, in table order
-    assert shown_settings(summary.head(5), OVERFITTING_PANELS) == [f"s{i}" for i in range(5)]
+    state = {}
+    for path in sorted(root.rglob("*")):
+        if path == skip or skip in path.parents:
+            continue
+        info = path.lstat()
+        if path.is_symlink():
+            content = os.readlink(path)
+        elif path.is_file():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            content = sorted(child.name for child in path.iterdir()) if path.is_dir() else None
+        state[str(path.relative_to(root))] = (info.st_mode, info.st_size, info.st_mtime_ns, content)
+    return state
+
+
+def test_readers_leave_every_run_folder_byte_for_byte_unchanged(runner, tiny_raw, write_config, tmp_path):
+    """report, status, load_runs, load_metrics and export read run folders and write only where they are told:
+    a completed run without curves.png gets its picture in the report's folder, never in its own."""
+    pytest.importorskip("tensorboard")
+    import dropcli
+
+    out = tmp_path / "sweep"
+    sweep = ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "2", "--out", str(out), "--quiet"]
+    assert runner.invoke(app, sweep).exit_code == 0
+    (out / "p-0.5_seed-1" / "curves.png").unlink()  # killed before its picture was drawn
+    killed = out / "killed"
+    killed.mkdir()
+    (killed / "config.yaml").write_bytes((out / "p-0.0_seed-0" / "config.yaml").read_bytes())
+    (killed / "summary.json").write_text(json.dumps({"status": "running"}))
+    report = out / "report"  # the default: inside the sweep folder, beside the run folders
+    before = folder_state(out, skip=report)
+    readers = {
+        "report": lambda: runner.invoke(app, ["report", str(out)]),
+        "report again, as PDF": lambda: runner.invoke(app, ["report", str(out), "--format", "pdf"]),
+        "status": lambda: runner.invoke(app, ["status", str(out)]),
+        "export": lambda: runner.invoke(app, ["export", str(out), "--tensorboard", str(tmp_path / "tb")]),
+        "load_runs": lambda: dropcli.load_runs(out),
+        "load_metrics": lambda: dropcli.load_metrics(out),
+    }
+    for name, read in readers.items():
+        result = read()
+        if hasattr(result, "exit_code"):
+            assert result.exit_code == 0, (name, result.output)
+        after = folder_state(out, skip=report)
+        changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+        assert not changed, f"{name} changed {changed}"
+    assert not (out / "p-0.5_seed-1" / "curves.png").exists()
+    drawn = report / "curves" / "p-0.5_seed-1.png"
+    assert drawn.read_bytes()[:4] == b"\x89PNG"
+    assert "(curves/p-0.5_seed-1.png)" in (report / "report.md").read_text()
+
+
+# --- what a hostile or damaged run folder makes of a report (moved here from test_hardening.py) --------------------
+
+def sweep_args(config, out, *extra: str) -> list[str]:
+    return ["sweep", str(config), "--out", str(out), "--quiet", "--batch", "1", *extra]
+
+
+def test_report_and_status_render_hostile_text_literally(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
+    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps(
+        {"status": "failed", "error": "[/] [bold red]boom[/bold red] <script>alert(1)</script> | x"}))
+    (out / "p-0.0_seed-1" / "summary.json").write_text(json.dumps({"status": "[/]"}))
+    # a config value that reads as mathtext, an older schema (no evaluation/executor sections), a wrong type
+    older = yaml.safe_load((out / "p-0.5_seed-0" / "config.yaml").read_text())
+    older.pop("evaluation"), older.pop("executor")
+    older["dataset"]["root"] = "$\\frac{1}{0"
+    (out / "p-0.5_seed-0" / "config.yaml").write_text(yaml.safe_dump(older))
+    wrong = yaml.safe_load((out / "p-0.0_seed-0" / "config.yaml").read_text())
+    wrong["regularizer"]["dropout"] = "abc"
+    extra = tmp_path / "sweep" / "wrong-type"
+    extra.mkdir()
+    for name in ("metrics.csv", "summary.json"):
+        (extra / name).write_bytes((out / "p-0.0_seed-0" / name).read_bytes())
+    (extra / "config.yaml").write_text(yaml.safe_dump(wrong))
+    (extra / "summary.json").write_text(json.dumps({**json.loads((extra / "summary.json").read_text()),
+                                                    "best_epoch": "two", "test_acc": [1]}))
+    result = runner.invoke(app, ["status", str(out)])
+    assert result.exit_code == 0 and "[/]" not in result.output and "unknown" in result.output
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "[bold red]boom[/bold red]" in result.output  # shown as text, not as markup
+    assert "does not fit this dropcli's config schema" in result.output
+    report = (out / "report" / "report.md").read_text()
+    assert "<script>" not in report and "&lt;script&gt;" in report and "\\| x" in report
+
+
+def test_executor_settings_are_never_compared(runner, tiny_raw, write_config, tmp_path):
+    for cpus in (1, 2):
+        raw = {**tiny_raw, "executor": {"cpus_per_task": cpus}}
+        assert runner.invoke(app, ["train", str(write_config(raw)), "--runs-dir", str(tmp_path)]).exit_code == 0
+    report = runner.invoke(app, ["report", str(tmp_path)])
+    assert report.exit_code == 0
+    assert "Compared settings: none" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_crafted_summaries_and_huge_csv_fields_are_left_out_of_reports(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2")).exit_code == 0
+    summary = json.loads((out / "p-0.5_seed-0" / "summary.json").read_text())
+    (out / "p-0.5_seed-0" / "summary.json").write_text(json.dumps({**summary, "val_acc": float("nan")}))
+    (out / "p-0.5_seed-1" / "summary.json").write_text(json.dumps({**summary, "mc_dropout": {"mc": [1, 2]}}))
+    with open(out / "p-0.0_seed-0" / "metrics.csv", "a") as handle:
+        handle.write("x" * 200_000 + "\n")
+    failed = json.loads((out / "p-0.0_seed-1" / "summary.json").read_text())
+    (out / "p-0.0_seed-1" / "summary.json").write_text(json.dumps(
+        {**failed, "status": "failed", "error": "\x1b]0;owned\x07\x1b[2J gone"}))
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "\x1b" not in result.output and "?]0;owned" in result.output  # shown, but defused
+    assert runner.invoke(app, ["status", str(out)]).exit_code == 0
+
+
+def test_a_400_digit_number_in_a_summary_is_no_result_and_no_traceback(runner, tiny_raw, write_config, tmp_path):
+    out = tmp_path / "sweep"
+    assert runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "1")).exit_code == 0
+    victim = out / "p-0.5_seed-0" / "summary.json"
+    victim.write_text(victim.read_text().replace('"test_acc": ', '"test_acc": 1' + "0" * 400 + ', "was": ', 1))
+    for command in (["report", str(out), "--out", str(tmp_path / "r")], ["status", str(out)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "| p-0.5_seed-0 | broken |" in (tmp_path / "r" / "report.md").read_text()
+
+
+# --- report.md reads as written ---------------------------------------------------------------------------------
+
+def test_report_text_is_escaped_only_where_markdown_would_read_it():
+    from dropcli.report_text import markdown_text
+
+    readable = ["early stopping (patience 10, val_loss)", "p-0.5_seed-0", "0.2", "-0.5", "+1", "#tag", "x = y!"]
+    assert [markdown_text(text) for text in readable] == readable
+    assert markdown_text("<script>[link](http://x) *b* _i_ `c` ~~s~~ a|b \\") == \
+        "&lt;script&gt;\\[link\\](http://x) \\*b\\* \\_i\\_ \\`c\\` \\~\\~s\\~\\~ a\\|b \\\\"
+    assert [markdown_text(text) for text in ("# h", "- x", "+ x", "1. x", "2) x")] == \
+        ["\\# h", "\\- x", "\\+ x", "1\\. x", "2\\) x"]
+
+
+def test_settings_are_sorted_by_their_numbers_and_plus_minus_means_one_thing(tmp_path):
+    for patience in (20, 5, 10, None):
+        for seed in (0, 1):
+            path = tmp_path / f"patience-{patience}_seed-{seed}"
+            write_completed_run(path, 0.0, seed, val_acc=0.5 + seed / 10, test_acc=0.5)
+            config = yaml.safe_load((path / "config.yaml").read_text())
+            config["regularizer"]["early_stopping"] = None if patience is None else {"patience": patience}
+            (path / "config.yaml").write_text(yaml.safe_dump(validate_config(config).to_dict()))
+            (path / "curves.png").write_bytes(b"\x89PNG")  # drawn by train
+    report = build_report(tmp_path, tmp_path / "report", latex=True)
+    assert list(report.summary["setting"]) == ["no regularizer", *[f"early stopping (patience {p}, val_loss)"
+                                                                   for p in (5, 10, 20)]]
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| **early stopping (patience 5, val_loss)** | **early stopping** |" in markdown  # all tied: all bold
+    assert "\\(" not in markdown and "val\\_loss" not in markdown
+    captions = [line for line in markdown.splitlines() if "±" in line and not line.startswith("|")]
+    assert captions and all("standard deviation" in line for line in captions), captions
+    tex = (tmp_path / "report" / "summary.tex").read_text()
+    assert "\\pm" not in tex and "in brackets, the 95\\,\\% confidence interval" in tex
+    assert "0.550 [-0.085, 1.185]" in tex  # mean 0.55 of 0.5 and 0.6; t(1) 95 % half-width 12.706 * 0.05
+
+
+def test_run_curves_are_never_drawn_through_a_link_planted_in_the_report_folder(tmp_path, runner):
+    runs, victim = tmp_path / "runs", tmp_path / "victim"
+    write_completed_run(runs / "a0", 0.5, 0, val_acc=0.5, test_acc=0.5)  # no curves.png: the report draws one
+    victim.mkdir()
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "curves").symlink_to(victim)
+    result = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 2 and "curves: is a symbolic link" in result.output, result.output
+    assert not list(victim.iterdir()) and sorted(p.name for p in (runs / "a0").iterdir()) == [
+        "config.yaml", "metrics.csv", "summary.json"]

@@ -79,7 +79,7 @@ def test_a_missing_path_is_an_error_and_an_empty_folder_a_table_with_the_columns
 
 
 def test_metrics_rows_with_an_impossible_epoch_lr_or_seconds_are_not_rows(tmp_path):
-    from dropcli.runs import METRIC_COLUMNS, read_metrics_tolerantly
+    from dropcli.run_files import METRIC_COLUMNS, read_metrics_tolerantly
 
     good = "1,2.3,0.1,2.3,0.1,0.0,0.0,0.001,0.5"
     diverged = "2,nan,0.1,inf,0.1,nan,0.0,0.001,0.5"  # a diverged epoch's losses: kept, as written
@@ -96,7 +96,7 @@ def test_metrics_rows_with_an_impossible_epoch_lr_or_seconds_are_not_rows(tmp_pa
 
 
 def test_a_link_to_a_run_folder_is_not_a_second_run(tmp_path):
-    from dropcli.runs import discover_run_folders
+    from dropcli.run_reading import discover_run_folders
 
     (tmp_path / "sweep" / "seed-0").mkdir(parents=True)
     (tmp_path / "sweep" / "seed-0" / "config.yaml").write_text("name: x\n")

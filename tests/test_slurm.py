@@ -215,7 +215,7 @@ def test_a_task_that_reaches_its_time_limit_is_requeued_and_resumes_its_trial(cl
         log = (out / ".submitit" / job / f"{job}_0_log.out").read_text(errors="replace")
         assert "this job is timed-out" in log and f"Requeued job {job}" in log, log[-3000:]
         assert log.count("Starting with JobEnvironment") >= 2, log[-3000:]
-        from dropcli.runs import read_metrics_tolerantly
+        from dropcli.run_files import read_metrics_tolerantly
 
         epochs = [row["epoch"] for row in read_metrics_tolerantly(out / "seed-0" / "metrics.csv")]
         assert epochs == list(range(1, len(epochs) + 1)), epochs  # continued from the checkpoint: no gap, no repeat

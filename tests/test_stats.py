@@ -174,11 +174,11 @@ def test_figures_say_their_bands_are_confidence_intervals_and_the_report_states_
     captions = [line for line in markdown.splitlines() if line.startswith("*") and "95 % confidence interval" in line]
     assert len(captions) == len(list((tmp_path / "report").glob("*.png")))
     assert "## What every run shares" in markdown and "| epochs | 60 |" in markdown
-    assert "| regularizer.dropout\\_style | inverted |" in markdown
+    assert "| regularizer.dropout_style | inverted |" in markdown  # an underscore inside a word: no escape
 
 
 def test_a_mixed_folder_draws_the_regularizer_comparison_only_for_the_best_settings_length(tmp_path):
-    from dropcli.plots import comparable_with_best
+    from dropcli.report_plots import comparable_with_best
 
     styled_runs(tmp_path, "inverted", epochs=20)
     styled_runs(tmp_path, "inverted", epochs=60, offset=0.1)

@@ -10,7 +10,8 @@ import yaml
 
 from dropcli import train as training
 from dropcli.config import load_config, validate_config
-from dropcli.runs import METRIC_COLUMNS, RunFolder
+from dropcli.run_files import METRIC_COLUMNS
+from dropcli.runs import RunFolder
 
 
 def run_tiny(raw: dict, tmp_path) -> tuple[RunFolder, dict]:
@@ -23,7 +24,7 @@ def test_run_folder_explains_itself(tiny_raw, tmp_path):
     run, summary = run_tiny(tiny_raw, tmp_path)
     # training leaves no picture: it is drawn afterwards from the folder (by the CLI, a sweep, or report)
     assert not run.curves_path.exists()
-    from dropcli.plots import draw_run_curves
+    from dropcli.run_plots import draw_run_curves
 
     assert draw_run_curves([run.path]) == [run.curves_path]
     # and the hidden .lock through which a process owns the folder while it writes

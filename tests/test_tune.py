@@ -14,8 +14,7 @@ from dropcli import train as training
 from dropcli import tune as tuning
 from dropcli.cli import app
 from dropcli.config import load_config, validate_config
-from dropcli.report import runs_table
-from dropcli.results import read_runs
+from dropcli.results import read_runs, runs_table
 from dropcli.runs import RunFolder
 
 

@@ -39,7 +39,7 @@ def export(
 
     if tensorboard is None and mlflow is None:
         exit_bad_input("nothing to export to: give --tensorboard OUT and/or --mlflow URI")
-    from dropcli.runs import discover_run_folders
+    from dropcli.run_reading import discover_run_folders
 
     if not discover_run_folders(runs_dir):  # as `report` says; and no empty store or folder is made for it
         exit_bad_input(f"{runs_dir}: no run folders found (a run folder holds config.yaml, metrics.csv and "

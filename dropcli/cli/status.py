@@ -10,8 +10,7 @@ from rich.markup import escape
 
 from dropcli.cli.common import a_folder, console, with_bad_input_handled
 from dropcli.display import plain
-
-STATUS_ORDER = ["completed", "running", "running (stale)", "failed", "interrupted", "broken", "pending", "unknown"]
+from dropcli.run_reading import WATCHED_STATUSES
 
 
 def status(
@@ -46,4 +45,4 @@ def status(
 
 
 def status_order(item: tuple[str, int]) -> int:
-    return STATUS_ORDER.index(item[0]) if item[0] in STATUS_ORDER else len(STATUS_ORDER)
+    return WATCHED_STATUSES.index(item[0]) if item[0] in WATCHED_STATUSES else len(WATCHED_STATUSES)

@@ -64,7 +64,8 @@ def train(
 
 def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet: bool, resume: Path | None) -> None:
     from dropcli.locks import FolderBusy
-    from dropcli.runs import NotARunFolder, RunFolder, load_run
+    from dropcli.run_reading import load_run
+    from dropcli.runs import NotARunFolder, RunFolder
 
     if resume is not None:
         previous = load_run(resume)
@@ -104,7 +105,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         except typer.Exit:
             run.release()
             raise
-        from dropcli.runs import read_metrics_tolerantly
+        from dropcli.run_files import read_metrics_tolerantly
 
         recorded = len(read_metrics_tolerantly(run.metrics_path))
         if not run.has_checkpoint() and recorded:  # (a damaged one is named when it is read)
@@ -132,7 +133,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         run.release()
     drawn = False
     try:  # Ctrl-C or SIGTERM from here on finds the run completed: at most its picture is missing
-        from dropcli.plots import draw_run_curves  # presentation: after training, from the run folder
+        from dropcli.run_plots import draw_run_curves  # presentation: after training, from the run folder
 
         draw_run_curves([run.path])
         drawn = True
@@ -144,7 +145,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
             f"     {escape(str(run.path))}/  (metrics.csv, summary.json, curves.png)"
         )
     except KeyboardInterrupt as stop:
-        missing = "" if drawn else f"; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it)"
+        missing = "" if drawn else (f"; curves.png was not drawn (dropcli report {escape(str(run.path))} draws it "
+                                    f"into its report folder)")
         errors.print(f"[yellow]interrupted[/yellow] after the run completed: {escape(str(run.path))} holds its "
                      f"results{missing}", highlight=False)
         raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED) from None
