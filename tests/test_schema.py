@@ -33,3 +33,12 @@ def test_a_sweep_folder_made_before_a_new_key_resumes_with_nothing_to_train(runn
                                  "--seeds", "1", "--out", str(folder), "--threads", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert "trained 0, already completed 2" in result.output
+
+
+def test_a_tune_fingerprint_is_that_of_a_base_without_the_new_key(tiny_raw):
+    from dropcli.tune import build_spec
+
+    spec = build_spec(validate_config(tiny_raw), "dropout,l2", 4, 2, "val_loss")
+    assert spec.base["regularizer"]["label_smoothing"] == 0.0
+    before = {**spec.base, "regularizer": {k: v for k, v in spec.base["regularizer"].items() if k != "label_smoothing"}}
+    assert type(spec)(before, spec.regularizers, spec.trials, spec.seeds).fingerprint() == spec.fingerprint()
