@@ -97,3 +97,29 @@ def pytest_xdist_make_scheduler(config, log):
             return "slurm" if nodeid.startswith(SLURM_TESTS) else nodeid
 
     return SlurmTestsTogether(config, log)
+
+
+@pytest.fixture
+def trained_weights():
+    """trained_weights(raw, tmp_path, **regularizer): train the tiny config for real with the given regularizer
+    settings; its weights (not biases) and summary."""
+    import torch
+
+    from dropcli.config import validate_config
+    from dropcli.regularizers import weight_parameters
+    from dropcli.runs import RunFolder
+    from dropcli.train import prepare, train
+
+    def trained(raw: dict, tmp_path: Path, **regularizer) -> tuple[list[torch.Tensor], dict]:
+        config = validate_config({**raw, "regularizer": regularizer})
+        exp = prepare(config)
+        summary = train(exp, RunFolder.create(tmp_path / "runs", config))
+        return [w.detach().clone() for w in weight_parameters(exp.model)], summary
+
+    return trained
+
+
+@pytest.fixture
+def total_norm():
+    """total_norm(weights, p=2): the p-norm of all the weights together."""
+    return lambda weights, p=2: sum(w.norm(p=p).item() ** p for w in weights) ** (1 / p)

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from dropcli.cli import app
 from dropcli.config import ConfigError, validate_config
@@ -59,3 +60,14 @@ def test_smoothing_changes_the_training_but_not_what_validation_scores(runner, w
         rows[epsilon] = RunFolder(next(runs.iterdir())).read_metrics()
     assert rows[0.0][-1]["val_loss"] != rows[0.2][-1]["val_loss"]
     assert len(rows[0.2]) == 2
+
+
+def test_tune_searches_it_and_compares_it_with_the_baseline(runner, write_config, tiny_raw, tmp_path):
+    out = tmp_path / "tune"
+    result = runner.invoke(app, ["tune", str(write_config(tiny_raw)), "--regularizers", "label_smoothing", "--trials",
+                                 "2", "--seeds", "2", "--batch", "2", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    trials = [yaml.safe_load(path.read_text()) for path in out.glob("label_smoothing/*/config.yaml")]
+    assert len(trials) == 2 and all(0 <= t["regularizer"]["label_smoothing"] <= 0.3 for t in trials)
+    assert any(t["regularizer"]["label_smoothing"] > 0 for t in trials)
+    assert "label_smoothing" in (out / "comparison.md").read_text()

@@ -10,15 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from dropcli.regularizers.base import REGULARIZERS, Regularizer, Stackable
+from dropcli.regularizers.base import REGULARIZERS, Config, Regularizer, Splits, Stackable
 from dropcli.schema import Section
 
 if TYPE_CHECKING:
     import torch
 
     from dropcli.augmentation import Draws
-    from dropcli.config import Config
-    from dropcli.data import Splits
 
 # What each transform does and where it applies (regularizer.augmentation_transforms)
 SIGNAL_TRANSFORMS = ("shift", "scale", "noise", "correlated_noise")  # MNIST-1D: its own generator's transforms

@@ -40,12 +40,14 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from dropcli.config import Config
-    from dropcli.data import Splits
     from dropcli.masks import MaskStream
 
 # dotted config key → ("float" | "int", low, high, log scale) or ("choice", options)
 SearchSpace = dict[str, tuple[Any, ...]]
+# A run's config.Config and its data.Splits. Named, not imported: config.py builds its `regularizer:` section
+# from this package, so this package imports neither (no import circle)
+Config = Any
+Splits = Any
 
 
 class Regularizer:

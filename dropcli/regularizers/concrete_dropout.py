@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
 
-from dropcli.regularizers.base import REGULARIZERS, Regularizer
+from dropcli.regularizers.base import REGULARIZERS, Config, Regularizer, Splits
 from dropcli.schema import NonNegative, Section
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from dropcli.config import Config
-    from dropcli.data import Splits
     from dropcli.regularizers.dropout_layers import ConcreteDropout as ConcreteDropoutLayer
 
 
