@@ -35,7 +35,7 @@ def config_reference() -> str:
 
     schema = Config.model_json_schema()
     definitions = schema.get("$defs", {})
-    parts = [section_markdown("", "top level", schema, definitions, level=2)]
+    parts = [section_markdown("", "Top level", schema, definitions, level=2)]
     return "\n".join(parts)
 
 
@@ -109,7 +109,7 @@ def allowed_text(node: dict[str, Any]) -> str:
     if node.get("type") == "array":
         items = allowed_text(node.get("items", {}))
         return f"each {items}" if items else ""
-    bounds = [f"{sign} {node[word]}" for word, sign in (("exclusiveMinimum", ">"), ("minimum", "≥"),
+    bounds = [f"{sign} {number(node[word])}" for word, sign in (("exclusiveMinimum", ">"), ("minimum", "≥"),
                                                          ("exclusiveMaximum", "<"), ("maximum", "≤"))
               if word in node]
     if "pattern" in node:
@@ -117,6 +117,13 @@ def allowed_text(node: dict[str, Any]) -> str:
     if node.get("maxLength", GENERIC_MAX_LENGTH) != GENERIC_MAX_LENGTH:
         bounds.append(f"at most {node['maxLength']} characters")
     return ", ".join(bounds)
+
+
+def number(value: float) -> str:
+    """2³² rather than 4294967296: a bound that is a large power of two reads as one."""
+    if isinstance(value, int) and value >= 2**16 and value & (value - 1) == 0:
+        return "2" + str(value.bit_length() - 1).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return str(value)
 
 
 def config_keys(markdown: str) -> set[str]:
@@ -155,7 +162,7 @@ def command_markdown(command: Any, context: Any, call: str, with_usage: bool) ->
         lines += ["| argument or option | meaning |", "| --- | --- |"]
         for names, meaning in shown:
             cell = escape(" ".join(meaning.split())).replace("|", "\\|")
-            lines.append(f"| `{names.replace('|', '&#124;')}` | {cell or '—'} |")
+            lines.append(f"| `{names}` | {cell or '—'} |")  # a pipe in a code span does not split a row
         lines.append("")
     return "\n".join(lines)
 
@@ -189,4 +196,7 @@ GENERATORS: dict[str, Callable[[], str]] = {"config": config_reference, "cli": c
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
-    return MARKER.sub(lambda match: GENERATORS[match.group(1)](), markdown)
+    def generated(match: re.Match[str]) -> str:  # in a div of its own, for the stylesheet (docs/stylesheets)
+        return f'<div class="generated-reference" markdown>\n\n{GENERATORS[match.group(1)]()}\n\n</div>'
+
+    return MARKER.sub(generated, markdown)
