@@ -60,22 +60,43 @@ def short_name(dotted_key: str) -> str:
 
 
 class DatasetConfig(Section):
-    name: DatasetName = "mnist1d"
-    root: str = "data"  # where datasets are cached / downloaded; relative paths are from the working directory
-    train_size: Annotated[int, Field(gt=0)] | None = None  # None: the whole training pool left after validation
-    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2  # of the training pool; the test split is separate
-    label_noise: Fraction = 0.0  # fraction of training labels replaced by a different, random class
-    download: bool = True  # torchvision datasets only; mnist1d is always generated offline
+    """The data: which dataset, how much of it trains, and how validation is split off."""
+
+    name: DatasetName = Field("mnist1d", description=(
+        "`mnist1d` (generated offline by the `mnist1d` package and cached under `root`: 4000 train + 1000 test "
+        "sequences of length 40), or `mnist`, `fashion_mnist`, `cifar10` (torchvision; downloaded into `root` "
+        "on first use)"))
+    root: str = Field("data", description=(
+        "where datasets are cached or downloaded; relative paths are from the working directory"))
+    train_size: Annotated[int, Field(gt=0)] | None = Field(None, description=(
+        "training examples drawn from the pool left after validation; null: all of it"))
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.2, description=(
+        "share of the training pool held out for validation; the dataset's test split stays separate"))
+    label_noise: Fraction = Field(0.0, description=(
+        "share of training labels replaced by a different, random class"))
+    download: bool = Field(True, description=(
+        "torchvision datasets: download into `root` when missing (false: a clear 'not found' error instead); "
+        "mnist1d is always generated offline"))
 
 
 class ModelConfig(Section):
-    name: ModelName = "mlp"
-    hidden_sizes: list[Annotated[int, Field(gt=0)]] = [256, 256]  # mlp: width of each hidden layer
-    channels: list[Annotated[int, Field(gt=0)]] = [32, 64]  # cnn: output channels of each conv block
-    spatial_dropout: bool = False  # cnn: drop whole feature maps instead of single activations
-    hidden_size: Annotated[int, Field(gt=0)] = 64  # gru, lstm, rnn (and cnn's dense layer): hidden units
-    num_layers: Annotated[int, Field(gt=0)] = 1  # gru, lstm, rnn: stacked recurrent layers
-    batchnorm: bool = False  # mlp, cnn: BatchNorm after each hidden linear/conv layer, before ReLU and dropout
+    """The network and its size; each model takes the dropout settings of the `regularizer:` section."""
+
+    name: ModelName = Field("mlp", description=(
+        "`mlp`, `cnn` (Conv1d blocks on MNIST-1D, Conv2d on images), `gru`, `lstm` or `rnn` (a plain tanh RNN; "
+        "the recurrent models read MNIST-1D's 40 values as a sequence)"))
+    hidden_sizes: list[Annotated[int, Field(gt=0)]] = Field([256, 256], description=(
+        "mlp: width of each hidden layer (dropout after each ReLU)"))
+    channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description=(
+        "cnn: output channels of each conv block (conv → ReLU → dropout → max-pool)"))
+    spatial_dropout: bool = Field(False, description=(
+        "cnn: drop whole feature maps in the conv blocks instead of single activations"))
+    hidden_size: Annotated[int, Field(gt=0)] = Field(64, description=(
+        "gru, lstm, rnn: recurrent units; cnn: width of the dense layer before the output"))
+    num_layers: Annotated[int, Field(gt=0)] = Field(1, description=(
+        "gru, lstm, rnn: stacked recurrent layers (dropout between layers and before the output)"))
+    batchnorm: bool = Field(False, description=(
+        "mlp, cnn: BatchNorm after each hidden linear or conv layer, then ReLU, then dropout"))
 
     @field_validator("hidden_sizes", "channels")
     @classmethod
