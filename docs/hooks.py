@@ -45,11 +45,11 @@ def section_markdown(prefix: str, title: str, node: dict[str, Any], definitions:
     for name, field in node.get("properties", {}).items():
         key = f"{prefix}{name}"
         sections = [resolve(ref, definitions) for ref in section_refs(field)]
-        rows.append(key_row(key, field, definitions, sections))
+        rows.append(key_row(key, field, sections))
         nested.extend((key, section) for section in sections)
     heading = "#" * level + f" {title}"
     intro = node.get("description", "")
-    table = ["| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |", *rows]
+    table = ["| key | takes | default | meaning |", "| --- | --- | --- | --- |", *rows]
     text = "\n".join(part for part in (heading, "", intro, "", *table, "") if part is not None)
     for key, section in nested:
         variant = f" ({section['title']})" if sum(1 for k, _ in nested if k == key) > 1 else ""
@@ -67,14 +67,14 @@ def resolve(ref: str, definitions: dict[str, Any]) -> dict[str, Any]:
     return definitions[ref.rsplit("/", 1)[-1]]
 
 
-def key_row(key: str, field: dict[str, Any], definitions: dict[str, Any], sections: list[dict[str, Any]]) -> str:
+def key_row(key: str, field: dict[str, Any], sections: list[dict[str, Any]]) -> str:
     meaning = field.get("description", "")
     if sections and not meaning:
         meaning = sections[0].get("description", "")
     default = "" if sections and field.get("default") is not None else f"`{flow(field.get('default'))}`"
     if "default" not in field:
         default = "required"
-    cells = [f"`{key}`", type_text(field, definitions), default, allowed_text(field), meaning or "—"]
+    cells = [f"`{key}`", value_text(field), default, meaning or "—"]
     return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
 
 
@@ -83,40 +83,31 @@ def flow(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def type_text(node: dict[str, Any], definitions: dict[str, Any]) -> str:
+def value_text(node: dict[str, Any]) -> str:
+    """What a key takes, in words: "number ≥ 0, < 1", "integer > 0 or null", "one of `adam`, `sgd`"."""
     if "$ref" in node:
-        return "section"
+        return "mapping (below)"
     options = node.get("anyOf") or node.get("oneOf")
     if options:
-        return " or ".join(dict.fromkeys(type_text(option, definitions) for option in options))
-    if "enum" in node or "const" in node:
-        return "choice"
-    kind = node.get("type")
-    if kind == "array":
-        return f"list of {type_text(node.get('items', {}), definitions)}"
-    return {"integer": "integer", "number": "number", "string": "text", "boolean": "true / false",
-            "null": "null", "object": "mapping"}.get(str(kind), str(kind or "any"))
-
-
-def allowed_text(node: dict[str, Any]) -> str:
-    options = node.get("anyOf") or node.get("oneOf")
-    if options:
-        return "; ".join(text for text in (allowed_text(option) for option in options) if text)
+        texts = dict.fromkeys(value_text(option) for option in options)
+        return " or ".join(sorted(texts, key=lambda text: text != "null"))  # "null or integer > 0, ≤ 1024"
     if "enum" in node:
-        return ", ".join(f"`{value}`" for value in node["enum"])
+        return "one of " + ", ".join(f"`{value}`" for value in node["enum"])
     if "const" in node:
         return f"`{node['const']}`"
-    if node.get("type") == "array":
-        items = allowed_text(node.get("items", {}))
-        return f"each {items}" if items else ""
+    kind = node.get("type")
+    if kind == "array":
+        return f"list of {value_text(node.get('items', {}))}"
+    name = {"integer": "integer", "number": "number", "string": "text", "boolean": "true / false",
+            "null": "null", "object": "mapping"}.get(str(kind), str(kind or "any"))
     bounds = [f"{sign} {number(node[word])}" for word, sign in (("exclusiveMinimum", ">"), ("minimum", "≥"),
-                                                         ("exclusiveMaximum", "<"), ("maximum", "≤"))
+                                                                 ("exclusiveMaximum", "<"), ("maximum", "≤"))
               if word in node]
     if "pattern" in node:
-        bounds.append(f"matches `{node['pattern']}`")
+        bounds.append(f"matching `{node['pattern']}`")
     if node.get("maxLength", GENERIC_MAX_LENGTH) != GENERIC_MAX_LENGTH:
         bounds.append(f"at most {node['maxLength']} characters")
-    return ", ".join(bounds)
+    return " ".join([name, ", ".join(bounds)]).strip()
 
 
 def number(value: float) -> str:
