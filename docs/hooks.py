@@ -178,7 +178,8 @@ def python_reference() -> str:
     import dropcli
 
     members = public_functions(dropcli)
-    return "\n".join(["::: dropcli", "    options:", "      show_root_heading: false", "      members:",
+    options = ["show_root_heading: false", "show_object_full_path: true", "members:"]
+    return "\n".join(["::: dropcli", "    options:", *[f"      {option}" for option in options],
                       *[f"        - {name}" for name in members], ""])
 
 
