@@ -62,6 +62,10 @@ def dropcli_commands(page: Path) -> list[str]:
     return commands
 
 
+def python_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", page.read_text(), flags=re.MULTILINE | re.DOTALL)
+
+
 def reason_not_run(command: str) -> str | None:
     missing = [word for word in command.split() if word.startswith("examples/") and not (ROOT / word).exists()]
     if missing:  # the example lands with the custom data and model work (#31)
@@ -89,7 +93,7 @@ def tiny_words(command: str, folder: Path, data_root: Path) -> list[str]:
     return words
 
 
-@pytest.mark.parametrize("page", [page for page in PAGES if dropcli_commands(page)],
+@pytest.mark.parametrize("page", [page for page in PAGES if dropcli_commands(page) or python_blocks(page)],
                          ids=lambda page: page.relative_to(ROOT).as_posix())
 def test_every_command_in_the_docs_runs_at_a_tiny_budget(page, runner, data_root, tmp_path, monkeypatch):
     """The page's commands in order, in one folder of their own (as a reader would run them), in this process."""
@@ -98,7 +102,7 @@ def test_every_command_in_the_docs_runs_at_a_tiny_budget(page, runner, data_root
             (tmp_path / name).symlink_to(ROOT / name)
     monkeypatch.chdir(tmp_path)
     commands = dropcli_commands(page)
-    if commands[0].split()[1] in READERS:  # a page about reading runs: one run to read
+    if not commands or commands[0].split()[1] in READERS:  # a page about reading runs: one run to read
         commands.insert(0, "dropcli train configs/quickstart.yaml")
     not_run = []
     for command in commands:
@@ -108,6 +112,9 @@ def test_every_command_in_the_docs_runs_at_a_tiny_budget(page, runner, data_root
             continue
         result = runner.invoke(app, tiny_words(command, tmp_path, data_root))
         assert result.exit_code == 0, f"{command}\n{result.output}"
+    for code in python_blocks(page):  # the notebook examples, on the runs the commands made
+        monkeypatch.setenv("MPLBACKEND", "Agg")
+        exec(compile(code, f"{page.name} python block", "exec"), {})
     print("not run:", *not_run, sep="\n  ")
 
 
