@@ -60,22 +60,43 @@ def short_name(dotted_key: str) -> str:
 
 
 class DatasetConfig(Section):
-    name: DatasetName = "mnist1d"
-    root: str = "data"  # where datasets are cached / downloaded; relative paths are from the working directory
-    train_size: Annotated[int, Field(gt=0)] | None = None  # None: the whole training pool left after validation
-    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2  # of the training pool; the test split is separate
-    label_noise: Fraction = 0.0  # fraction of training labels replaced by a different, random class
-    download: bool = True  # torchvision datasets only; mnist1d is always generated offline
+    """The data: which dataset, how much of it trains, and how validation is split off."""
+
+    name: DatasetName = Field("mnist1d", description=(
+        "`mnist1d` (generated offline by the `mnist1d` package and cached under `root`: 4000 train + 1000 test "
+        "sequences of length 40), or `mnist`, `fashion_mnist`, `cifar10` (torchvision; downloaded into `root` "
+        "on first use)"))
+    root: str = Field("data", description=(
+        "where datasets are cached or downloaded; relative paths are from the working directory"))
+    train_size: Annotated[int, Field(gt=0)] | None = Field(None, description=(
+        "training examples drawn from the pool left after validation; null: all of it"))
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.2, description=(
+        "share of the training pool held out for validation; the dataset's test split stays separate"))
+    label_noise: Fraction = Field(0.0, description=(
+        "share of training labels replaced by a different, random class"))
+    download: bool = Field(True, description=(
+        "torchvision datasets: download into `root` when missing (false: a clear 'not found' error instead); "
+        "mnist1d is always generated offline"))
 
 
 class ModelConfig(Section):
-    name: ModelName = "mlp"
-    hidden_sizes: list[Annotated[int, Field(gt=0)]] = [256, 256]  # mlp: width of each hidden layer
-    channels: list[Annotated[int, Field(gt=0)]] = [32, 64]  # cnn: output channels of each conv block
-    spatial_dropout: bool = False  # cnn: drop whole feature maps instead of single activations
-    hidden_size: Annotated[int, Field(gt=0)] = 64  # gru, lstm, rnn (and cnn's dense layer): hidden units
-    num_layers: Annotated[int, Field(gt=0)] = 1  # gru, lstm, rnn: stacked recurrent layers
-    batchnorm: bool = False  # mlp, cnn: BatchNorm after each hidden linear/conv layer, before ReLU and dropout
+    """The network and its size; each model takes the dropout settings of the `regularizer:` section."""
+
+    name: ModelName = Field("mlp", description=(
+        "`mlp`, `cnn` (Conv1d blocks on MNIST-1D, Conv2d on images), `gru`, `lstm` or `rnn` (a plain tanh RNN; "
+        "the recurrent models read MNIST-1D's 40 values as a sequence)"))
+    hidden_sizes: list[Annotated[int, Field(gt=0)]] = Field([256, 256], description=(
+        "mlp: width of each hidden layer (dropout after each ReLU)"))
+    channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description=(
+        "cnn: output channels of each conv block (conv → ReLU → dropout → max-pool)"))
+    spatial_dropout: bool = Field(False, description=(
+        "cnn: drop whole feature maps in the conv blocks instead of single activations"))
+    hidden_size: Annotated[int, Field(gt=0)] = Field(64, description=(
+        "gru, lstm, rnn: recurrent units; cnn: width of the dense layer before the output"))
+    num_layers: Annotated[int, Field(gt=0)] = Field(1, description=(
+        "gru, lstm, rnn: stacked recurrent layers (dropout between layers and before the output)"))
+    batchnorm: bool = Field(False, description=(
+        "mlp, cnn: BatchNorm after each hidden linear or conv layer, then ReLU, then dropout"))
 
     @field_validator("hidden_sizes", "channels")
     @classmethod
@@ -86,28 +107,41 @@ class ModelConfig(Section):
 
 
 class OptimizerConfig(Section):
-    name: OptimizerName = "adam"
-    lr: Annotated[float, Field(gt=0.0)] = 1e-3
-    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9  # sgd only
-    batch_size: Annotated[int, Field(gt=0)] = 64
-    schedule: Literal["constant", "cosine"] = "constant"  # cosine decays lr to 0 over `epochs`
+    """How the weights are trained: the optimizer, its learning rate and schedule, and the batch size."""
+
+    name: OptimizerName = Field("adam", description="`adam` (torch.optim.Adam) or `sgd` (with `momentum`)")
+    lr: Annotated[float, Field(gt=0.0)] = Field(1e-3, description="learning rate")
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.9, description="SGD's momentum; `sgd` only")
+    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="training examples per step")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="`constant` keeps `lr`; `cosine` decays it to 0 over `epochs`")
 
 
 class EvaluationConfig(Section):
-    # > 0: also score the test split with K Monte-Carlo dropout passes averaged, against weight scaling
-    mc_samples: Annotated[int, Field(ge=0, le=1000)] = 0
+    """Extra scores of the test split, beyond the plain evaluation every run ends with."""
+
+    mc_samples: Annotated[int, Field(ge=0, le=1000)] = Field(0, description=(
+        "0: off. K > 0 also scores the test split with K Monte-Carlo dropout passes averaged, against weight "
+        "scaling (the plain pass): accuracy, NLL and ECE (15 bins) in `summary.json` (`ws_test_*`, `mc_test_*`, "
+        "and `mc_dropout` with K = 1, 2, 5, 10, 20, 50 …), in `runs.csv` and in a table of `report.md`"))
 
 
 class ExecutorConfig(Section):
     """Where `sweep` runs its trials (`--executor` and the --slurm-* options override these)."""
 
-    name: Literal["local", "slurm", "submitit-local"] = "local"
-    slurm_partition: str | None = None
-    timeout_min: Annotated[int, Field(gt=0)] = 60  # per array task; a task that hits it is requeued
-    cpus_per_task: Annotated[int, Field(gt=0)] = 2
-    gpus_per_task: Annotated[int, Field(ge=0)] = 0
-    array_parallelism: Annotated[int, Field(gt=0)] = 32  # array tasks running at once
-    slurm_setup: list[str] = []  # shell lines run before each task, e.g. "module load cuda"
+    name: Literal["local", "slurm", "submitit-local"] = Field("local", description=(
+        "`local`: in this process; `slurm`: one submitit job array on a Slurm cluster; `submitit-local`: "
+        "submitit's local executor (real subprocesses, no cluster), for testing"))
+    slurm_partition: str | None = Field(None, description=(
+        "Slurm partition(s), comma-separated; letters, digits and `_ . , -` only. null: the cluster's default"))
+    timeout_min: Annotated[int, Field(gt=0)] = Field(60, description=(
+        "time limit of each array task in minutes; a task that reaches it is requeued and resumes its trials"))
+    cpus_per_task: Annotated[int, Field(gt=0)] = Field(2, description=(
+        "CPUs per array task; also the task's torch threads when `threads` is null"))
+    gpus_per_task: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per array task")
+    array_parallelism: Annotated[int, Field(gt=0)] = Field(32, description="array tasks running at once")
+    slurm_setup: list[str] = Field([], description=(
+        "shell lines run before each task, e.g. `module load cuda`; one line each, no control characters"))
 
     @field_validator("slurm_partition")
     @classmethod
@@ -119,19 +153,30 @@ class ExecutorConfig(Section):
 
 
 class Config(Section):
-    name: str = "run"  # prefix of the run folder: runs/<name>-<timestamp>/
-    epochs: Annotated[int, Field(gt=0)] = 60
-    seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] = 0  # weights, split, label noise, batch order, dropout masks
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # CPU threads torch may use. null: OMP_NUM_THREADS when set, else the CPUs this process may run on
-    # (affinity, cgroup quota, Slurm's SLURM_CPUS_PER_TASK). On a busy machine 1 can be far faster.
-    threads: Annotated[int, Field(gt=0, le=1024)] | None = None
-    dataset: DatasetConfig = DatasetConfig()
-    model: ModelConfig = ModelConfig()
-    regularizer: RegularizerConfig = RegularizerConfig()
-    optimizer: OptimizerConfig = OptimizerConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
-    executor: ExecutorConfig = ExecutorConfig()  # sweeps only; not part of a sweep's fingerprint
+    """One experiment: what to train on, which model, which regularizers, how long and where."""
+
+    name: str = Field("run", description=(
+        "prefix of the run folder, `runs/<name>-<YYYYmmdd-HHMMSS>/`: letters, digits, `.`, `_`, `-`, "
+        "at most 100 characters"))
+    epochs: Annotated[int, Field(gt=0)] = Field(60, description=(
+        "passes over the training set; early stopping may end sooner"))
+    seed: Annotated[StrictInt, Field(ge=0, lt=2**32)] = Field(0, description=(
+        "seeds the initial weights, the train/validation split, label noise, batch order and dropout masks"))
+    device: str = Field("auto", description=(
+        "`auto` (CUDA when present, else the CPU), `cpu`, `cuda` or `cuda:N`"))
+    threads: Annotated[int, Field(gt=0, le=1024)] | None = Field(None, description=(
+        "CPU threads torch may use (also `--threads N` on `train` and `sweep`). null: `OMP_NUM_THREADS` when "
+        "set, else the CPUs this process may run on (its affinity, a cgroup quota, Slurm's "
+        "`SLURM_CPUS_PER_TASK`). On a machine busy with other work 1 can be many times faster. Recorded per "
+        "run as `torch_threads`"))
+    dataset: DatasetConfig = Field(DatasetConfig(), description="the data: which dataset, how much, and its split")
+    model: ModelConfig = Field(ModelConfig(), description="the network and its size")
+    regularizer: RegularizerConfig = Field(RegularizerConfig(), description=(
+        "every regularizer, all off by default; `regularizer: none` switches them all off"))
+    optimizer: OptimizerConfig = Field(OptimizerConfig(), description="how the weights are trained")
+    evaluation: EvaluationConfig = Field(EvaluationConfig(), description="extra scores of the test split")
+    executor: ExecutorConfig = Field(ExecutorConfig(), description=(
+        "where a sweep's trials run; not part of a sweep's fingerprint"))
 
     @field_validator("device")
     @classmethod

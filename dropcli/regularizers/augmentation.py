@@ -33,13 +33,17 @@ WHY_NOT = {"flip": "a mirrored digit is not the same digit", "crop": "it is for 
 
 
 class AugmentationSettings(Section):
-    # data augmentation of training batches (never validation or test), on the device, deterministic per seed.
-    # Strength: 0 off, 1 the standard magnitudes (MNIST-1D: its generator's own; images: crop padding 1/8 of
-    # the side, i.e. 4 px on CIFAR-10), scaled in between and beyond (at most 4)
-    augmentation: Annotated[float, Field(ge=0.0, le=4.0)] = Field(0.0, json_schema_extra={"label": "augmentation"})
-    # which transforms; null: the dataset's (mnist1d: shift, scale, noise, correlated_noise; mnist: crop;
-    # fashion_mnist, cifar10: crop, flip)
-    augmentation_transforms: list[AugmentName] | None = None
+    augmentation: Annotated[float, Field(ge=0.0, le=4.0)] = Field(0.0, json_schema_extra={"label": "augmentation"},
+                                                                  description=(
+        "strength of data augmentation of training batches (never validation or test data), on the device, from "
+        "a generator seeded by the run's seed (repeatable, resumed exactly, stacked in sweeps): 0 off, 1 the "
+        "standard magnitudes (see `augmentation_transforms`), scaled linearly in between and beyond"))
+    augmentation_transforms: list[AugmentName] | None = Field(None, description=(
+        "which transforms; null: the dataset's own. mnist1d (default all four, MNIST-1D's generator's transforms "
+        "at its magnitudes): `shift` (circular, up to 27 of 40 positions), `scale` (amplitude × 1 ± 0.2), "
+        "`noise` (+N(0, 0.02²)), `correlated_noise` (+0.25·N(0,1) smoothed by a Gaussian of σ = 2). Images: "
+        "`crop` (zero-pad by ⅛ of the side, then a random window) and `flip` (left-right, probability ½); mnist "
+        "takes `crop` only (a mirrored digit is not the same digit)"))
 
 
 @REGULARIZERS.register("augmentation")

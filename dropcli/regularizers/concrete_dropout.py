@@ -24,19 +24,26 @@ if TYPE_CHECKING:
 class ConcreteDropoutConfig(Section):
     """Concrete dropout (Gal, Hron & Kendall 2017): each hidden dropout layer learns its own rate."""
 
-    init_p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # every layer's rate before training
-    temperature: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1  # of the relaxed Bernoulli (the paper's 0.1)
-    # prior length scale l: the weight term is l^2/N * |W|^2 / (1-p) (N training examples); the rate's own
-    # term is 2/N * units * (p log p + (1-p) log(1-p)), which pulls p towards 0.5 against the data's pull
-    length_scale: NonNegative = 1e-4
-    # Adam moves a parameter by about its lr per step: at the weights' 1e-3 a rate's logit would need
-    # thousands of steps to travel, so the rates train at their own learning rate
-    rate_lr: Annotated[float, Field(gt=0.0)] = 0.01
+    init_p: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.1, description="every layer's rate before training")
+    temperature: Annotated[float, Field(gt=0.0, le=1.0)] = Field(0.1, description=(
+        "temperature of the relaxed Bernoulli mask (the paper's 0.1)"))
+    length_scale: NonNegative = Field(1e-4, description=(
+        "prior length scale l: the loss gains, per layer, l²/N · ‖W‖² / (1-p) for the weights reading the dropped "
+        "units, and 2/N · units · (p log p + (1-p) log(1-p)) for the rate, which pulls p towards 0.5 against the "
+        "data's pull (N training examples)"))
+    rate_lr: Annotated[float, Field(gt=0.0)] = Field(0.01, description=(
+        "learning rate of the rates: Adam moves a parameter by about its lr per step, so at the weights' 1e-3 a "
+        "rate would hardly move in 60 epochs"))
 
 
 class ConcreteDropoutSettings(Section):
-    # adaptive dropout: the hidden layers learn their rates (mlp, cnn); replaces `dropout` on hidden units
-    concrete_dropout: ConcreteDropoutConfig | None = Field(None, json_schema_extra={"label": "Concrete dropout"})
+    concrete_dropout: ConcreteDropoutConfig | None = Field(None, json_schema_extra={"label": "Concrete dropout"},
+                                                           description=(
+        "mlp, cnn: `{}` or `{init_p: 0.1, ...}`: Concrete dropout (Gal, Hron & Kendall 2017), every hidden dropout "
+        "layer learns its rate p. Logged per epoch as `learned_p1`, `learned_p2`, … in metrics.csv, as "
+        "`learned_p` in summary.json and in a table of report.md. Not with `dropout`, `gaussian_dropout` or "
+        "`dropblock` (they fix the rate it learns); not for recurrent models; trains one trial at a time in "
+        "sweeps. null: off"))
 
     @model_validator(mode="after")
     def _concrete_replaces_fixed_rates(self) -> Any:

@@ -25,31 +25,42 @@ if TYPE_CHECKING:
 
 
 class DropBlockConfig(Section):
-    p: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1  # share of feature-map positions dropped, in contiguous blocks
-    block_size: Annotated[int, Field(gt=0)] = 3  # side of each square (2-D) or length of each run (1-D) dropped
+    p: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.1, description=(
+        "share of feature-map positions dropped, in contiguous blocks; on maps not much larger than the block a "
+        "little more is dropped (0.10 at length 40, ~0.15 on 7×7 with block 3)"))
+    block_size: Annotated[int, Field(gt=0)] = Field(3, description=(
+        "side of each square (2-D) or length of each run (1-D) dropped"))
 
 
 class DropoutSettings(Section):
     # label=: the regularizer's name in reports; a labelled key switches a regularizer on when it is not 0/null
-    # rate p: each hidden activation is zeroed with probability p while training
-    dropout: Fraction = Field(0.0, json_schema_extra={"label": "dropout"})
-    # where the correction for dropped units goes: ×1/(1-p) while training (inverted) or ×(1-p) at test
-    # time (scale_at_test, the original 2012/2014 formulation); the expected activations are the same
-    dropout_style: Literal["inverted", "scale_at_test"] = "inverted"
-    # rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)
-    input_dropout: Fraction = Field(0.0, json_schema_extra={"label": "input dropout"})
-    # hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks
-    gaussian_dropout: Fraction = Field(0.0, json_schema_extra={"label": "gaussian dropout"})
-    # rate on the weights of hidden linear layers: y = f((W ⊙ M) x + b), M per batch
-    dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"})
-    # cnn: drop contiguous blocks of feature maps in the conv blocks
-    dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"})
-    # gru, lstm, rnn: naive draws a new mask at every time step; variational (locked) one per sequence, reused
-    rnn_dropout: Literal["naive", "variational"] = "naive"
-    # the simplest "adaptive" dropout: p ramps up from 0 (linear_warmup) or down to 0 (linear_decay)
-    # over the first `dropout_schedule_epochs` epochs, then stays put
-    dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = "constant"
-    dropout_schedule_epochs: Annotated[int, Field(gt=0)] = 10
+    dropout: Fraction = Field(0.0, json_schema_extra={"label": "dropout"}, description=(
+        "rate p: each hidden activation is zeroed with probability p while training (inverted dropout: the kept "
+        "ones ×1/(1-p), identity in evaluation), after each hidden activation, never on the output layer; in "
+        "recurrent models on the non-recurrent connections"))
+    dropout_style: Literal["inverted", "scale_at_test"] = Field("inverted", description=(
+        "where the correction for dropped units goes: `inverted` ×1/(1-p) while training, or `scale_at_test` "
+        "no scaling in training and ×(1-p) at evaluation (the original 2012/2014 formulation); the expected "
+        "activations are the same"))
+    input_dropout: Fraction = Field(0.0, json_schema_extra={"label": "input dropout"}, description=(
+        "dropout rate on the inputs (the 2014 paper used 0.2 there, 0.5 on hidden units)"))
+    gaussian_dropout: Fraction = Field(0.0, json_schema_extra={"label": "gaussian dropout"}, description=(
+        "hidden units multiplied by N(1, p/(1-p)) noise instead of 0/1 masks; not together with `dropout`"))
+    dropconnect: Fraction = Field(0.0, json_schema_extra={"label": "DropConnect"}, description=(
+        "mlp, cnn: DropConnect on the weights of hidden linear layers, y = f((W ⊙ M) x / (1-p) + b), one mask M "
+        "per mini-batch (the 2013 paper draws one per example)"))
+    dropblock: DropBlockConfig | None = Field(None, json_schema_extra={"label": "DropBlock"}, description=(
+        "cnn only: e.g. `{p: 0.1, block_size: 3}` drops contiguous blocks of the conv feature maps (instead of "
+        "the conv blocks' dropout); null: off"))
+    rnn_dropout: Literal["naive", "variational"] = Field("naive", description=(
+        "gru, lstm, rnn: `naive` draws a new mask at every time step; `variational` one mask per sequence, "
+        "reused at every step, on the inputs and between layers"))
+    dropout_schedule: Literal["constant", "linear_warmup", "linear_decay"] = Field("constant", description=(
+        "the simplest adaptive dropout: `linear_warmup` ramps p up from 0 at epoch 1 to its full value from epoch "
+        "N+1, `linear_decay` the reverse, N = `dropout_schedule_epochs`; acts on dropout and input dropout "
+        "(not DropConnect or DropBlock)"))
+    dropout_schedule_epochs: Annotated[int, Field(gt=0)] = Field(10, description=(
+        "epochs the warmup or decay of `dropout_schedule` takes"))
 
     @field_validator("dropout", "input_dropout", "dropconnect")
     @classmethod

@@ -20,14 +20,17 @@ if TYPE_CHECKING:
 
 
 class EarlyStoppingConfig(Section):
-    patience: Annotated[int, Field(gt=0)] = 10  # epochs without improvement before stopping
-    min_delta: NonNegative = 0.0  # an improvement smaller than this does not count
-    metric: Literal["val_loss", "val_acc"] = "val_loss"
+    patience: Annotated[int, Field(gt=0)] = Field(10, description="epochs without improvement before stopping")
+    min_delta: NonNegative = Field(0.0, description="an improvement smaller than this does not count")
+    metric: Literal["val_loss", "val_acc"] = Field("val_loss", description="the validation metric watched")
 
 
 class EarlyStoppingSettings(Section):
-    # None: train for all epochs
-    early_stopping: EarlyStoppingConfig | None = Field(None, json_schema_extra={"label": "early stopping"})
+    early_stopping: EarlyStoppingConfig | None = Field(None, json_schema_extra={"label": "early stopping"},
+                                                       description=(
+        "e.g. `{patience: 10, min_delta: 0, metric: val_loss}`: stop when the metric has not improved for "
+        "`patience` epochs, and restore the best epoch's weights before the test evaluation. null: train for "
+        "all epochs"))
 
 
 @REGULARIZERS.register("early_stopping")

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class L1Settings(Section):
-    l1: NonNegative = Field(0.0, json_schema_extra={"label": "L1"})  # penalty l1 * sum(|w|) over weights (not biases)
+    l1: NonNegative = Field(0.0, json_schema_extra={"label": "L1"}, description=(
+        "adds l1 · Σ |w| over the weights (not biases) to the loss"))
 
 
 @REGULARIZERS.register("l1")

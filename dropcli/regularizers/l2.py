@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 class L2Settings(Section):
-    # penalty l2/2 * sum(w^2) over weights (not biases): gradient l2*w, like weight decay
-    l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"})
+    l2: NonNegative = Field(0.0, json_schema_extra={"label": "L2"}, description=(
+        "adds l2/2 · Σ w² over the weights (not biases) to the loss: gradient l2 · w, like SGD's weight decay"))
 
 
 @REGULARIZERS.register("l2")

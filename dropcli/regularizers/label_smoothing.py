@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 class LabelSmoothingSettings(Section):
-    # ε in [0, 1): the training targets are (1 - ε) one-hot + ε / classes; 0 is off (0.1 is the paper's)
-    label_smoothing: Fraction = Field(0.0, json_schema_extra={"label": "label smoothing", NEW_IN: "0.2"})
+    label_smoothing: Fraction = Field(0.0, json_schema_extra={"label": "label smoothing", NEW_IN: "0.2"}, description=(
+        "ε: the training targets are (1 - ε) one-hot + ε / classes; 0 is off (0.1 is the paper's)"))
 
 
 @REGULARIZERS.register("label_smoothing")

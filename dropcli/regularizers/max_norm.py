@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 
 class MaxNormSettings(Section):
-    # each unit's incoming weight vector clipped to this norm
-    max_norm: Annotated[float, Field(gt=0.0)] | None = Field(None, json_schema_extra={"label": "max-norm"})
+    max_norm: Annotated[float, Field(gt=0.0)] | None = Field(None, json_schema_extra={"label": "max-norm"},
+                                                            description=(
+        "after each step, each unit's incoming weight vector is rescaled to at most this L2 norm; null: off"))
 
 
 @REGULARIZERS.register("max_norm")
