@@ -189,6 +189,17 @@ def test_relative_paths_are_read_from_the_config_files_folder(tmp_path, monkeypa
     assert config.dataset.test_path == str(tmp_path / "other.npz")  # type: ignore[attr-defined]
 
 
+def test_a_sweep_over_data_files_records_them_absolute(tmp_path, monkeypatch):
+    from dropcli.sweep import SweepSpec
+
+    monkeypatch.chdir(tmp_path)
+    base = load_config(None, ["dataset.name=npz", "dataset.path=a.npz"]).to_dict()
+    spec = SweepSpec(base=base, axes={"dataset.path": ["a.npz", "b.npz"]}, seeds=[0])
+    trials = spec.trials()
+    assert [t.config.dataset.path for t in trials] == [str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]  # type: ignore[attr-defined]
+    assert [t.name for t in trials] == ["path-a.npz_seed-0", "path-b.npz_seed-0"]
+
+
 def test_the_config_prints_and_round_trips(runner, tmp_path):
     write_csv(tmp_path / "table.csv")
     config = tmp_path / "config.yaml"
