@@ -21,6 +21,13 @@ def load_runs(root: Any) -> Any:
     return load(root)
 
 
+def register_dataset(name: str, **declared: Any) -> Any:
+    """A decorator that adds a dataset by name, for notebooks (see dropcli.datasets.register_dataset)."""
+    from dropcli.datasets import register_dataset as register  # pydantic: only when used
+
+    return register(name, **declared)
+
+
 def load_metrics(root: Any) -> Any:
     """Every run's metrics.csv under `root`, one row per run and epoch (see dropcli.results.load_metrics)."""
     from dropcli.results import load_metrics as load

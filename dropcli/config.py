@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
     BaseModel,
     Field,
+    SerializeAsAny,
     StrictInt,
     ValidationError,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 
 from dropcli import yamlsafe
+from dropcli.datasets import DATASETS, DatasetSection, resolve_paths, section_for, validate_section
+from dropcli.datasets.mnist1d import Mnist1dSection
 from dropcli.regularizers import RegularizerConfig, metric_columns
 from dropcli.regularizers import check as check_regularizers
 from dropcli.schema import MAX_TEXT_LENGTH, Fraction, NonNegative, Section  # noqa: F401 (used as config.*)
@@ -41,9 +46,10 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.problems))
 
 
-# Names users write in YAML. Each is also a key of the matching registry (data.DATASETS, models.MODELS);
+# Names users write in YAML. Each is also a key of the matching registry (models.MODELS);
 # they are spelled here so that validating a config never needs to import torch. A test checks the two agree.
-DatasetName = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10"]
+# Dataset names are not spelled here: the `dataset:` section is the one of the dataset it names, looked up in
+# dropcli.datasets (torch-free metadata; a dataset's loader is imported when a run starts).
 ModelName = Literal["mlp", "cnn", "gru", "lstm", "rnn"]
 RECURRENT_MODELS = ("gru", "lstm", "rnn")
 OptimizerName = Literal["adam", "sgd"]
@@ -59,24 +65,10 @@ def short_name(dotted_key: str) -> str:
     return SHORT_NAMES.get(dotted_key, dotted_key.rsplit(".", 1)[-1])
 
 
-class DatasetConfig(Section):
-    """The data: which dataset, how much of it trains, and how validation is split off."""
-
-    name: DatasetName = Field("mnist1d", description=(
-        "`mnist1d` (generated offline by the `mnist1d` package and cached under `root`: 4000 train + 1000 test "
-        "sequences of length 40), or `mnist`, `fashion_mnist`, `cifar10` (torchvision; downloaded into `root` "
-        "on first use)"))
-    root: str = Field("data", description=(
-        "where datasets are cached or downloaded; relative paths are from the working directory"))
-    train_size: Annotated[int, Field(gt=0)] | None = Field(None, description=(
-        "training examples drawn from the pool left after validation; null: all of it"))
-    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.2, description=(
-        "share of the training pool held out for validation; the dataset's test split stays separate"))
-    label_noise: Fraction = Field(0.0, description=(
-        "share of training labels replaced by a different, random class"))
-    download: bool = Field(True, description=(
-        "torchvision datasets: download into `root` when missing (false: a clear 'not found' error instead); "
-        "mnist1d is always generated offline"))
+if TYPE_CHECKING:
+    DatasetSections = DatasetSection
+else:  # every registered dataset's section, for the schema (and its reference); validate_section picks one
+    DatasetSections = Union[tuple(kind.section for kind in DATASETS.values())]  # noqa: UP007
 
 
 class ModelConfig(Section):
@@ -169,7 +161,9 @@ class Config(Section):
         "set, else the CPUs this process may run on (its affinity, a cgroup quota, Slurm's "
         "`SLURM_CPUS_PER_TASK`). On a machine busy with other work 1 can be many times faster. Recorded per "
         "run as `torch_threads`"))
-    dataset: DatasetConfig = Field(DatasetConfig(), description="the data: which dataset, how much, and its split")
+    # the section of the dataset `dataset.name` names: its keys are that dataset's (dropcli.datasets)
+    dataset: Annotated[SerializeAsAny[DatasetSections], WrapValidator(validate_section)] = Field(
+        Mnist1dSection(), description="the data: which dataset, how much, and its split")
     model: ModelConfig = Field(ModelConfig(), description="the network and its size")
     regularizer: RegularizerConfig = Field(RegularizerConfig(), description=(
         "every regularizer, all off by default; `regularizer: none` switches them all off"))
@@ -253,10 +247,14 @@ SWEEP_OPTIONS = {"regularizer.dropout": "--p ", "regularizer.l2": "--l2 "}  # sw
 
 
 def validate_config(raw: dict[str, Any]) -> Config:
+    if isinstance(raw.get("dataset"), dict):
+        # data paths still relative (--set, a sweep's --grid) are read from the working directory; those of
+        # config files were made absolute from the file's folder when it was read
+        raw = {**raw, "dataset": resolve_paths(raw["dataset"], Path(os.getcwd()))}
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError([describe_error(e) for e in error.errors()]) from None
+        raise ConfigError([describe_error(e, raw) for e in error.errors()]) from None
 
 
 def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -265,6 +263,8 @@ def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     if resolved in _seen:
         raise ConfigError(f"{path}: `extends` forms a cycle through {' -> '.join(p.name for p in _seen)}")
     data = read_yaml_mapping(path)
+    if "dataset" in data:  # data files named in a config are found beside it, wherever dropcli is started
+        data["dataset"] = resolve_paths(data["dataset"], path.parent.absolute())
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
@@ -336,19 +336,21 @@ def set_dotted(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def describe_error(error: Any) -> str:  # a pydantic ErrorDetails
+def describe_error(error: Any, raw: Any = None) -> str:  # a pydantic ErrorDetails; raw: what was validated
     """One line per problem: the dotted field, what is wrong, and the allowed values or closest key."""
     location = ".".join(str(part)[:80] for part in error["loc"])  # a key may be anything a user typed
     if error["type"] == "extra_forbidden":
-        return f"{location}: unknown key{suggest_key(error['loc'])}"
+        return f"{location}: unknown key{suggest_key(error['loc'], raw)}"
+    if error["type"] == "missing":
+        return f"{location}: required; it has no default"
     message = error["msg"].removeprefix("Value error, ")
     if not location:  # a check across sections (the model and its regularizers): the message names the fields
         return message
     return f"{location}: {message} (got {brief(error['input'])})"
 
 
-def suggest_key(loc: tuple[Any, ...]) -> str:
-    section = section_model_at(loc[:-1])
+def suggest_key(loc: tuple[Any, ...], raw: Any = None) -> str:
+    section = section_model_at(loc[:-1], raw)
     if section is None:
         return ""
     valid = list(section.model_fields)
@@ -357,17 +359,20 @@ def suggest_key(loc: tuple[Any, ...]) -> str:
     return f"{hint or ';'} valid keys: {', '.join(valid)}"
 
 
-def section_model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+def section_model_at(loc: tuple[Any, ...], raw: Any = None) -> type[BaseModel] | None:
     model: type[BaseModel] = Config
     for part in loc:
         field = model.model_fields.get(str(part))
         if field is None:
             return None
+        raw = raw.get(part) if isinstance(raw, dict) else None
         candidates = [t for t in getattr(field.annotation, "__args__", (field.annotation,))
                       if isinstance(t, type) and issubclass(t, BaseModel)]
         if not candidates:
             return None
         model = candidates[0]
+        if issubclass(model, DatasetSection):  # the section of the dataset it names
+            model = section_for(raw)
     return model
 
 

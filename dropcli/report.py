@@ -48,6 +48,7 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
                           f"summary.json; make some with `dropcli train` or `dropcli sweep`)")
     table = runs_table(runs, root)
     keys = varying_settings(table)
+    refuse_mixed_data(runs, table, keys)
     problems = table[table["status"] != "completed"][["run", "status", "reason"]]
     out.mkdir(parents=True, exist_ok=True)
     leading = ["run", "status", "reason", "seed", *keys, *RESULT_COLUMNS]
@@ -71,6 +72,23 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
                                                      mc_by_passes(runs, table, keys))
     write_atomically(out / "report.md", report_markdown(report, root))
     return report
+
+
+def refuse_mixed_data(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]) -> None:
+    """Runs of one setting must have trained on the same data: a data file changed between them (its
+    fingerprint, summary.json's data.fingerprint) would pool results of two datasets as seeds of one."""
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}  # setting → (fingerprint, first run with it)
+    for run, (_, row) in zip(runs, table.iterrows(), strict=True):
+        data = run.summary.get("data")
+        fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+        if not isinstance(fingerprint, str):
+            continue  # a built-in dataset: its name and settings say what it is
+        setting = tuple(str(row.get(key)) for key in keys)
+        first = seen.setdefault(setting, (fingerprint, str(row["run"])))
+        if first[0] != fingerprint:
+            raise ReportError(f"{first[1]} and {row['run']} trained on different data (the data files' "
+                              f"fingerprints {first[0][:12]} and {fingerprint[:12]} differ) with the same "
+                              f"settings: report them separately, or keep each dataset's runs in its own folder")
 
 
 def refuse_run_folder_as_out(root: Path, out: Path, runs: list[LoadedRun]) -> None:

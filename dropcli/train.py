@@ -457,6 +457,8 @@ def base_summary(exp: Experiment, run: RunFolder) -> dict[str, Any]:
         "train_examples": len(exp.splits.y_train),
         "val_examples": len(exp.splits.y_val),
         "test_examples": len(exp.splits.y_test),
+        # data from files: their fingerprint (report pools only runs on the same data), classes, test split
+        **({"data": exp.splits.description} if exp.splits.description is not None else {}),
         "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
     }

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from dropcli.data import generate_mnist1d  # noqa: E402
+from dropcli.datasets.load_mnist1d import generate_mnist1d  # noqa: E402
 
 
 @pytest.fixture(scope="session")

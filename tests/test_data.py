@@ -9,8 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from dropcli.config import DatasetConfig
-from dropcli.data import DatasetError, flip_labels, generate_mnist1d, load_splits, shuffled_batches
+from dropcli.data import DatasetError, flip_labels, load_splits, shuffled_batches
+from dropcli.datasets import DATASETS
+from dropcli.datasets.load_mnist1d import generate_mnist1d
+
+
+def DatasetConfig(name: str = "mnist1d", **keys):  # noqa: N802  a built-in dataset's section, as the config makes it
+    return DATASETS.lookup(name).section(**keys)
 
 
 def test_mnist1d_splits_have_the_asked_sizes(data_root):
@@ -135,7 +140,7 @@ def test_missing_torchvision_files_without_download_is_a_clear_error(tmp_path):
 
 
 def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path):
-    from dropcli.data import DatasetError, load_torchvision
+    from dropcli.datasets.load_vision import load_torchvision
 
     class Unreachable:  # what torchvision does without a network: make its folders, then fail
         def __init__(self, root, train, download):

@@ -84,7 +84,8 @@ def tiny_words(command: str, folder: Path, data_root: Path) -> list[str]:
             assert matches, f"{command}: nothing matches {word}"
             words[i] = matches[-1]
     if words[0] in TAKES_SET and "--resume" not in words:
-        words += [*TINY_SET, "--set", f"dataset.root={data_root}"]
+        # a dataset from files (examples/) has no root: its data are beside its config
+        words += [*TINY_SET, *(["--set", f"dataset.root={data_root}"] if "examples/" not in command else [])]
         tiny = {**TINY_OPTIONS, **TINY_OPTIONS_OF.get(words[0], {})}
         words += [word for option, value in tiny.items() if option in words for word in (option, value)]
     for option, instead in INSTEAD.items():

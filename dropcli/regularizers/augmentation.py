@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
+from dropcli.datasets import augmentations, why_not
 from dropcli.regularizers.base import REGULARIZERS, Config, Regularizer, Splits, Stackable
 from dropcli.schema import Section
 
@@ -18,18 +19,9 @@ if TYPE_CHECKING:
 
     from dropcli.augmentation import Draws
 
-# What each transform does and where it applies (regularizer.augmentation_transforms)
-SIGNAL_TRANSFORMS = ("shift", "scale", "noise", "correlated_noise")  # MNIST-1D: its own generator's transforms
-IMAGE_TRANSFORMS = ("crop", "flip")
+# The transforms (dropcli/augmentation.py); which of them apply to a dataset, and which it uses when none are
+# named, its module declares (datasets.augmentations)
 AugmentName = Literal["shift", "scale", "noise", "correlated_noise", "crop", "flip"]
-AUGMENTATIONS = {  # dataset → (the transforms that make sense on it, those used when none are named)
-    "mnist1d": (SIGNAL_TRANSFORMS, SIGNAL_TRANSFORMS),
-    "mnist": (("crop",), ("crop",)),  # digits are not mirror images of each other: a mirrored 2 is no 2
-    "fashion_mnist": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
-    "cifar10": (IMAGE_TRANSFORMS, IMAGE_TRANSFORMS),
-}
-WHY_NOT = {"flip": "a mirrored digit is not the same digit", "crop": "it is for images",
-           **{name: "it is one of MNIST-1D's transforms of 1-D signals" for name in SIGNAL_TRANSFORMS}}
 
 
 class AugmentationSettings(Section):
@@ -59,11 +51,12 @@ class Augmentation(Stackable, Regularizer):
 
     @classmethod
     def check(cls, config: Any) -> None:
-        allowed = AUGMENTATIONS[config.dataset.name][0]
+        allowed = augmentations(config.dataset.name)[0]
         wrong = [t for t in config.regularizer.augmentation_transforms or () if t not in allowed]
         if wrong:
             raise ValueError(f"regularizer.augmentation_transforms: {wrong[0]} does not apply to "
-                             f"{config.dataset.name} ({WHY_NOT[wrong[0]]}); allowed there: {', '.join(allowed)}")
+                             f"{config.dataset.name} ({why_not(config.dataset.name, wrong[0])}); allowed there: "
+                             f"{', '.join(allowed) or 'none'}")
 
     @classmethod
     def from_config(cls, config: Any) -> Augmentation | None:
@@ -80,7 +73,7 @@ class Augmentation(Stackable, Regularizer):
 
         from dropcli import augmentation
 
-        self.transforms = self.requested or AUGMENTATIONS[config.dataset.name][1]
+        self.transforms = self.requested or augmentations(config.dataset.name)[1]
         self.generator = torch.Generator(device=device).manual_seed(augmentation.seed_for(config.seed))
 
     def draw(self, x: torch.Tensor) -> Draws:
