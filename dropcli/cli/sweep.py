@@ -24,7 +24,7 @@ from dropcli.cli.common import (
     with_bad_input_handled,
 )
 from dropcli.config import load_config, short_name
-from dropcli.display import counted, plain
+from dropcli.display import counted, plain, timestamped
 from dropcli.signals import Terminated, stop_on_sigterm
 
 
@@ -120,8 +120,9 @@ def sweep(
                      if value is not None]
     thread_sets = [f"threads={threads}"] if threads else []
     named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation}
-    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
-           runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
+    with timestamped(console, errors):  # piped to a file: every line starts with the time
+        _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
+               runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
@@ -133,7 +134,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     from dropcli import designs
     from dropcli import sweep as sweeps
-    from dropcli.display import SweepProgress, preparing, summary_table
+    from dropcli.display import SweepProgress, preparing, print_table, summary_table
 
     def spec_and_trials():
         base = load_config(config_path, overrides)
@@ -188,7 +189,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     stop_on_sigterm()
     try:
-        with SweepProgress(console, enabled=not quiet and executor_config.name == "local") as progress:
+        with SweepProgress(console, enabled=not quiet and executor_config.name == "local",
+                           folder=sweep_dir) as progress:
             launched = launcher.launch(plan, progress)
     except launch.SubmissionFailed as error:
         errors.print(f"[red]submission failed[/red]: {plain(error)}", highlight=False)
@@ -215,7 +217,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         return
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
-        console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+        print_table(console, summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
     outcome = launched.outcome
     failed = launched.failed if outcome is None else outcome.failed
     if outcome is None:
