@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -115,10 +116,13 @@ def timestamped(*consoles: Console) -> Iterator[None]:
             if not log_mode(console):
                 continue
             before = console._file  # None: sys.stdout / sys.stderr, whichever it is at the time of writing
-            fallback = (lambda: sys.stderr) if console.stderr else (lambda: sys.stdout)
-            console.file = TimedLines(lambda before=before, fallback=fallback: before or fallback())
+            console.file = TimedLines(partial(current_file, before, console.stderr))  # type: ignore[assignment]
             restore.callback(setattr, console, "file", before)
         yield
+
+
+def current_file(chosen: TextIO | None, stderr: bool) -> TextIO:
+    return chosen or (sys.stderr if stderr else sys.stdout)
 
 
 def print_table(console: Console, table: Table) -> None:
