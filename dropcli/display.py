@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -88,7 +88,7 @@ def log_line(console: Console, text: str) -> None:
 class TimedLines(io.TextIOBase):
     """A log file's writer that starts every line with the time it was written (HH:MM:SS)."""
 
-    def __init__(self, target: Callable[[], TextIO]):
+    def __init__(self, target: Callable[[], IO[str]]):
         self.target, self.at_line_start = target, True  # target: resolved at each write (tests swap sys.stdout)
 
     def write(self, text: str) -> int:
@@ -121,7 +121,7 @@ def timestamped(*consoles: Console) -> Iterator[None]:
         yield
 
 
-def current_file(chosen: TextIO | None, stderr: bool) -> TextIO:
+def current_file(chosen: IO[str] | None, stderr: bool) -> IO[str]:
     return chosen or (sys.stderr if stderr else sys.stdout)
 
 
