@@ -22,9 +22,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+from scipy.stats import t as student_t
 
 from dropcli import stats
 from dropcli.config import short_name
@@ -205,7 +207,12 @@ def colours(settings: list[str]) -> dict[str, str]:
 def band(curves: pd.DataFrame, setting: str, column: str, limits: tuple[float, float]) -> pd.DataFrame:
     """Per epoch: mean, the number of seeds, and the 95 % CI (where at least two seeds train), clipped."""
     per_epoch = curves[curves["setting"] == setting].groupby("epoch")[column]
-    frame = pd.DataFrame({"mean": per_epoch.mean(), "n": per_epoch.count(), "half": per_epoch.agg(stats.half_width)})
+    frame = pd.DataFrame({"mean": per_epoch.mean(), "n": per_epoch.count(), "sd": per_epoch.std()})
+    # stats.half_width for every epoch at once (the t-interval of the mean; none below two seeds)
+    many = frame["n"] >= 2
+    frame["half"] = np.nan
+    frame.loc[many, "half"] = (student_t.ppf(1 - stats.ALPHA / 2, frame.loc[many, "n"] - 1)
+                               * frame.loc[many, "sd"] / np.sqrt(frame.loc[many, "n"]))
     frame["low"] = (frame["mean"] - frame["half"]).clip(lower=limits[0], upper=limits[1])
     frame["high"] = (frame["mean"] + frame["half"]).clip(lower=limits[0], upper=limits[1])
     return frame.reset_index()
@@ -216,40 +223,50 @@ def curves_figure(curves: pd.DataFrame, summary: pd.DataFrame) -> go.Figure:
     palette = colours(settings)
     figure = make_subplots(rows=2, cols=2, subplot_titles=[words for words, _ in PANELS.values()],
                            horizontal_spacing=0.08, vertical_spacing=0.12)
-    seed_traces = []
+    traces: list[dict[str, Any]] = []  # added at once: plotly's add_trace per trace is slow on subplots
+    places: list[tuple[int, int]] = []
+    seeds: list[bool] = []
+    by_setting = {setting: curves[curves["setting"] == setting] for setting in settings}
     for index, (column, (words, limits)) in enumerate(PANELS.items()):
-        row, col = index // 2 + 1, index % 2 + 1
+        place = (index // 2 + 1, index % 2 + 1)
         if column not in curves:
             continue
         for setting in settings:
             colour, first = palette[setting], index == 0
-            frame = band(curves, setting, column, limits)
+            frame = band(by_setting[setting], setting, column, limits)
             banded = frame.dropna(subset=["half"])
             if len(banded):  # a closed polygon: the upper edge forward, the lower edge back
-                figure.add_trace(go.Scatter(
-                    x=[*banded["epoch"], *banded["epoch"][::-1]], y=[*banded["high"], *banded["low"][::-1]],
-                    fill="toself", fillcolor=colour, opacity=0.18, line={"width": 0}, hoverinfo="skip",
-                    legendgroup=setting, showlegend=False, name=setting), row=row, col=col)
-            figure.add_trace(go.Scatter(
-                x=frame["epoch"], y=frame["mean"], mode="lines", line={"color": colour, "width": 2},
-                name=setting, legendgroup=setting, showlegend=first, customdata=frame[["n"]],
-                hovertemplate=f"{esc(setting)}<br>epoch %{{x}}<br>{words} %{{y:.4f}}<br>%{{customdata[0]}} seeds"
-                              "<extra></extra>"), row=row, col=col)
-            for run, seed_curve in curves[curves["setting"] == setting].groupby("run", sort=False):
-                seed_traces.append(len(figure.data))
-                figure.add_trace(go.Scatter(
-                    x=seed_curve["epoch"], y=seed_curve[column], mode="lines", visible=False,
-                    line={"color": colour, "width": 0.8, "dash": "dot"}, legendgroup=setting, showlegend=False,
-                    name=str(run), hovertemplate=f"{esc(run)}<br>epoch %{{x}}<br>{words} %{{y:.4f}}<extra></extra>"),
-                    row=row, col=col)
-        figure.update_xaxes(title_text="epoch", row=row, col=col)
-    hidden = [i not in set(seed_traces) for i in range(len(figure.data))]
+                traces.append({"type": "scatter", "x": [*banded["epoch"], *banded["epoch"][::-1]],
+                               "y": [*banded["high"], *banded["low"][::-1]], "fill": "toself", "fillcolor": colour,
+                               "opacity": 0.18, "line": {"width": 0}, "hoverinfo": "skip", "legendgroup": setting,
+                               "showlegend": False, "name": setting})
+                places.append(place)
+                seeds.append(False)
+            traces.append({"type": "scatter", "x": list(frame["epoch"]), "y": list(frame["mean"]), "mode": "lines",
+                           "line": {"color": colour, "width": 2}, "name": setting, "legendgroup": setting,
+                           "showlegend": first, "customdata": frame[["n"]].to_numpy().tolist(),
+                           "hovertemplate": f"{esc(setting)}<br>epoch %{{x}}<br>{words} %{{y:.4f}}<br>"
+                                            "%{customdata[0]} seeds<extra></extra>"})
+            places.append(place)
+            seeds.append(False)
+            for run, seed_curve in by_setting[setting].groupby("run", sort=False):
+                traces.append({"type": "scatter", "x": list(seed_curve["epoch"]), "y": list(seed_curve[column]),
+                               "mode": "lines", "visible": False, "line": {"color": colour, "width": 0.8,
+                                                                           "dash": "dot"},
+                               "legendgroup": setting, "showlegend": False, "name": str(run),
+                               "hovertemplate": f"{esc(run)}<br>epoch %{{x}}<br>{words} %{{y:.4f}}<extra></extra>"})
+                places.append(place)
+                seeds.append(True)
+        figure.update_xaxes(title_text="epoch", row=place[0], col=place[1])
+    if traces:
+        figure.add_traces(traces, rows=[r for r, _ in places], cols=[c for _, c in places])
     figure.update_layout(
         height=760, template="plotly_white", legend={"title": {"text": "setting (click to hide)"}},
         margin={"t": 70}, hovermode="closest",
         updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.12,
                       "yanchor": "bottom", "showactive": True, "buttons": [
-                          {"label": "means and bands", "method": "restyle", "args": [{"visible": hidden}]},
+                          {"label": "means and bands", "method": "restyle",
+                           "args": [{"visible": [not seed for seed in seeds]}]},
                           {"label": "show seeds", "method": "restyle", "args": [{"visible": True}]}]}])
     return figure
 

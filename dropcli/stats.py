@@ -10,6 +10,7 @@ names a winner only when the 95 % interval excludes zero and the adjusted p-valu
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -89,6 +90,7 @@ def holm(differences: list[Difference]) -> list[Difference]:
     return out
 
 
+@functools.lru_cache(maxsize=1024)  # a report words each comparison several times (report.md, report.html)
 def seeds_to_resolve(d: Difference) -> int | None:
     """About how many seeds would make an interval of this spread exclude a difference of this size (the
     paired differences' standard deviation estimated from the interval); None when there is nothing to go
