@@ -20,7 +20,7 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,7 @@ from dropcli.files import write_atomically
 from dropcli.labels import REGULARIZER_NAMES
 from dropcli.verdicts import METRICS, ci
 
-if TYPE_CHECKING:
-    from dropcli.report import Report
+Report = Any  # dropcli.report.Report (which imports this module when it writes a report)
 
 PANELS = {"train_loss": ("train loss", (0.0, math.inf)), "val_loss": ("validation loss", (0.0, math.inf)),
           "val_acc": ("validation accuracy", (0.0, 1.0)), "gap_loss": ("gap: val − train loss", (-math.inf, math.inf))}
