@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from dropcli.config import ConfigError, regularizer_labels, short_name, validate_config
+from dropcli import regularizers
+from dropcli.config import ConfigError, short_name, validate_config
 from dropcli.yamlsafe import brief
 
 GRID, ONE_AT_A_TIME = "grid", "one_at_a_time"
@@ -55,6 +56,7 @@ NAMED_AXES = (
     NamedAxis("--l1", "regularizer.l1", "L1 coefficients >= 0, e.g. 1e-5,1e-4"),
     NamedAxis("--max-norm", "regularizer.max_norm", "max-norm bounds > 0, e.g. 1,2,4"),
     NamedAxis("--augmentation", "regularizer.augmentation", "augmentation strengths in (0, 4], e.g. 0.5,1,2"),
+    NamedAxis("--label-smoothing", "regularizer.label_smoothing", "label smoothing in (0, 1), e.g. 0.05,0.1"),
 )
 OPTION_OF = {"regularizer.dropout": "--p", "regularizer.l2": "--l2", **{a.key: a.option for a in NAMED_AXES}}
 
@@ -83,10 +85,10 @@ def off_value(key: str) -> Any:
 
 def baseline(base: dict[str, Any], axes: dict[str, list[Any]]) -> dict[str, Any]:
     """The one-at-a-time baseline: every regularizer axis off, every other axis at the base config's value."""
-    regularizers = regularizer_labels()
+    switches = regularizers.labels()  # every key that switches a regularizer on
     out = {}
     for key in axes:
-        if key in regularizers:
+        if key in switches:
             out[key] = off_value(key)
         else:
             value: Any = base

@@ -32,7 +32,6 @@ from dropcli import stats
 from dropcli.config import short_name
 from dropcli.files import write_atomically
 from dropcli.labels import REGULARIZER_NAMES
-from dropcli.verdicts import METRICS, ci
 
 Report = Any  # dropcli.report.Report (which imports this module when it writes a report)
 
@@ -104,6 +103,13 @@ class Figures:
         return figure.to_html(full_html=False, include_plotlyjs=self.count == 1, div_id=div_id, config=PLOT_CONFIG)
 
 
+def ci(mean: float, half: float, digits: int = 3) -> str:
+    """"0.512 ± 0.013" (as report.md writes it)."""
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if pd.isna(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 def esc(value: Any) -> str:
     return html.escape(str(value))
 
@@ -167,7 +173,8 @@ def verdicts_html(report: Report, figures: Figures) -> list[str]:
                              rows, numeric_from=2),
                   "<p class='caption'>Mean ± half-width of the 95 % confidence interval over seeds.</p><ul>"]
         lines += [f"<li class='{'decided' if c.difference.decided else ''}'>{esc(c.sentence())}</li>"
-                  for metric in METRICS for c in verdicts.contests if c.context == context and c.metric == metric]
+                  for metric in metrics(report) for c in verdicts.contests
+                  if c.context == context and c.metric == metric]
         lines.append("</ul>")
     lines += [figures.add(forest_figure(report), "verdicts"),
               "<p class='caption'>Each pair's difference (first − second) with its 95 % CI, paired by seed; "
@@ -175,11 +182,19 @@ def verdicts_html(report: Report, figures: Figures) -> list[str]:
     return lines
 
 
+def metrics(report: Report) -> list[str]:
+    """The metrics the verdicts compare on (test accuracy, the loss gap), in their order."""
+    return list(dict.fromkeys(c.metric for c in report.verdicts.contests))
+
+
 def forest_figure(report: Report) -> go.Figure:
-    figure = make_subplots(rows=1, cols=len(METRICS), shared_yaxes=True, horizontal_spacing=0.05,
-                           subplot_titles=[f"{words} (first − second)" for words, *_ in METRICS.values()])
-    for column, (metric, (_, _, scale, unit, _)) in enumerate(METRICS.items(), start=1):
+    compared = metrics(report)
+    words = {c.metric: c.words for c in report.verdicts.contests}
+    figure = make_subplots(rows=1, cols=max(1, len(compared)), shared_yaxes=True, horizontal_spacing=0.05,
+                           subplot_titles=[f"{words[metric]} (first − second)" for metric in compared])
+    for column, metric in enumerate(compared, start=1):
         contests = [c for c in report.verdicts.contests if c.metric == metric]
+        scale, unit = contests[0].scale_and_unit
         labels = [f"{c.first_family} − {c.second_family}" + (f" [{c.context}]" if c.context else "") for c in contests]
         means = [scale * c.difference.mean for c in contests]
         lows = [scale * (c.difference.mean - c.difference.low) if not math.isnan(c.difference.low) else 0
@@ -194,7 +209,7 @@ def forest_figure(report: Report) -> go.Figure:
         figure.add_vline(x=0, line_dash="dot", line_color="#888", row=1, col=column)
         figure.update_xaxes(title_text=unit.strip() or "difference", row=1, col=column)
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(height=120 + 40 * max(1, len(report.verdicts.contests) // len(METRICS)),
+    figure.update_layout(height=120 + 40 * max(1, len(report.verdicts.contests) // max(1, len(compared))),
                          margin={"t": 40, "b": 40}, template="plotly_white")
     return figure
 

@@ -43,6 +43,14 @@ class Contest:
     metric: str
     difference: stats.Difference
 
+    @property
+    def words(self) -> str:
+        return METRICS[self.metric][0]
+
+    @property
+    def scale_and_unit(self) -> tuple[float, str]:
+        return METRICS[self.metric][2], METRICS[self.metric][3]
+
     def sentence(self, quote=str) -> str:
         words, better, scale, unit, digits = METRICS[self.metric]
         return stats.sentence(quote(named(self.first_family, self.first)),

@@ -44,6 +44,8 @@ def test_the_named_axes_add_their_off_value_and_validate():
     assert spec.axes["regularizer.max_norm"] == [None, 1.0, 2.0]
     assert spec.axes["regularizer.l1"] == [0.0, 1e-4]
     assert len(spec.trials()) == 3 * 2 * 2
+    smoothing = build_spec(base, None, None, [], [0], named={"--label-smoothing": "0.1"}, design="one_at_a_time")
+    assert [t.name for t in smoothing.trials()] == ["baseline_seed-0", "label_smoothing-0.1_seed-0"]
     with pytest.raises(ConfigError, match="--early-stopping '2.5'"):
         build_spec(base, None, None, [], [0], named={"--early-stopping": "5,2.5"})
     with pytest.raises(ConfigError, match="axis value rejected.*augmentation"):

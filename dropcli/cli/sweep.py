@@ -53,6 +53,9 @@ def sweep(
     augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="a,b,c",
                                                         help="Augmentation strengths in (0, 4], e.g. 0.5,1,2. "
                                                              "Strength 0 is always added.")] = None,
+    label_smoothing: Annotated[str | None, typer.Option("--label-smoothing", metavar="a,b,c",
+                                                           help="Label smoothing values in (0, 1), e.g. 0.05,0.1. "
+                                                                "No smoothing is always added.")] = None,
     one_at_a_time: Annotated[bool, typer.Option("--one-at-a-time",
                                                 help="Vary one axis at a time: the baseline (every regularizer "
                                                      "axis off) once per seed, then each axis's values alone, "
@@ -119,7 +122,8 @@ def sweep(
     executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items()
                      if value is not None]
     thread_sets = [f"threads={threads}"] if threads else []
-    named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation}
+    named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation,
+             "--label-smoothing": label_smoothing}
     with timestamped(console, errors):  # piped to a file: every line starts with the time
         _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
                runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
