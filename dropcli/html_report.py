@@ -52,13 +52,13 @@ li.decided { font-weight: 600; }
 """
 
 
-def write_html(report: Report, root: Path) -> Path:
+def write_html(report: Report, root: Path, reload_every: int | None = None) -> Path:
     path = report.out / "report.html"
-    write_atomically(path, page(report, root))
+    write_atomically(path, page(report, root, reload_every))
     return path
 
 
-def page(report: Report, root: Path) -> str:
+def page(report: Report, root: Path, reload_every: int | None = None) -> str:
     figures = Figures()
     body = [f"<h1>dropcli report: {esc(root)}</h1>",
             f"<p>{len(report.table)} run folders, {int((report.table['status'] == 'completed').sum())} completed. "
@@ -87,7 +87,9 @@ def page(report: Report, root: Path) -> str:
         body += ["<h2>Runs left out</h2>", table_html(["run", "status", "reason"],
                                                       [[esc(r.run), esc(r.status), esc(r.reason)]
                                                        for r in report.problems.itertuples()])]
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+    # `report --watch` rewrites the page as trials finish: it reloads itself to show them
+    reload = f"<meta http-equiv='refresh' content='{int(reload_every)}'>" if reload_every else ""
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>" + reload +
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>dropcli report: {esc(root)}"
             f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 

@@ -39,10 +39,11 @@ class ReportError(Exception):
 
 
 def build_report(root: Path | list[Path], out: Path, figure_format: str = "png", latex: bool = False,
-                 selections: list[str] | None = None) -> Report:
+                 selections: list[str] | None = None, reload_every: int | None = None) -> Report:
     """Every file of the report, written into `out` only: the run folders under `root` are read, never
     written (a run's missing curves.png is drawn into `out`/curves/, not into its folder). Several folders
-    are read as one (selection.py), narrowed by `selections` (--select KEY=V1,V2)."""
+    are read as one (selection.py), narrowed by `selections` (--select KEY=V1,V2); `reload_every`:
+    report.html reloads itself (report --watch)."""
     runs, root = read_roots(root if isinstance(root, list) else [root])
     refuse_run_folder_as_out(root, out, runs)
     if not runs:
@@ -82,7 +83,7 @@ def build_report(root: Path | list[Path], out: Path, figure_format: str = "png",
     write_atomically(out / "report.md", report_markdown(report, root))
     from dropcli.html_report import write_html  # plotly: loaded only when a report is written
 
-    write_html(report, root)
+    write_html(report, root, reload_every)
     return report
 
 

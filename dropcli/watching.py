@@ -1,8 +1,11 @@
-"""What `dropcli status` reads: every trial's status in a sweep, tune or any folder of run folders, and where
-each running trial stands (its epoch and latest validation metrics), from the run folders alone."""
+"""Watching runs as they train, from their folders alone: what `dropcli status` reads (every trial's status
+in a sweep or tune folder, and where each running trial stands: its epoch and latest validation metrics),
+and what `dropcli report --watch` waits for (a trial that starts or ends)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +66,32 @@ def describe(standing_now: Standing | None) -> str:
     if standing_now.val_loss is not None:
         parts.append(f"val loss {standing_now.val_loss:.3f}")
     return ", ".join(parts)
+
+
+def changes(roots: list[Path]) -> tuple:
+    """What moves when a trial starts or ends: each run folder's summary.json (written at both)."""
+    marks: list[tuple[str, int | None, int | None]] = []
+    for root in roots:
+        for path in discover_run_folders(root):
+            try:
+                stat = (path / "summary.json").stat()
+                marks.append((str(path), stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                marks.append((str(path), None, None))
+    return tuple(sorted(marks, key=str))
+
+
+def watch(rebuild: Callable[[], None], roots: list[Path], every: float, rounds: int | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> int:
+    """Call `rebuild` now and again whenever a trial under `roots` starts or ends, looking every `every`
+    seconds, until interrupted (or after `rounds` looks: tests). Returns how many times it rebuilt."""
+    seen, looks, rebuilt = None, 0, 0
+    while rounds is None or looks < rounds:
+        now = changes(roots)
+        if now != seen:
+            rebuild()
+            seen, rebuilt = now, rebuilt + 1
+        looks += 1
+        if rounds is None or looks < rounds:
+            sleep(every)
+    return rebuilt

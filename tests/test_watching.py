@@ -38,3 +38,31 @@ def test_status_shows_a_running_trials_epoch_and_works_on_a_tune_folder(runner, 
     empty.mkdir()
     result = runner.invoke(app, ["status", str(empty)])
     assert result.exit_code == 2 and "not a sweep folder (no sweep.json) nor a tune folder" in result.output
+
+
+def test_watch_rebuilds_when_a_trial_ends_and_the_page_reloads_itself(tmp_path):
+    from dropcli.watching import watch
+
+    run = tmp_path / "sweep" / "p-0.5_seed-0"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("epochs: 2\n")
+    (run / "summary.json").write_text('{"status": "running"}')
+    rebuilt = []
+
+    def a_trial_ends(seconds: float) -> None:  # instead of waiting: the trial completes meanwhile
+        if len(rebuilt) == 1:
+            (run / "summary.json").write_text('{"status": "completed", "val_acc": 0.5}')
+
+    assert watch(lambda: rebuilt.append(1), [tmp_path / "sweep"], every=1, rounds=4, sleep=a_trial_ends) == 2
+
+
+def test_report_html_written_for_watching_reloads_itself(runner, tiny_raw, write_config, tmp_path):
+    from dropcli.report import build_report
+
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--p", "0.5", "--seeds", "1", "--quiet",
+                                 "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 0, result.output
+    build_report(tmp_path / "sweep", tmp_path / "report", reload_every=7)
+    assert "<meta http-equiv='refresh' content='7'>" in (tmp_path / "report" / "report.html").read_text()
+    build_report(tmp_path / "sweep", tmp_path / "report")
+    assert "http-equiv" not in (tmp_path / "report" / "report.html").read_text()

@@ -41,6 +41,10 @@ def report(
     latex: Annotated[bool, typer.Option("--latex",
                                         help="Also write summary.tex: the summary as a booktabs LaTeX table "
                                              "(95 % CIs, differences to the baseline, Holm p).")] = False,
+    watch: Annotated[bool, typer.Option("--watch",
+                                        help="Keep going: rewrite the report whenever a trial starts or ends "
+                                             "(report.html reloads itself) until Ctrl-C.")] = False,
+    every: Annotated[int, typer.Option("--every", min=1, help="With --watch: seconds between looks.")] = 30,
 ) -> None:
     """Tables and overfitting curves for every run folder under DIR. Reads run folders only; never trains.
 
@@ -60,6 +64,9 @@ def report(
     runs_dir = runs_dirs[0] if len(runs_dirs) == 1 else Path(", ".join(map(str, runs_dirs)))
     target = out or runs_dirs[0] / "report"
     roots = runs_dirs if len(runs_dirs) > 1 else runs_dirs[0]
+    if watch:
+        _watch(runs_dirs, target, figure_format.value, latex, select or [], every)
+        return
     result = with_bad_input_handled(lambda: build_report(roots, target, figure_format.value, latex, select or []),
                                     ReportError)
     if not result.summary.empty:
@@ -71,3 +78,30 @@ def report(
     written += (["verdicts.csv"] if result.verdicts.contests else []) + ["report.html"]
     console.print(f"report: {escape(str(target / 'report.md'))}  ({len(result.table)} runs, "
                   f"{len(result.figures)} figures, {', '.join(written)})")
+
+
+def _watch(runs_dirs: list[Path], target: Path, figure_format: str, latex: bool, select: list[str],
+           every: int) -> None:
+    """Rebuild as trials start and end; a report that cannot be made yet (no run folder) is waited for."""
+    import time
+
+    from dropcli.report import ReportError, build_report
+    from dropcli.watching import watch
+
+    roots = runs_dirs if len(runs_dirs) > 1 else runs_dirs[0]
+
+    def rebuild() -> None:
+        try:
+            result = build_report(roots, target, figure_format, latex, select, reload_every=every)
+        except ReportError as error:
+            console.print(f"{time.strftime('%H:%M:%S')} waiting: {plain(error)}", highlight=False)
+            return
+        done = int((result.table["status"] == "completed").sum())
+        console.print(f"{time.strftime('%H:%M:%S')} report: {escape(str(target / 'report.html'))} ({done} of "
+                      f"{len(result.table)} runs completed); watching every {every} s, Ctrl-C to stop",
+                      highlight=False)
+
+    try:  # a mistyped --select is one line and exit 2 at the first look
+        with_bad_input_handled(lambda: watch(rebuild, runs_dirs, every))
+    except KeyboardInterrupt:
+        console.print("stopped watching")
