@@ -105,11 +105,19 @@ class Figures:
         return figure.to_html(full_html=False, include_plotlyjs=self.count == 1, div_id=div_id, config=PLOT_CONFIG)
 
 
-def ci(mean: float, half: float, digits: int = 3) -> str:
-    """"0.512 ± 0.013" (as report.md writes it)."""
+def mean_std(mean: float, std: float, digits: int = 3) -> str:
+    """"0.512 ± 0.013": "±" is the standard deviation, as everywhere in report.md."""
     if pd.isna(mean):
         return "–"
-    return f"{mean:.{digits}f}" if pd.isna(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+    return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def ci(mean: float, half: float, digits: int = 3) -> str:
+    """"0.512 [0.499, 0.525]": the mean and its 95 % confidence interval."""
+    if pd.isna(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if pd.isna(half) else \
+        f"{mean:.{digits}f} [{mean - half:.{digits}f}, {mean + half:.{digits}f}]"
 
 
 def esc(value: Any) -> str:
@@ -131,8 +139,9 @@ def findings_html(report: Report) -> list[str]:
     best = report.summary[report.summary["best"]].iloc[0]
     lines = ["<h2>Findings</h2>",
              f"<p><b>Best setting by validation accuracy: {esc(best['setting'])}</b> ({esc(best['regularizers'])}): "
-             f"val acc {ci(best['val_acc_mean'], best['val_acc_std'])}, test acc "
-             f"{ci(best['test_acc_mean'], best['test_acc_std'])} (mean ± std over {best['runs']} runs).</p>"]
+             f"val acc {mean_std(best['val_acc_mean'], best['val_acc_std'])}, test acc "
+             f"{mean_std(best['test_acc_mean'], best['test_acc_std'])} (mean ± standard deviation over "
+             f"{best['runs']} runs).</p>"]
     if not report.comparisons.empty:
         lines += ["<p>Each regularized setting against its baseline (no regularizer, everything else equal), on test "
                   "accuracy; p-values Holm-adjusted within each regularizer family:</p><ul>"]
@@ -149,7 +158,7 @@ SUMMARY_COLUMNS = {"val_acc": "val acc", "test_acc": "test acc", "gap_loss": "fi
 
 def summary_html(summary: pd.DataFrame) -> list[str]:
     rows = [[esc(r["setting"]), esc(r["regularizers"]), str(r["runs"]),
-             *(ci(r[f"{m}_mean"], r[f"{m}_std"]) for m in SUMMARY_COLUMNS)] for _, r in summary.iterrows()]
+             *(mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in SUMMARY_COLUMNS)] for _, r in summary.iterrows()]
     return ["<h2>Settings</h2>",
             table_html(["setting", "regularizers", "runs", *SUMMARY_COLUMNS.values()], rows,
                        ["best" if b else "" for b in summary["best"]], numeric_from=2),
@@ -173,7 +182,7 @@ def verdicts_html(report: Report, figures: Figures) -> list[str]:
                 for r in best.to_dict("records")]
         lines += [table_html(["regularizer", "best setting", "seeds", "val acc", "test acc", "final gap (loss)"],
                              rows, numeric_from=2),
-                  "<p class='caption'>Mean ± half-width of the 95 % confidence interval over seeds.</p><ul>"]
+                  "<p class='caption'>Mean and, in brackets, its 95 % confidence interval over seeds.</p><ul>"]
         lines += [f"<li class='{'decided' if c.difference.decided else ''}'>{esc(c.sentence())}</li>"
                   for metric in metrics(report) for c in verdicts.contests
                   if c.context == context and c.metric == metric]

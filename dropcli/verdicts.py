@@ -121,9 +121,12 @@ def contests_table(verdicts: Verdicts) -> pd.DataFrame:
 
 
 def ci(mean: float, half: float, digits: int = 3) -> str:
+    """"0.512 [0.499, 0.525]": the mean and its 95 % confidence interval ("±" is kept for the standard
+    deviation, everywhere in the report)."""
     if pd.isna(mean):
         return "–"
-    return f"{mean:.{digits}f}" if pd.isna(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+    return f"{mean:.{digits}f}" if pd.isna(half) else \
+        f"{mean:.{digits}f} [{mean - half:.{digits}f}, {mean + half:.{digits}f}]"
 
 
 def markdown(verdicts: Verdicts, quote=str) -> list[str]:
@@ -142,7 +145,7 @@ def markdown(verdicts: Verdicts, quote=str) -> list[str]:
         lines += [f"| {quote(row['regularizers'])} | {quote(row['setting'])} | {row['seeds']} | "
                   + " | ".join(ci(row[f"{m}_mean"], row[f"{m}_ci95"]) for m in ("val_acc", "test_acc", "gap_loss"))
                   + " |" for row in best.to_dict("records")]
-        lines += ["", "Mean ± half-width of the 95 % confidence interval over seeds.", ""]
+        lines += ["", "Mean and, in brackets, its 95 % confidence interval over seeds.", ""]
         for metric in METRICS:
             lines += [f"- {c.sentence(quote)}" for c in verdicts.contests
                       if c.context == context and c.metric == metric]
