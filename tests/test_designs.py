@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,14 @@ def test_a_grid_keeps_its_record_and_fingerprint():
     assert set(spec.to_dict()) == {"base", "axes", "seeds"}
     assert SweepSpec.from_record(spec.to_dict()) == spec
     assert [t.name for t in spec.trials()] == ["p-0.0_seed-0", "p-0.0_seed-1", "p-0.5_seed-0", "p-0.5_seed-1"]
+
+
+def test_a_grid_sweep_of_the_previous_release_keeps_its_fingerprint():
+    """tests/fixtures/sweep_v028: made before designs existed; its record and fingerprint read back the same."""
+    record = json.loads((Path(__file__).parent / "fixtures" / "sweep_v028" / "sweep.json").read_text())
+    spec = SweepSpec.from_record(record)
+    assert spec.design == "grid" and spec.fingerprint() == record["fingerprint"]
+    assert [t.name for t in spec.trials()] == [t["name"] for t in record["trials"]]
 
 
 def test_the_named_axes_add_their_off_value_and_validate():
