@@ -14,7 +14,7 @@ from dropcli.run_reading import WATCHED_STATUSES
 
 
 def status(
-    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="DIR",
+    sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="SWEEP_DIR",
                                               help="A sweep folder (it holds sweep.json), a tune folder, or any "
                                                    "folder of run folders.")],
 ) -> None:
