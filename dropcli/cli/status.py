@@ -15,8 +15,8 @@ from dropcli.run_reading import WATCHED_STATUSES
 
 def status(
     sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="SWEEP_DIR",
-                                              help="A sweep folder (it holds sweep.json), a tune folder, or any "
-                                                   "folder of run folders.")],
+                                              help="A sweep folder (it holds sweep.json) or a tune folder (it "
+                                                   "holds tune.json).")],
 ) -> None:
     """How far a sweep (or a tune) is: trials completed, running, failed, interrupted and pending, and each
     running trial's epoch and latest validation accuracy and loss.
