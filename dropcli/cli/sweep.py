@@ -124,7 +124,8 @@ def sweep(
     thread_sets = [f"threads={threads}"] if threads else []
     named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation,
              "--label-smoothing": label_smoothing}
-    with timestamped(console, errors):  # piped to a file: every line starts with the time
+    # piped to a file: every line starts with the time (not stderr's: an error stays one `error: ...` line)
+    with timestamped(console):
         _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
                runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
 
