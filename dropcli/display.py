@@ -2,19 +2,28 @@
 
 When stdout is not a terminal (nohup, `| tee`, a Slurm log, CI) there are no bars: one plain line per
 epoch (every Nth epoch for long runs) and per trial, each with the run's name, printed as it happens and
-never wrapped, so a log file tells what happened.
+never wrapped, so a log file tells what happened. A sweep's log reads as a log: every line starts with the
+time (`timestamped`), a finished trial says `[k/N] name  completed in 12.3 s  val_acc 0.512  test_acc 0.507`,
+a stacked group's epoch line gives the range (min / median / max) of its trials' validation metrics, and
+tables are as wide as they need to be (`print_table`).
 """
 
 from __future__ import annotations
 
+import io
 import re
+import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -27,6 +36,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dropcli.labels import mean_std, runs_and_seeds
+from dropcli.runs import RunFolder
 from dropcli.sweep import SweepObserver, Trial
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -75,6 +85,60 @@ def log_line(console: Console, text: str) -> None:
     console.print(text, highlight=False, soft_wrap=True)
 
 
+class TimedLines(io.TextIOBase):
+    """A log file's writer that starts every line with the time it was written (HH:MM:SS)."""
+
+    def __init__(self, target: Callable[[], IO[str]]):
+        self.target, self.at_line_start = target, True  # target: resolved at each write (tests swap sys.stdout)
+
+    def write(self, text: str) -> int:
+        pieces = []
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start:
+                pieces.append(time.strftime("%H:%M:%S "))
+            pieces.append(piece)
+            self.at_line_start = piece.endswith("\n")
+        self.target().write("".join(pieces))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextmanager
+def timestamped(*consoles: Console) -> Iterator[None]:
+    """While inside: each console that writes to a file or a pipe starts every line with the time."""
+    with ExitStack() as restore:
+        for console in consoles:
+            if not log_mode(console):
+                continue
+            before = console._file  # None: sys.stdout / sys.stderr, whichever it is at the time of writing
+            console.file = TimedLines(partial(current_file, before, console.stderr))  # type: ignore[assignment]
+            restore.callback(setattr, console, "file", before)
+        yield
+
+
+def current_file(chosen: IO[str] | None, stderr: bool) -> IO[str]:
+    return chosen or (sys.stderr if stderr else sys.stdout)
+
+
+def print_table(console: Console, table: Table) -> None:
+    """A table at its natural width in a log (a file's 80 columns would fold it), else as wide as the
+    terminal lets it be."""
+    if log_mode(console):
+        width, before = Measurement.get(console, console.options.update_width(1000), table).maximum, console._width
+        console.width = max(width, 40)  # print(width=) alone cannot go beyond the console's own width
+        try:
+            console.print(table)
+        finally:
+            console._width = before
+    else:
+        console.print(table)
+
+
 @contextmanager
 def preparing(console: Console, text: str, enabled: bool = True) -> Iterator[None]:
     """Something on screen at once while torch is imported and the data generated or loaded (seconds): a
@@ -119,12 +183,13 @@ class SweepProgress(SweepObserver):
     """Two bars: trials done of the total (with the sweep's ETA, moving during a batched group too) and the
     current trial's or group's epochs, naming the trial whose metrics it shows. Plain lines in log mode."""
 
-    def __init__(self, console: Console, enabled: bool = True):
+    def __init__(self, console: Console, enabled: bool = True, folder: Path | None = None):
         self.console, self.enabled, self.log = console, enabled, enabled and log_mode(console)
         self.progress = Progress(*progress_columns(), console=console, disable=not enabled or self.log)
         self.trials_task: TaskID | None = None
         self.epochs_task: TaskID | None = None
         self.done, self.current, self.epochs, self.pacing = 0, 1, 1, EpochLog(1)
+        self.folder, self.total, self.started = folder, 0, time.monotonic()  # the sweep folder: trials' results
 
     def __enter__(self) -> SweepProgress:
         self.progress.__enter__()
@@ -134,7 +199,7 @@ class SweepProgress(SweepObserver):
         self.progress.__exit__(*exc)
 
     def start(self, total: int, already_done: int) -> None:
-        self.done = already_done
+        self.done, self.total = already_done, total
         if self.trials_task is not None:  # another sweep through the same view (tune's batches)
             self.progress.remove_task(self.trials_task)
         if self.log:
@@ -160,6 +225,7 @@ class SweepProgress(SweepObserver):
 
     def begin(self, label: str, size: int, epochs: int, log_text: str | None = None) -> None:
         self.current, self.epochs, self.pacing = size, epochs, EpochLog(epochs)
+        self.started = time.monotonic()
         if self.log:
             log_line(self.console, f"{log_text or label}: {epochs} epochs")
             return
@@ -175,8 +241,11 @@ class SweepProgress(SweepObserver):
         epoch = int(row["epoch"])
         if self.log:
             if self.pacing.due(epoch):
-                group = f" ({running} stacked trials running; shown: {who})" if running > 1 else f" {who}"
-                log_line(self.console, f"epoch {epoch}/{self.epochs}{group}: {format_epoch(row)}")
+                if running > 1 and "group" in row:
+                    log_line(self.console, f"epoch {epoch}/{self.epochs} ({running} stacked trials running): "
+                                           f"{format_group(row['group'])}")
+                else:
+                    log_line(self.console, f"epoch {epoch}/{self.epochs} {who}: {format_epoch(row)}")
             return
         if self.epochs_task is not None:
             self.progress.update(self.epochs_task, completed=epoch, stats=format_epoch(row) + shown)
@@ -186,7 +255,12 @@ class SweepProgress(SweepObserver):
     def trial_ended(self, trial: Trial, status: str, error: str | None = None) -> None:
         self.done += 1
         if self.log:
-            log_line(self.console, f"trial {plain(trial.name)}: {status}" + (f": {plain(error)}" if error else ""))
+            seconds = time.monotonic() - self.started
+            counter = f"[{self.done}/{self.total}] " if self.total else ""
+            took = "" if status not in ("completed", "failed") else f" in {seconds:.1f} s" + (
+                f" (its stacked group of {self.current})" if self.current > 1 else "")
+            log_line(self.console, f"{escape(counter)}{plain(trial.name)}  {status}{took}"
+                                   + (f": {plain(error)}" if error else self.results(trial, status)))
             return
         if self.trials_task is not None:
             self.progress.update(self.trials_task, completed=self.done, stats=f"last: {trial.name} {status}")
@@ -194,6 +268,25 @@ class SweepProgress(SweepObserver):
             label = "held" if status == "held" else "failed"
             self.progress.console.print(f"[red]trial {plain(trial.name)} {label}[/red]: {plain(error)}",
                                         highlight=False, soft_wrap=True)
+
+
+    def results(self, trial: Trial, status: str) -> str:
+        """"  val_acc 0.512  test_acc 0.507" from the trial's summary.json, when its folder is known."""
+        if status != "completed" or self.folder is None:
+            return ""
+        summary = RunFolder(self.folder / trial.name).read_summary()
+        return "".join(f"  {key} {summary[key]:.3f}" for key in ("val_acc", "test_acc")
+                       if isinstance(summary.get(key), (int, float)))
+
+
+def format_group(values: dict[str, list[float]]) -> str:
+    """A stacked group's epoch: each metric's min / median / max over its running trials."""
+    parts = []
+    for key, words in (("val_loss", "val loss"), ("val_acc", "val acc"), ("gap_loss", "gap")):
+        numbers = [v for v in values.get(key, []) if v == v]  # NaN: a trial that diverged
+        if numbers:
+            parts.append(f"{words} {min(numbers):.3f} / {statistics.median(numbers):.3f} / {max(numbers):.3f}")
+    return "  ".join(parts) + "  (min / median / max)"
 
 
 def summary_table(summary, title: str) -> Table:

@@ -53,7 +53,7 @@ class TrialsTask(submitit.helpers.Checkpointable):
 def trials_named(sweep_dir: Path, names: list[str]) -> list[Trial]:
     """Rebuild trials from sweep.json (the same validation as when the sweep was planned)."""
     record = read_sweep_record(sweep_dir)
-    spec = SweepSpec(base=record["base"], axes=record["axes"], seeds=record["seeds"])
+    spec = SweepSpec.from_record(record)
     wanted = set(names)
     return [trial for trial in spec.trials() if trial.name in wanted]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dropcli import report_plots, run_plots, stats
+from dropcli import report_plots, run_plots, stats, verdicts
 from dropcli.files import write_atomically
 from dropcli.report_text import RUN_CURVES_LINK, Report, latex_table, report_markdown
 from dropcli.results import (
@@ -24,7 +24,6 @@ from dropcli.results import (
     completed_runs,
     mc_by_passes,
     per_epoch_curves,
-    read_runs,
     run_name,
     runs_table,
     settings_summary,
@@ -32,21 +31,30 @@ from dropcli.results import (
     varying_settings,
 )
 from dropcli.run_reading import LoadedRun
+from dropcli.selection import read_roots, select
 
 
 class ReportError(Exception):
     """Nothing to report on, or no safe place to put it (exit code 2)."""
 
 
-def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool = False) -> Report:
+def build_report(root: Path | list[Path], out: Path, figure_format: str = "png", latex: bool = False,
+                 selections: list[str] | None = None, reload_every: int | None = None) -> Report:
     """Every file of the report, written into `out` only: the run folders under `root` are read, never
-    written (a run's missing curves.png is drawn into `out`/curves/, not into its folder)."""
-    runs = read_runs(root)
+    written (a run's missing curves.png is drawn into `out`/curves/, not into its folder). Several folders
+    are read as one (selection.py), narrowed by `selections` (--select KEY=V1,V2); `reload_every`:
+    report.html reloads itself (report --watch)."""
+    runs, root = read_roots(root if isinstance(root, list) else [root])
     refuse_run_folder_as_out(root, out, runs)
     if not runs:
         raise ReportError(f"{root}: no run folders found (a run folder holds config.yaml, metrics.csv and "
                           f"summary.json; make some with `dropcli train` or `dropcli sweep`)")
     table = runs_table(runs, root)
+    if selections:
+        table = select(table, selections)
+        runs, table = [runs[i] for i in table.index], table.reset_index(drop=True)
+        if table.empty:
+            raise ReportError(f"--select {' --select '.join(selections)}: no run matches")
     keys = varying_settings(table)
     refuse_mixed_data(runs, table, keys)
     problems = table[table["status"] != "completed"][["run", "status", "reason"]]
@@ -61,16 +69,22 @@ def build_report(root: Path, out: Path, figure_format: str = "png", latex: bool 
         report.summary = settings_summary(table, keys)
         report.completed = completed_runs(table, keys)
         report.comparisons = stats.baseline_comparisons(report.completed, report.summary, keys)
+        report.verdicts = verdicts.head_to_head(report.completed, report.summary, keys)
+        if report.verdicts.contests:
+            write_atomically(out / "verdicts.csv", spreadsheet_csv(verdicts.contests_table(report.verdicts)))
         written = report.summary.drop(columns=["best"]).assign(best=report.summary["best"])
         if not report.comparisons.empty:  # the interval against the baseline, for a paper's table
             written = written.merge(report.comparisons.drop(columns=["difference"]), on="setting", how="left")
         write_atomically(out / "summary.csv", spreadsheet_csv(written))
         if latex:
             write_atomically(out / "summary.tex", latex_table(report))
-        curves = per_epoch_curves(runs, table, keys)
-        report.figures = report_plots.report_figures(curves, report.summary, keys, out, figure_format,
+        report.curves = per_epoch_curves(runs, table, keys)
+        report.figures = report_plots.report_figures(report.curves, report.summary, keys, out, figure_format,
                                                      mc_by_passes(runs, table, keys))
     write_atomically(out / "report.md", report_markdown(report, root))
+    from dropcli.html_report import write_html  # plotly: loaded only when a report is written
+
+    write_html(report, root, reload_every)
     return report
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from dropcli import stats
+from dropcli import stats, verdicts
 from dropcli.config import short_name
 from dropcli.labels import mean_std, runs_and_seeds
 from dropcli.results import MC_METRICS, SUMMARY_METRICS, shared_settings
@@ -31,6 +31,8 @@ class Report:
     completed: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # each setting against its baseline
     run_curves: list[Path] = field(default_factory=list)  # curves.png drawn here for run folders that had none
+    verdicts: verdicts.Verdicts = field(default_factory=lambda: verdicts.Verdicts(pd.DataFrame(), []))
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per run and epoch, with its setting and run
 
 
 # what would make Markdown of text: code spans, emphasis (an underscore inside a word, as in val_loss, never is),
@@ -64,6 +66,7 @@ def report_markdown(report: Report, root: Path) -> str:
               ""]
     if not report.summary.empty:
         lines += findings(report.summary, report.keys, report.completed, report.comparisons) + [""]
+        lines += verdicts.markdown(report.verdicts, markdown_text)
         lines += summary_markdown_table(report.summary) + [""]
         lines += [f"{PLUS_MINUS} Gaps: val loss − train loss and train "
                   "acc − val acc of the weights each run ends with (under early stopping, the restored best "
@@ -198,7 +201,7 @@ def latex_table(report: Report) -> str:
     if not comparisons.empty:
         caption += (" $\\Delta$ test: test accuracy minus that of the setting's baseline (no regularizer, "
                     "everything else equal), in points, with its 95\\,\\% CI (paired by seed) and the p-value "
-                    "Holm-adjusted across settings.")
+                    "Holm-adjusted within the setting's regularizer family.")
     return styler.to_latex(hrules=True, convert_css=True, caption=caption, label="tab:dropcli-summary",
                            position="t", position_float="centering", column_format="l" + "r" * (table.shape[1] - 1))
 
@@ -231,7 +234,8 @@ def findings(summary: pd.DataFrame, keys: list[str], completed: pd.DataFrame | N
     paragraphs = [" ".join(text)]
     if comparisons is not None and not comparisons.empty:
         paragraphs += ["", "Each regularized setting against its baseline (no regularizer, everything else equal), on "
-                       "test accuracy; p-values Holm-adjusted across these comparisons:", ""]
+                       "test accuracy; p-values Holm-adjusted within each regularizer family (its settings against "
+                       "the same baseline):", ""]
         paragraphs += [f"- {stats.sentence(markdown_text(row.setting), markdown_text(row.baseline), row.difference)}"  # type: ignore[arg-type]
                        for row in comparisons.itertuples()]
     elif best["regularizers"] != "none":

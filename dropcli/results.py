@@ -203,7 +203,8 @@ def per_epoch_curves(runs: list[LoadedRun], table: pd.DataFrame, keys: list[str]
     frames = []
     for run, (_, row) in zip(runs, table.iterrows()):  # runs_table keeps the order of `runs`
         if row["status"] == "completed":
-            frames.append(pd.DataFrame(run.metrics).assign(setting=setting_label(row, keys), seed=row["seed"]))
+            frames.append(pd.DataFrame(run.metrics).assign(setting=setting_label(row, keys), seed=row["seed"],
+                                                           run=row["run"]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -3,12 +3,14 @@
 Trials of one sweep that share a seed share their split, initial weights and batch order, so a setting is
 compared with its baseline seed by seed (a paired t-interval and test, scipy.stats.ttest_rel). When the two
 do not share their seeds the comparison falls back to Welch's unpaired test and says so. The p-values of
-one family of comparisons (every setting against its baseline) are Holm-adjusted (statsmodels). A sentence
+one family of comparisons are Holm-adjusted (statsmodels); the family is defined by the question, not by what
+a folder holds: one regularizer family's settings (all dropout rates, say) against their baseline. A sentence
 names a winner only when the 95 % interval excludes zero and the adjusted p-value is below 0.05.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -88,6 +90,7 @@ def holm(differences: list[Difference]) -> list[Difference]:
     return out
 
 
+@functools.lru_cache(maxsize=1024)  # a report words each comparison several times (report.md, report.html)
 def seeds_to_resolve(d: Difference) -> int | None:
     """About how many seeds would make an interval of this spread exclude a difference of this size (the
     paired differences' standard deviation estimated from the interval); None when there is nothing to go
@@ -158,16 +161,22 @@ def values_by_seed(completed, setting: str, metric: str) -> dict[int, float]:
 
 def baseline_comparisons(completed, summary, keys: list[str], metric: str = "test_acc"):
     """Every regularized setting against its baseline, seed by seed: one row each (setting, baseline, mean,
-    interval, p, Holm-adjusted p over the family, n, paired). Empty when there is no baseline."""
+    interval, p, Holm-adjusted p, n, paired). Empty when there is no baseline. The Holm family: the settings of
+    one regularizer family against one baseline (adding an unrelated sweep to the folder changes nothing)."""
     import pandas as pd
 
-    pairs = []
+    pairs, families = [], []
     for _, row in summary.iterrows():
         base = None if row["regularizers"] == "none" else matching_baseline(summary, row, keys)
         if base is not None:
             pairs.append((row["setting"], base["setting"], compare(values_by_seed(completed, row["setting"], metric),
                                                                  values_by_seed(completed, base["setting"], metric))))
-    differences = holm([d for *_, d in pairs])
+            families.append((row["regularizers"], base["setting"]))
+    differences = [d for *_, d in pairs]
+    for family in dict.fromkeys(families):
+        members = [i for i, f in enumerate(families) if f == family]
+        for i, adjusted in zip(members, holm([differences[i] for i in members])):
+            differences[i] = adjusted
     return pd.DataFrame([{"setting": s, "baseline": b, f"{metric}_diff": d.mean, f"{metric}_diff_low": d.low,
                           f"{metric}_diff_high": d.high, "p_value": d.p_value, "p_holm": d.p_adjusted,
                           "n_pairs": d.n, "paired": d.paired, "no_spread": d.constant, "difference": d}

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
-import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -30,8 +27,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dropcli import locks, yamlsafe
-from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
+from dropcli import designs, locks, yamlsafe
+from dropcli.config import Config, ConfigError, load_config, set_dotted, validate_config
 from dropcli.files import read_regular, write_atomically
 from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
 from dropcli.runs import NotARunFolder, RunFolder
@@ -169,9 +166,18 @@ class SweepSpec:
     base: dict[str, Any]  # the resolved base config (defaults + YAML + --set)
     axes: dict[str, list[Any]] = field(default_factory=dict)  # dotted key → values
     seeds: list[int] = field(default_factory=lambda: [0])
+    design: str = designs.GRID  # or designs.ONE_AT_A_TIME: which combinations of the axes' values are trained
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SweepSpec:
+        """The spec a sweep.json holds (one written before designs existed is a grid)."""
+        return cls(base=record["base"], axes=record["axes"], seeds=record["seeds"],
+                   design=record.get("design", designs.GRID))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": self.base, "axes": self.axes, "seeds": self.seeds}
+        # a grid's record (and so its fingerprint) is what it was before there were other designs
+        design = {} if self.design == designs.GRID else {"design": self.design}
+        return {"base": self.base, "axes": self.axes, "seeds": self.seeds, **design}
 
     def fingerprint(self) -> str:
         # how many threads run it is not what the sweep is (like its executor): the same sweep may be resumed
@@ -182,18 +188,21 @@ class SweepSpec:
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
 
     def trials(self) -> list[Trial]:
-        """Every combination of axis values × seeds, validated; any invalid value is a SweepError."""
+        """The design's settings (every combination of axis values, or one axis at a time) × seeds, validated;
+        any invalid value is a SweepError."""
         trials, problems = [], []
-        keys = list(self.axes)
-        for combination in itertools.product(*(self.axes[k] for k in keys), self.seeds):
-            settings = dict(zip([*keys, "seed"], combination))
-            raw = json.loads(json.dumps(self.base))
-            for key, value in settings.items():
-                set_dotted(raw, key, value)
-            try:
-                trials.append(Trial(trial_name(settings), settings, validate_config(raw)))
-            except ConfigError as error:
-                problems += [p for p in error.problems if p not in problems]
+        for varied, combination in designs.settings(self.design, self.base, self.axes):
+            for seed in self.seeds:
+                settings = {**combination, "seed": seed}
+                raw = json.loads(json.dumps(self.base))
+                for key, value in settings.items():
+                    set_dotted(raw, key, value)
+                name = trial_name(settings) if self.design == designs.GRID else \
+                    designs.one_at_a_time_name(varied, combination.get(varied or ""), seed)
+                try:
+                    trials.append(Trial(name, settings, validate_config(raw)))
+                except ConfigError as error:
+                    problems += [p for p in error.problems if p not in problems]
         if problems:
             raise SweepError([f"axis value rejected: {p}" for p in problems])
         names = [t.name for t in trials]
@@ -204,36 +213,31 @@ class SweepSpec:
 
 
 def trial_name(settings: dict[str, Any]) -> str:
-    parts = []
-    for key, value in settings.items():
-        label = short_name(key)
-        if isinstance(value, list):
-            text = "x".join(map(str, value))  # [256, 256] → 256x256
-        elif isinstance(value, dict):  # {patience: 5, metric: val_acc} → patience5+metric.val.acc
-            text = "+".join(f"{k}{v}" if isinstance(v, (int, float)) else f"{k}.{v}" for k, v in value.items())
-        else:
-            text = str(value)
-        parts.append(f"{label}-{re.sub(r'[^A-Za-z0-9.+-]', '-', text)}")
-    return "_".join(parts)
+    return "_".join(designs.name_part(key, value) for key, value in settings.items())
 
 
 def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str], seeds: list[int],
-               max_trials: int = MAX_TRIALS) -> SweepSpec:
-    """The sweep's axes and seeds; refused when it would have more than `max_trials` trials (counted before
-    any trial is built)."""
+               max_trials: int = MAX_TRIALS, named: dict[str, str] | None = None,
+               design: str = designs.GRID) -> SweepSpec:
+    """The sweep's axes and seeds; `named`: option → its text for the other regularizers with an option
+    (designs.NAMED_AXES: --early-stopping 5,10,20 ...). Refused when it would have more than `max_trials`
+    trials (counted before any trial is built)."""
     axes: dict[str, list[Any]] = {}
     if rates is not None:
         axes["regularizer.dropout"] = parse_rates(rates)
     if l2 is not None:
         axes["regularizer.l2"] = sorted({0.0, *parse_non_negative_list(l2, "--l2")})  # the baseline, as --p adds p = 0
+    resolved = base.to_dict()
+    for axis in designs.NAMED_AXES:
+        if (named or {}).get(axis.option) is not None:
+            axes[axis.key] = axis.values((named or {})[axis.option], resolved)
     for text in grid:
         key, values = parse_grid(text)
         if key == "seed":
             raise SweepError(f"--grid {brief(text)}: seeds are an axis of every sweep: use --seeds N or --seed-list")
         if key in axes:
-            raise SweepError(f"--grid {brief(text)}: {key} is already an axis (--p is regularizer.dropout, --l2 "
-                             f"regularizer.l2)" if key in ("regularizer.dropout", "regularizer.l2") else
-                             f"--grid {brief(text)}: {key} is given twice")
+            raise SweepError(f"--grid {brief(text)}: {key} is already an axis ({designs.OPTION_OF[key]} is {key})"
+                             if key in designs.OPTION_OF else f"--grid {brief(text)}: {key} is given twice")
         nested = next((k for k in axes if key.startswith(f"{k}.") or k.startswith(f"{key}.")), None)
         if nested is not None:  # `--grid regularizer={...}` would silently replace what --p sets in each trial
             raise SweepError(f"--grid {brief(text)}: {key} and {nested} are both axes, and one holds the other: "
@@ -243,12 +247,18 @@ def build_spec(base: Config, rates: str | None, l2: str | None, grid: list[str],
                              f"and how fast they run): set it once with --set {key}=VALUE")
         axes[key] = values
     # where trials run is not what they are: the same sweep may be resumed through another executor
-    settings = {key: value for key, value in base.to_dict().items() if key != "executor"}
-    count = math.prod(len(values) for values in axes.values()) * len(seeds)
+    settings = {key: value for key, value in resolved.items() if key != "executor"}
+    if design not in designs.DESIGN_WORDS:
+        raise SweepError(f"design {brief(design)}: expected one of {', '.join(designs.DESIGN_WORDS)}")
+    if design == designs.ONE_AT_A_TIME and not axes:
+        raise SweepError("--one-at-a-time: give the axes to vary one at a time (--p, --l2, --early-stopping, ...)")
+    count = designs.count_settings(design, settings, axes) * len(seeds)
     if count > max_trials:
-        raise SweepError(f"{count:,} trials ({' × '.join(str(len(v)) for v in [*axes.values(), seeds])}); at most "
+        sizes = " × ".join(str(len(v)) for v in [*axes.values(), seeds]) if design == designs.GRID else \
+            designs.describe(design, settings, axes, seeds)
+        raise SweepError(f"{count:,} trials ({sizes}); at most "
                          f"{max_trials:,} per sweep: use fewer values, or raise the cap with --max-trials")
-    return SweepSpec(base=settings, axes=axes, seeds=seeds)
+    return SweepSpec(base=settings, axes=axes, seeds=seeds, design=design)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -270,9 +270,11 @@ def run_epochs(stepper: Stepper, epochs: int, on_epoch: EpochCallback | None = N
             for index in running:
                 save_checkpoint(members[index].run, stepper.state(index, epoch, share()))
             last_checkpoint = time.perf_counter()
-        if on_epoch is not None:  # one running trial's row, named (a group trains several)
+        if on_epoch is not None:  # one running trial's row, named; a group's also each metric over its trials
             shown = next((i for i in running), 0)
-            on_epoch({**members[shown].rows[-1], "run": members[shown].run.path.name, "running": len(running)})
+            group = {key: [members[i].rows[-1][key] for i in running] for key in ("val_loss", "val_acc", "gap_loss")}
+            on_epoch({**members[shown].rows[-1], "run": members[shown].run.path.name, "running": len(running),
+                      "group": group})
     return share()
 
 

@@ -28,6 +28,7 @@ NOT_RUN = {
     r"fashion_mnist|configs/(fashion_mnist|cifar)": "downloads a dataset",
     r"\bRUNS/": "a claims reproduction (docs/claims.md): hours of training, not a tiny run",
     r"--mlflow ": "creating an MLflow store takes ~12 s; tests/test_export.py exports into one and reads it back",
+    r"--watch": "runs until Ctrl-C; tests/test_watching.py drives the watch loop for a fixed number of looks",
 }
 # A Slurm submission runs here with the local executor (the same trials, in this process; tests/test_slurm.py
 # submits to a real one-node cluster), so that the page's status and report commands have a sweep to read.

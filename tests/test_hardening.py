@@ -70,7 +70,7 @@ def test_the_same_sweep_started_twice_never_trains_a_trial_twice(tiny_raw, write
     assert first.returncode == 0 and second.returncode == 0, outputs
     for trial in ("p-0.0_seed-0", "p-0.0_seed-1", "p-0.5_seed-0", "p-0.5_seed-1"):
         assert epochs_of(out / trial) == list(range(1, 41)), trial  # each epoch once, in order
-    trained = [int(re.search(r"^trained (\d+),", text, re.M).group(1)) for text in outputs]
+    trained = [int(re.search(r"^(?:\d\d:\d\d:\d\d )?trained (\d+),", text, re.M).group(1)) for text in outputs]
     assert sum(trained) == 4, outputs  # every trial trained by exactly one of the two
 
 

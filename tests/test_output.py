@@ -48,10 +48,11 @@ def test_a_logged_sweep_names_its_groups_and_trials_and_marks_the_best_in_words(
     assert result.exit_code == 0, result.output
     assert lines_with(result.output,
                       "group of 4 trials stacked: p-0.0_seed-0, p-0.0_seed-1, p-0.5_seed-0, p-0.5_seed-1")
-    assert lines_with(result.output, "epoch 2/2 (4 stacked trials running; shown: p-0.0_seed-0)")
-    assert len(lines_with(result.output, ": completed")) == 4
-    # marked in words: NO_COLOR here, and a log has no colour anyway
-    assert len([line for line in lines_with(result.output, "(best)") if line.startswith("│")]) == 1
+    # a group's epoch: the range of its trials' metrics (test_display.py has the format)
+    assert lines_with(result.output, "epoch 2/2 (4 stacked trials running): val loss")
+    assert len(lines_with(result.output, "  completed in ")) == 4
+    # marked in words: NO_COLOR here, and a log has no colour anyway (each log line starts with the time)
+    assert len([line for line in lines_with(result.output, "(best)") if line[9:].startswith("│")]) == 1
     assert lines_with(result.output, f"run folders in {tmp_path / 'sweep'}/")
 
 

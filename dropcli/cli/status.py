@@ -15,9 +15,11 @@ from dropcli.run_reading import WATCHED_STATUSES
 
 def status(
     sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="SWEEP_DIR",
-                                              help="A sweep folder (it holds sweep.json).")],
+                                              help="A sweep folder (it holds sweep.json) or a tune folder (it "
+                                                   "holds tune.json).")],
 ) -> None:
-    """How far a sweep is: trials completed, running, failed, interrupted and pending.
+    """How far a sweep (or a tune) is: trials completed, running, failed, interrupted and pending, and each
+    running trial's epoch and latest validation accuracy and loss.
 
     Read from its run folders, so it works while the sweep runs, on this machine or another sharing the
     folder. Besides those: broken (says completed, but its config, metrics or results are missing: the
@@ -27,17 +29,19 @@ def status(
 
     from rich.table import Table
 
-    from dropcli import sweep as sweeps
+    from dropcli import watching
 
-    statuses = with_bad_input_handled(lambda: sweeps.sweep_statuses(sweep_dir))
+    kind, statuses = with_bad_input_handled(lambda: watching.folder_statuses(sweep_dir))
     counts = Counter(statuses.values())
-    console.print(f"[bold]{escape(str(sweep_dir))}[/bold]: {len(statuses)} trials — " +
+    what = "" if kind == "sweep" else f" ({kind})"
+    console.print(f"[bold]{escape(str(sweep_dir))}[/bold]{what}: {len(statuses)} trials — " +
                   ", ".join(f"{count} {state}" for state, count in sorted(counts.items(), key=status_order)))
     unfinished = [(name, state) for name, state in statuses.items() if state != "completed"]
     if unfinished:
-        table = Table("trial", "status")
+        table = Table("trial", "status", "where it stands")
         for name, state in unfinished:
-            table.add_row(plain(name), state)  # names come from sweep.json: anyone may have written it
+            where = watching.describe(watching.standing(sweep_dir / name)) if state.startswith("running") else ""
+            table.add_row(plain(name), state, where)  # names come from sweep.json: anyone may have written it
         console.print(table)
         if counts["running (stale)"]:
             console.print("running (stale): the summary says running but no process holds the trial: it was "

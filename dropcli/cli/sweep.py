@@ -24,7 +24,7 @@ from dropcli.cli.common import (
     with_bad_input_handled,
 )
 from dropcli.config import load_config, short_name
-from dropcli.display import counted, plain
+from dropcli.display import counted, plain, timestamped
 from dropcli.signals import Terminated, stop_on_sigterm
 
 
@@ -40,6 +40,27 @@ def sweep(
     l2: Annotated[str | None, typer.Option("--l2", metavar="a,b,c",
                                               help="L2 coefficients, a comma list, e.g. 1e-4,1e-3. The l2 = 0 "
                                                    "baseline is always added.")] = None,
+    early_stopping: Annotated[str | None, typer.Option("--early-stopping", metavar="a,b,c",
+                                                          help="Early-stopping patience values (epochs), e.g. "
+                                                               "5,10,20. Training without it is always added.")
+                              ] = None,
+    l1: Annotated[str | None, typer.Option("--l1", metavar="a,b,c",
+                                              help="L1 coefficients, e.g. 1e-5,1e-4. l1 = 0 is always added.")
+                  ] = None,
+    max_norm: Annotated[str | None, typer.Option("--max-norm", metavar="a,b,c",
+                                                    help="Max-norm bounds, e.g. 1,2,4. No bound is always added.")
+                        ] = None,
+    augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="a,b,c",
+                                                        help="Augmentation strengths in (0, 4], e.g. 0.5,1,2. "
+                                                             "Strength 0 is always added.")] = None,
+    label_smoothing: Annotated[str | None, typer.Option("--label-smoothing", metavar="a,b,c",
+                                                           help="Label smoothing values in (0, 1), e.g. 0.05,0.1. "
+                                                                "No smoothing is always added.")] = None,
+    one_at_a_time: Annotated[bool, typer.Option("--one-at-a-time",
+                                                help="Vary one axis at a time: the baseline (every regularizer "
+                                                     "axis off) once per seed, then each axis's values alone, "
+                                                     "instead of every combination (--p 0.1..0.5 --l2 1e-4,1e-3: "
+                                                     "1 + 5 + 2 settings, not 6 × 3).")] = False,
     grid: Annotated[list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2",
                                                       help="Any other config key as an axis, e.g. "
                                                            "--grid dataset.train_size=250,500,1000. Repeatable.")
@@ -101,22 +122,30 @@ def sweep(
     executor_sets = [f"executor.{key}={json.dumps(value)}" for key, value in executor_options.items()
                      if value is not None]
     thread_sets = [f"threads={threads}"] if threads else []
-    _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
-           runs_dir, out, batch, quiet, dry_run, max_trials)
+    named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation,
+             "--label-smoothing": label_smoothing}
+    # piped to a file: every line starts with the time (not stderr's: an error stays one `error: ...` line)
+    with timestamped(console):
+        _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
+               runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
 
 
 def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str], seeds: int | None,
            seed_list: str | None, overrides: list[str], runs_dir: Path, out: Path | None, batch: str,
-           quiet: bool, dry_run: bool = False, max_trials: int = 10_000) -> None:
+           quiet: bool, dry_run: bool = False, max_trials: int = 10_000, named: dict[str, str | None] | None = None,
+           one_at_a_time: bool = False) -> None:
     import shlex
     import sys
 
+    from dropcli import designs
     from dropcli import sweep as sweeps
-    from dropcli.display import SweepProgress, preparing, summary_table
+    from dropcli.display import SweepProgress, preparing, print_table, summary_table
 
     def spec_and_trials():
         base = load_config(config_path, overrides)
-        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list), max_trials)
+        spec = sweeps.build_spec(base, rates, l2, grid, sweeps.parse_seeds(seeds, seed_list), max_trials,
+                                 {k: v for k, v in (named or {}).items() if v is not None},
+                                 designs.ONE_AT_A_TIME if one_at_a_time else designs.GRID)
         sweeps.parse_batch(batch)  # checked before anything runs
         return base.executor, spec, spec.trials()
 
@@ -139,7 +168,12 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         per_trial, unchecked = with_bad_input_handled(resources, DatasetError)
         plan = with_bad_input_handled(lambda: launch.plan_launch(executor_config, spec, trials, sweep_dir, batch,
                                                                  per_trial))
+    design = designs.describe(spec.design, spec.base, spec.axes, spec.seeds)
     if dry_run:
+        console.print(f"design: {design}", highlight=False, markup=False)
+        if spec.design == designs.ONE_AT_A_TIME:
+            for name in dict.fromkeys(t.name.rsplit("_seed-", 1)[0] for t in trials):
+                console.print(f"  {name}", highlight=False, markup=False)
         if unchecked:
             console.print(f"note: {unchecked}", highlight=False, markup=False)
         for line in launch.describe(plan):
@@ -150,8 +184,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     launcher = launch.launcher(plan)
     with_bad_input_handled(lambda: launcher.prepare(plan, command), launch.LaunchError)
     axes = " × ".join(f"{len(v)} {short_name(k)}" for k, v in spec.axes.items()) or "1 setting"
-    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {counted(len(trials), 'trial')} "
-                  f"({axes} × {counted(len(spec.seeds), 'seed')})")
+    shape = f"{axes} × {counted(len(spec.seeds), 'seed')}" if spec.design == designs.GRID else design
+    console.print(f"[bold]sweep[/bold] {escape(str(sweep_dir))}: {counted(len(trials), 'trial')} ({escape(shape)})")
     if plan.alone:
         console.print(f"note: {'; '.join(sorted(set(plan.alone.values())))}: those trials run one by one")
     if plan.batch_note:
@@ -160,7 +194,8 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
 
     stop_on_sigterm()
     try:
-        with SweepProgress(console, enabled=not quiet and executor_config.name == "local") as progress:
+        with SweepProgress(console, enabled=not quiet and executor_config.name == "local",
+                           folder=sweep_dir) as progress:
             launched = launcher.launch(plan, progress)
     except launch.SubmissionFailed as error:
         errors.print(f"[red]submission failed[/red]: {plain(error)}", highlight=False)
@@ -187,7 +222,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         return
     summary = sweeps.summarize(trials, sweep_dir)
     if not summary.empty:
-        console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+        print_table(console, summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
     outcome = launched.outcome
     failed = launched.failed if outcome is None else outcome.failed
     if outcome is None:
