@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import io
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from dropcli.config import DatasetConfig
+from dropcli.files import write_atomically
 from dropcli.registry import Registry
 
 log = logging.getLogger("dropcli")
@@ -188,9 +190,9 @@ def make_mnist1d() -> dict[str, np.ndarray]:
 def generate_mnist1d(cache: Path) -> None:
     data = make_mnist1d()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial.npz")
-    np.savez(partial, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
-    partial.replace(cache)  # atomic: a crash never leaves a half-written cache behind
+    buffer = io.BytesIO()  # the arrays in memory, then one safe write: never through a link planted in a shared root
+    np.savez(buffer, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
+    write_atomically(cache, buffer.getvalue())
 
 
 # ---------------------------------------------------------------------------------------------------------

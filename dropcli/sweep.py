@@ -21,7 +21,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from dropcli import locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, short_name, validate_config
 from dropcli.files import read_regular, write_atomically
+from dropcli.isolation import helper_command, isolated_environment
 from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
 from dropcli.runs import NotARunFolder, RunFolder
 from dropcli.schema import without_new_defaults
@@ -492,9 +492,10 @@ class PictureWorker:
             return
         if self.parallel and self.process is None:
             try:
-                self.process = subprocess.Popen([sys.executable, "-m", "dropcli.picture_worker"],
-                                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL, text=True)
+                # isolated: the current folder (maybe shared) is not on its import path
+                self.process = subprocess.Popen(helper_command("dropcli.picture_worker"),
+                                                env=isolated_environment(), stdin=subprocess.PIPE,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
             except OSError:
                 self.parallel = False
         if self.process is None or self.process.stdin is None:

@@ -348,7 +348,7 @@ def train_trials(trials: list[Trial], folder: Path, batch: int, executor: Execut
     outcome = SweepOutcome()
     for job, group in zip(jobs, groups):
         try:
-            result = job.result()
+            result = executors.result_of(job, folder)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # the task died without a result; its trials' folders say how far they got

@@ -223,3 +223,33 @@ def test_a_broken_trial_whose_group_fails_before_emptying_it_is_not_reported_tra
     outcome = sweeps.run_sweep(trials, folder, batch=2)
     assert outcome.trained == [] and set(outcome.failed) == {first.name, second.name}
     assert sweeps.run_status(folder / second.name) == "broken"
+
+
+def plant_package(folder, name: str):
+    """A package `name` in `folder` whose import leaves a file behind: what a shared folder could hold."""
+    marker = folder / f"{name}-was-imported"
+    (folder / name).mkdir()
+    (folder / name / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    return marker
+
+
+def test_the_picture_worker_never_imports_code_from_the_folder_it_starts_in(tiny_raw, tmp_path, monkeypatch):
+    from dropcli import train as training
+    from dropcli.runs import RunFolder
+    from dropcli.sweep import PictureWorker
+
+    config = validate_config(tiny_raw)
+    run = RunFolder.create(tmp_path / "runs", config)
+    training.run_experiment(training.prepare(config), run)
+    run.release()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    marker = plant_package(shared, "dropcli")
+    monkeypatch.chdir(shared)
+    worker = PictureWorker(parallel=True)
+    worker.draw([run.path])
+    assert worker.process is not None
+    worker.process.stdin.close()
+    worker.process.wait(timeout=120)
+    assert not marker.exists()
+    assert (run.path / "curves.png").is_file()  # drawn by the worker itself, not by the fallback
