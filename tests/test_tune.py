@@ -224,9 +224,10 @@ def test_a_second_tune_on_one_folder_exits_in_every_phase_even_retraining(tiny_r
     tune_dir = tmp_path / "tune"
     tuning.open_tune_dir(tune_dir, spec, "test")
     tuning.tune(spec, tune_dir, batch=2)  # every study done: a second tune would go straight to the retraining
-    with locks.acquire(tune_dir):  # the first tune, still retraining
-        with pytest.raises(tuning.TuneError, match="another tune is running in this folder"):
-            tuning.tune(spec, tune_dir, batch=2)
+    held = locks.acquire(tune_dir)  # the first tune, still retraining
+    with pytest.raises(tuning.TuneError, match="another tune is running in this folder"):
+        tuning.tune(spec, tune_dir, batch=2)
+    held.release()
 
 
 def test_an_edited_journal_is_checked_against_the_tunes_own_space_and_direction(tiny_raw, tmp_path):
