@@ -54,6 +54,7 @@ MAX_RECORD_BYTES = 1 << 20  # tune.json: the base config and the search spaces, 
 SEARCH_SPACES = search_spaces()
 METRICS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_acc": "maximize"}
 BASELINE = "none"
+SEED_LIMIT = 2**32  # config.py: seeds are below it
 # median pruning: no trial is pruned before this many trials of its study completed, nor before 1/5 of its epochs
 PRUNE_AFTER_TRIALS = 5
 REGULARIZERS_FORM = f"a comma list of {', '.join(SEARCH_SPACES)}, or combinations joined by + (e.g. dropout+l2)"
@@ -125,6 +126,9 @@ def build_spec(base: Config, regularizers: str, trials: int, seeds: int, metric:
                         f"{MAX_TRIALS:,} (trials per regularizer; seeds of the comparison)")
     if seeds < 2:
         raise TuneError(f"--seeds {seeds}: the comparison needs at least 2 seeds (5 or more make it worth reading)")
+    if base.seed + seeds >= SEED_LIMIT:  # the retraining seeds follow the tuning seed
+        raise TuneError(f"seed {base.seed}: the comparison retrains over the {seeds} seeds after it, and seeds end "
+                        f"at {SEED_LIMIT - 1}; choose a seed of at most {SEED_LIMIT - 1 - seeds}")
     switched_on = [r.describe() for r in build_regularizers(base.regularizer) if r.describe()]
     if switched_on:
         raise TuneError(f"the base config switches on {', '.join(switched_on)}: tune compares regularizers against "

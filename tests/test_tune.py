@@ -266,3 +266,9 @@ def test_a_planted_tune_record_nested_deep_or_with_huge_numbers_is_another_tune(
         (tune_dir / tuning.RECORD).write_text(content)
         with pytest.raises(tuning.TuneError, match="holds a different tune"):
             tuning.open_tune_dir(tune_dir, spec, "test")
+
+
+def test_a_seed_whose_retraining_seeds_pass_the_limit_is_refused_naming_the_users_seed(tiny_raw):
+    with pytest.raises(tuning.TuneError, match=r"seed 4294967294: .* at most 4294967293") as refused:
+        spec_for(tiny_raw, seeds=2, seed=4294967294)
+    assert "4294967296" not in str(refused.value)
