@@ -253,3 +253,29 @@ def test_the_picture_worker_never_imports_code_from_the_folder_it_starts_in(tiny
     worker.process.wait(timeout=120)
     assert not marker.exists()
     assert (run.path / "curves.png").is_file()  # drawn by the worker itself, not by the fallback
+
+
+@pytest.mark.slow
+def test_sighup_a_closed_terminal_ends_a_sweeps_trials_interrupted_not_running(tiny_raw, write_config, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_config({**tiny_raw, "epochs": 500})
+    out = tmp_path / "sweep"
+    process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "sweep", str(config), "--out", str(out),
+                                "--quiet", "--p", "0.5", "--seeds", "1", "--batch", "1"],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.read_text().count("\n") >= 3 for p in out.glob("*/metrics.csv")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGHUP)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 143 and "Traceback" not in output, output
+    statuses = {json.loads(p.read_text())["status"] for p in out.glob("*/summary.json")}
+    assert statuses and "running" not in statuses
+    errors = {json.loads(p.read_text()).get("error") for p in out.glob("*/summary.json")}
+    assert "stopped by SIGHUP" in errors
