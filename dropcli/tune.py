@@ -353,7 +353,7 @@ def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: S
             raise TuneError(f"{folder}: another process is training trials of this study "
                             f"({next(iter(outcome.held.values()))}); let it finish, or stop it first")
         if outcome.stopped:
-            raise OSError(outcome.stopped)
+            raise TuneError(stopped_message(outcome.stopped, folder))
         for trial in unfinished:
             study.tell(trial.number, **verdict(folder / trial_folder_name(trial.number), spec.metric))
     return study_result(study, name)
@@ -395,6 +395,11 @@ def train_trials(trials: list[Trial], folder: Path, batch: int, executor: Execut
         outcome.held.update(result["held"])
         outcome.stopped = outcome.stopped or result["stopped"]
     return outcome
+
+
+def stopped_message(stopped: str, folder: Path) -> str:
+    """The sweep engine stopped (a full disk): what it said names the file; rerunning resumes."""
+    return f"{folder}: {stopped}; the tune stopped there: free some space and rerun the same command to resume"
 
 
 def verdict(run_path: Path, metric: str) -> dict[str, Any]:
@@ -494,7 +499,7 @@ def tune_locked(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObser
                                        f"{', '.join(map(str, spec.seeds))}")
     outcome = train_trials(retrain_trials(spec, results), best_dir, batch, executor, observer)
     if outcome.stopped:
-        raise OSError(outcome.stopped)
+        raise TuneError(stopped_message(outcome.stopped, best_dir))
     comparison, values = compare_tuned(best_dir, spec, results)
     done = TuneOutcome(results, comparison, values, outcome.failed)
     from dropcli.results import spreadsheet_csv

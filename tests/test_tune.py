@@ -272,3 +272,16 @@ def test_a_seed_whose_retraining_seeds_pass_the_limit_is_refused_naming_the_user
     with pytest.raises(tuning.TuneError, match=r"seed 4294967294: .* at most 4294967293") as refused:
         spec_for(tiny_raw, seeds=2, seed=4294967294)
     assert "4294967296" not in str(refused.value)
+
+
+def test_a_full_disk_under_tune_is_one_line_naming_the_file(tiny_raw, write_config, runner, tmp_path,
+                                                            fail_at_epoch):
+    import errno
+    import os
+
+    fail_at_epoch(2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "metrics.csv"))
+    result = runner.invoke(app, ["tune", str(write_config(tiny_raw)), "--regularizers", "dropout", "--trials", "2",
+                                 "--seeds", "2", "--batch", "1", "--quiet", "--out", str(tmp_path / "tune")])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "metrics.csv" in line and "disk full" in line and "a file:" not in line
