@@ -279,3 +279,23 @@ def test_sighup_a_closed_terminal_ends_a_sweeps_trials_interrupted_not_running(t
     assert statuses and "running" not in statuses
     errors = {json.loads(p.read_text()).get("error") for p in out.glob("*/summary.json")}
     assert "stopped by SIGHUP" in errors
+
+
+def test_rerunning_a_completed_sweep_on_a_read_only_folder_says_it_is_completed(runner, tiny_raw, write_config,
+                                                                               tmp_path, monkeypatch):
+    import errno
+
+    from dropcli import files, locks
+
+    args = ["sweep", str(write_config(tiny_raw)), "--out", str(tmp_path / "sweep"), "--quiet", "--p", "0.5",
+            "--seeds", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "sweep" / ".lock"))
+
+    monkeypatch.setattr(locks, "acquire", read_only)
+    monkeypatch.setattr(files, "open_new", read_only)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "already completed" in result.output and "Read-only" not in result.output
