@@ -283,7 +283,7 @@ def check_folder_names(sweep_dir: Path, trials: list[Trial]) -> None:
     if too_long:
         raise SweepError(f"trial folder name {brief(too_long[0])} is {len(too_long[0].encode())} bytes; this file "
                          f"system allows {limit}: use shorter --grid values")
-    longest = max((len(str((sweep_dir / t.name).absolute()).encode()) for t in trials), default=0)
+    longest = max((len(os.fsencode((sweep_dir / t.name).absolute())) for t in trials), default=0)
     if longest + len("/checkpoint.prev.pt") >= 4096:
         raise SweepError(f"{brief(str(sweep_dir))}: trial paths would be longer than Linux allows (4096 bytes)")
 

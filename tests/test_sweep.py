@@ -299,3 +299,12 @@ def test_rerunning_a_completed_sweep_on_a_read_only_folder_says_it_is_completed(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "already completed" in result.output and "Read-only" not in result.output
+
+
+def test_a_sweep_folder_whose_name_is_not_utf8_trains(runner, tiny_raw, write_config, tmp_path):
+    import os
+
+    out = tmp_path / os.fsdecode(b"sweep-\xff")
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--out", str(out), "--quiet", "--seeds", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "p-0.0_seed-0" / "summary.json").read_text())["status"] == "completed"
