@@ -307,4 +307,4 @@ def test_a_sweep_folder_whose_name_is_not_utf8_trains(runner, tiny_raw, write_co
     out = tmp_path / os.fsdecode(b"sweep-\xff")
     result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--out", str(out), "--quiet", "--seeds", "1"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "p-0.0_seed-0" / "summary.json").read_text())["status"] == "completed"
+    assert json.loads((out / "seed-0" / "summary.json").read_text())["status"] == "completed"
