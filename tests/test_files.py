@@ -21,7 +21,6 @@ ALLOWED = {
     ("locks.py", "os.open"): "the lock file: flock needs a file that stays; O_NOFOLLOW, regular files only",
     ("runs.py", "os.open"): "metrics.csv grows a row per epoch (O_APPEND | O_NOFOLLOW); rewrites go through files",
     ("tune.py", "os.open"): "cuts a torn last line off Optuna's journal, in place under Optuna's lock (O_NOFOLLOW)",
-    ("plots.py", "savefig"): "figures: moved onto files.py on the readers' branch (#32, report's figures)",
 }
 
 
