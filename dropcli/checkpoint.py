@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropcli.config import Config
+from dropcli.config import Config, validate_config
 from dropcli.files import write_atomically
 from dropcli.masks import StreamedDropout
 from dropcli.runs import RunFolder
@@ -77,6 +77,19 @@ def changed_settings(state: dict[str, Any], config: Config) -> list[str]:
     now = continued_settings(config)
     return [f"{key}: {shown(saved[key])} → {shown(now[key])}" for key in saved
             if key in now and saved[key] != now[key]]
+
+
+def edited_since_completion(model_path: Path, config: Config) -> list[str] | None:
+    """For a completed run: `key: then → now` for each setting config.yaml no longer shares with the config its
+    model.pt was trained with; None when model.pt cannot say (missing, unreadable, another version's)."""
+    if not model_path.is_file():  # a pipe would block the read; a link to a device, read it whole
+        return None
+    try:
+        saved = torch.load(model_path, map_location="cpu", weights_only=True, mmap=True)
+        recorded = validate_config(saved["config"])
+    except Exception:  # damaged, refused or from another version: nothing to compare with
+        return None
+    return changed_settings({"settings": json.dumps(continued_settings(recorded))}, config)
 
 
 def shown(value: Any) -> str:

@@ -257,11 +257,17 @@ def validate_config(raw: dict[str, Any]) -> Config:
         raise ConfigError([describe_error(e, raw) for e in error.errors()]) from None
 
 
+MAX_EXTENDS = 32  # files in one `extends:` chain (the presets use one)
+
+
 def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a YAML config; a top-level `extends: other.yaml` (relative to this file) is merged in first."""
     resolved = path.resolve()
     if resolved in _seen:
         raise ConfigError(f"{path}: `extends` forms a cycle through {' -> '.join(p.name for p in _seen)}")
+    if len(_seen) >= MAX_EXTENDS:  # found before Python's recursion limit would be (as a misleading depth error)
+        raise ConfigError(f"{_seen[0]}: its `extends` chain goes on past {MAX_EXTENDS} files (here at {path}); a "
+                          f"config extends a handful at most")
     data = read_yaml_mapping(path)
     if "dataset" in data:  # data files named in a config are found beside it, wherever dropcli is started
         data["dataset"] = resolve_paths(data["dataset"], path.parent.absolute())

@@ -20,6 +20,7 @@ from typing import Any
 import submitit
 
 from dropcli.config import ExecutorConfig
+from dropcli.isolation import check_private, isolated_children, private_folder
 from dropcli.sweep import SweepSpec, Trial, read_sweep_record, run_sweep
 
 LOG_FOLDER = ".submitit"
@@ -111,10 +112,19 @@ def submit_array(submission: Submission, folder: Path, task: Any, *arguments: li
     When sbatch refuses, submitit prints sbatch's words to stderr and then raises them: they are held back
     here, so that the caller says them once, in its one-line error."""
     extra = {"slurm_max_num_timeout": TIMEOUT_REQUEUES} if submission.cluster == "slurm" else {}
-    executor = submitit.AutoExecutor(folder=folder / LOG_FOLDER / "%j", cluster=submission.cluster, **extra)
+    # the pickles (the tasks, their results) in a folder only this user can write: loading one runs code
+    logs = private_folder(folder / LOG_FOLDER)
+    executor = submitit.AutoExecutor(folder=logs / "%j", cluster=submission.cluster, **extra)
     executor.update_parameters(**submission.parameters)
     printed = io.StringIO()
-    with contextlib.redirect_stderr(printed):
+    # the tasks (and submitit's local controller) start without the current folder on their import path
+    with contextlib.redirect_stderr(printed), isolated_children():
         jobs = executor.map_array(task, *arguments)
     sys.stderr.write(printed.getvalue())  # submitted: anything else it said is shown
     return jobs
+
+
+def result_of(job: submitit.Job, folder: Path) -> Any:
+    """The task's result, unpickled only from a folder that is still private (see isolation.private_folder)."""
+    check_private(folder / LOG_FOLDER)
+    return job.result()

@@ -30,12 +30,19 @@ def write_atomically(path: Path, content: str | bytes, mode: int | None = None) 
         partial.replace(path)  # rename replaces a link at `path` itself, never what it points to
     except OSError as error:
         partial.unlink(missing_ok=True)
-        if error.filename is None:  # a write's ENOSPC names no file: the one-line error must name it
-            raise OSError(error.errno, error.strerror, str(path)) from error
-        raise
+        raise naming(error, path) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def naming(error: OSError, path: Path) -> OSError:
+    """`error` with the file it is about: a write to a full disk raises ENOSPC without a file name, and
+    'a file: No space left on device' helps nobody. A name it already has (the temporary file's) becomes
+    the target's, which is the one the user knows."""
+    if error.filename is not None and Path(error.filename).name not in (path.name, f".{path.name}.partial"):
+        return error
+    return type(error)(error.errno, error.strerror or str(error), str(path))
 
 
 def open_new(path: Path):

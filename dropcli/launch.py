@@ -165,7 +165,7 @@ class SubmititLauncher:
         if launched.waited:  # submitit-local: wait, as a local sweep would (KeyboardInterrupt: the caller's)
             for job in jobs:
                 try:
-                    launched.failed.update(job.result()["failed"])
+                    launched.failed.update(executors.result_of(job, plan.sweep_dir)["failed"])
                 except KeyboardInterrupt:
                     raise
                 except Exception as error:  # the task died without a result; its trials say so in their folders

@@ -55,11 +55,15 @@ class FolderLock:
         self.release()
 
 
-def acquire(folder: Path) -> FolderLock:
+def acquire(folder: Path, wait: bool = False, name: str = LOCK_NAME) -> FolderLock:
     """Own `folder` (which must exist) or raise FolderBusy naming the owner. Never blocks for long: a
-    `holder_of` that holds the lock shared for an instant is waited out (three tries, 20 ms apart)."""
-    fd = open_lock_file(folder, os.O_RDWR | os.O_CREAT)
-    for attempt in range(3):
+    `holder_of` that holds the lock shared for an instant is waited out (three tries, 20 ms apart). With
+    `wait`, waits for the owner to end instead (an export into a target another export is writing).
+    `name`: the lock file (a store's lock beside it, when the folder is not ours alone)."""
+    fd = open_lock_file(folder, os.O_RDWR | os.O_CREAT, name)
+    if wait:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    for attempt in range(0 if wait else 3):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
@@ -80,13 +84,13 @@ def acquire(folder: Path) -> FolderLock:
     return FolderLock(folder, fd)
 
 
-def open_lock_file(folder: Path, flags: int) -> int:
+def open_lock_file(folder: Path, flags: int, name: str = LOCK_NAME) -> int:
     """The lock file, never through a link, and only if it is a regular file: a FIFO planted there would
     block an open (O_NONBLOCK) or a read forever."""
-    fd = os.open(folder / LOCK_NAME, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    fd = os.open(folder / name, flags | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(folder / LOCK_NAME))
+        raise OSError(errno.EINVAL, "not a regular file", str(folder / name))
     return fd
 
 

@@ -1,5 +1,6 @@
-"""How a run is stopped from outside: Ctrl-C (KeyboardInterrupt) or SIGTERM (`kill`, a machine shutting
-down, a scheduler's stop). Both end the run `interrupted` with a reason, never a stale `running`.
+"""How a run is stopped from outside: Ctrl-C (KeyboardInterrupt), SIGTERM (`kill`, a machine shutting down, a
+scheduler's stop) or SIGHUP (the terminal closed). All end the run `interrupted` with a reason, never a stale
+`running`.
 
 submitit's tasks are left alone: there, SIGUSR2/SIGTERM belong to submitit's requeue machinery.
 """
@@ -10,16 +11,27 @@ import signal
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived. A KeyboardInterrupt, so every `except KeyboardInterrupt` path also handles it."""
+    """SIGTERM or SIGHUP arrived. A KeyboardInterrupt, so every `except KeyboardInterrupt` path also handles
+    it."""
+
+    def __init__(self, name: str = "SIGTERM") -> None:
+        super().__init__(name)
+        self.name = name
 
 
 def stop_on_sigterm() -> None:
-    """From now on SIGTERM raises Terminated in the main thread (call from the CLI only)."""
+    """From now on SIGTERM and SIGHUP raise Terminated in the main thread (call from the CLI only)."""
     def handler(signum, frame):
-        raise Terminated()
+        raise Terminated(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, handler)
+    # a closed terminal: a stop like any other, not a death that leaves `running`; under nohup (SIGHUP ignored)
+    # the run goes on, as the user asked
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, handler)
 
 
 def interruption_reason(error: BaseException) -> str:
-    return "stopped by SIGTERM" if isinstance(error, Terminated) else "stopped by the user (Ctrl-C)"
+    if isinstance(error, Terminated):
+        return f"stopped by {getattr(error, 'name', 'SIGTERM')}"
+    return "stopped by the user (Ctrl-C)"

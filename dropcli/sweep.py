@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dropcli import designs, locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, validate_config
 from dropcli.files import read_regular, write_atomically
+from dropcli.isolation import helper_command, isolated_environment
 from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
 from dropcli.runs import NotARunFolder, RunFolder
 from dropcli.schema import without_new_defaults
@@ -293,7 +293,7 @@ def check_folder_names(sweep_dir: Path, trials: list[Trial]) -> None:
     if too_long:
         raise SweepError(f"trial folder name {brief(too_long[0])} is {len(too_long[0].encode())} bytes; this file "
                          f"system allows {limit}: use shorter --grid values")
-    longest = max((len(str((sweep_dir / t.name).absolute()).encode()) for t in trials), default=0)
+    longest = max((len(os.fsencode((sweep_dir / t.name).absolute())) for t in trials), default=0)
     if longest + len("/checkpoint.prev.pt") >= 4096:
         raise SweepError(f"{brief(str(sweep_dir))}: trial paths would be longer than Linux allows (4096 bytes)")
 
@@ -502,9 +502,10 @@ class PictureWorker:
             return
         if self.parallel and self.process is None:
             try:
-                self.process = subprocess.Popen([sys.executable, "-m", "dropcli.picture_worker"],
-                                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                                stderr=subprocess.DEVNULL, text=True)
+                # isolated: the current folder (maybe shared) is not on its import path
+                self.process = subprocess.Popen(helper_command("dropcli.picture_worker"),
+                                                env=isolated_environment(), stdin=subprocess.PIPE,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
             except OSError:
                 self.parallel = False
         if self.process is None or self.process.stdin is None:

@@ -36,9 +36,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from dropcli import stats
+from dropcli import locks, stats
 from dropcli.config import Config, ConfigError, ExecutorConfig, set_dotted, validate_config
-from dropcli.files import write_atomically
+from dropcli.files import read_regular, write_atomically
 from dropcli.regularizers import build_regularizers, search_spaces
 from dropcli.run_reading import PRUNED, is_number, load_run, run_status
 from dropcli.runs import RunFolder
@@ -49,10 +49,12 @@ from dropcli.yamlsafe import brief
 log = logging.getLogger("dropcli")
 JOURNAL = "optuna.journal"
 RECORD = "tune.json"
+MAX_RECORD_BYTES = 1 << 20  # tune.json: the base config and the search spaces, a few KB
 # What each regularizer's study searches, as each regularizer declares it (its module's search_space)
 SEARCH_SPACES = search_spaces()
 METRICS: dict[str, Literal["minimize", "maximize"]] = {"val_loss": "minimize", "val_acc": "maximize"}
 BASELINE = "none"
+SEED_LIMIT = 2**32  # config.py: seeds are below it
 # median pruning: no trial is pruned before this many trials of its study completed, nor before 1/5 of its epochs
 PRUNE_AFTER_TRIALS = 5
 REGULARIZERS_FORM = f"a comma list of {', '.join(SEARCH_SPACES)}, or combinations joined by + (e.g. dropout+l2)"
@@ -124,6 +126,9 @@ def build_spec(base: Config, regularizers: str, trials: int, seeds: int, metric:
                         f"{MAX_TRIALS:,} (trials per regularizer; seeds of the comparison)")
     if seeds < 2:
         raise TuneError(f"--seeds {seeds}: the comparison needs at least 2 seeds (5 or more make it worth reading)")
+    if base.seed + seeds >= SEED_LIMIT:  # the retraining seeds follow the tuning seed
+        raise TuneError(f"seed {base.seed}: the comparison retrains over the {seeds} seeds after it, and seeds end "
+                        f"at {SEED_LIMIT - 1}; choose a seed of at most {SEED_LIMIT - 1 - seeds}")
     switched_on = [r.describe() for r in build_regularizers(base.regularizer) if r.describe()]
     if switched_on:
         raise TuneError(f"the base config switches on {', '.join(switched_on)}: tune compares regularizers against "
@@ -143,9 +148,9 @@ def open_tune_dir(path: Path, spec: TuneSpec, command: str) -> None:
         raise TuneError(f"{path}: exists and is not a folder; choose another --out")
     record = path / RECORD
     if record.is_file():
-        try:
-            existing = json.loads(record.read_text()).get("fingerprint")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        try:  # a planted one may be huge, nested deep, or hold numbers of 5,000 digits: then it is not ours
+            existing = json.loads(read_regular(record, MAX_RECORD_BYTES)).get("fingerprint")
+        except (OSError, ValueError, RecursionError, AttributeError):
             existing = None
         if existing != spec.fingerprint():
             raise TuneError(f"{path}: this folder holds a different tune (other base config, regularizers, budget, "
@@ -225,8 +230,30 @@ def open_study(tune_dir: Path, spec: TuneSpec, name: str):
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, spec.trials // 3)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=PRUNE_AFTER_TRIALS,
                                          n_warmup_steps=max(1, spec.base["epochs"] // 5))
-    return optuna.create_study(study_name=name, storage=storage(tune_dir), direction=spec.direction,
-                               sampler=sampler, pruner=pruner, load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=storage(tune_dir), direction=spec.direction,
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    if study.direction.name.lower() != spec.direction:  # Optuna keeps the journal's direction, silently
+        raise TuneError(f"{tune_dir / JOURNAL}: the study {name} there is to {study.direction.name.lower()} "
+                        f"{spec.metric}, this tune's to {spec.direction}; the journal was edited or belongs to "
+                        f"another tune: move it away, or choose another --out")
+    return study
+
+
+def outside_space(trial: Any, study: str) -> str | None:
+    """Why a journal's trial is none this tune asked for (parameters it does not search, a value outside its
+    range: an edited journal), or None. Such a trial is never trained, and never the best."""
+    expected = distributions(study)
+    if set(trial.params) != set(expected):
+        return (f"its parameters ({brief(sorted(trial.params))}) are not those this tune searches "
+                f"({', '.join(expected)})")
+    for key, value in trial.params.items():
+        try:
+            inside = expected[key]._contains(expected[key].to_internal_repr(value))
+        except Exception:  # a value of another type altogether
+            inside = False
+        if not inside:
+            return f"{key} = {brief(value)} is outside the search space"
+    return None
 
 
 def distributions(study: str) -> dict[str, Any]:
@@ -301,11 +328,18 @@ def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: S
         frozen = study.get_trials(deepcopy=False)
         unfinished = [t for t in frozen if t.state == TrialState.RUNNING]  # a batch the last process left
         if not unfinished:
-            left = spec.trials - len(frozen)
+            left = spec.trials - sum(not outside_space(t, name) for t in frozen)  # a planted trial uses no budget
             if left <= 0:
                 break
             for _ in range(min(batch, left)):
                 study.ask(distributions(name))
+            continue
+        foreign = {t.number: why for t in unfinished if (why := outside_space(t, name))}
+        for number, why in foreign.items():
+            log.warning(f"{name}: trial {number} of {JOURNAL} is left out: {why}")
+            study.tell(number, state=TrialState.FAIL)
+        unfinished = [t for t in unfinished if t.number not in foreign]
+        if not unfinished:
             continue
         finished = len(frozen) - len(unfinished)
         (observer or SweepObserver()).note(
@@ -319,7 +353,7 @@ def run_study(tune_dir: Path, spec: TuneSpec, name: str, batch: int, observer: S
             raise TuneError(f"{folder}: another process is training trials of this study "
                             f"({next(iter(outcome.held.values()))}); let it finish, or stop it first")
         if outcome.stopped:
-            raise OSError(outcome.stopped)
+            raise TuneError(stopped_message(outcome.stopped, folder))
         for trial in unfinished:
             study.tell(trial.number, **verdict(folder / trial_folder_name(trial.number), spec.metric))
     return study_result(study, name)
@@ -348,7 +382,7 @@ def train_trials(trials: list[Trial], folder: Path, batch: int, executor: Execut
     outcome = SweepOutcome()
     for job, group in zip(jobs, groups):
         try:
-            result = job.result()
+            result = executors.result_of(job, folder)
         except KeyboardInterrupt:
             raise
         except Exception as error:  # the task died without a result; its trials' folders say how far they got
@@ -361,6 +395,11 @@ def train_trials(trials: list[Trial], folder: Path, batch: int, executor: Execut
         outcome.held.update(result["held"])
         outcome.stopped = outcome.stopped or result["stopped"]
     return outcome
+
+
+def stopped_message(stopped: str, folder: Path) -> str:
+    """The sweep engine stopped (a full disk): what it said names the file; rerunning resumes."""
+    return f"{folder}: {stopped}; the tune stopped there: free some space and rerun the same command to resume"
 
 
 def verdict(run_path: Path, metric: str) -> dict[str, Any]:
@@ -385,8 +424,14 @@ def study_result(study: Any, name: str) -> StudyResult:
     result = StudyResult(name, completed=sum(t.state == TrialState.COMPLETE for t in trials),
                          pruned=sum(t.state == TrialState.PRUNED for t in trials),
                          failed=sum(t.state == TrialState.FAIL for t in trials))
-    if result.completed:
-        best = study.best_trial
+    completed = [t for t in trials if t.state == TrialState.COMPLETE and is_number(t.value)]
+    chosen = [t for t in completed if not outside_space(t, name)]
+    for trial in completed:
+        if trial not in chosen:
+            log.warning(f"{name}: trial {trial.number} of {JOURNAL} is never the best: {outside_space(trial, name)}")
+    if chosen:
+        pick = min if study.direction.name == "MINIMIZE" else max
+        best = pick(chosen, key=lambda t: t.value)
         result.best_number, result.best_value, result.best_params = best.number, best.value, dict(best.params)
     return result
 
@@ -437,13 +482,24 @@ def tune(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | N
          executor: ExecutorConfig | None = None) -> TuneOutcome:
     """Every study to its budget, then the retraining and the comparison (comparison.md / .csv). `executor`:
     where trials train (default: here)."""
+    try:  # one process per tune folder, in every phase: the studies, the retraining and the comparison
+        owner = locks.acquire(tune_dir)
+    except locks.FolderBusy as busy:
+        raise TuneError(f"{tune_dir}: another tune is running in this folder ({busy.holder}); let it finish, or "
+                        f"stop it first") from None
+    with owner:
+        return tune_locked(spec, tune_dir, batch, observer, executor)
+
+
+def tune_locked(spec: TuneSpec, tune_dir: Path, batch: int, observer: SweepObserver | None,
+                executor: ExecutorConfig | None) -> TuneOutcome:
     results = [run_study(tune_dir, spec, name, batch, observer, executor) for name in spec.regularizers]
     best_dir = tune_dir / "best"
     (observer or SweepObserver()).note(f"retraining the best setting of each and the baseline over seeds "
                                        f"{', '.join(map(str, spec.seeds))}")
     outcome = train_trials(retrain_trials(spec, results), best_dir, batch, executor, observer)
     if outcome.stopped:
-        raise OSError(outcome.stopped)
+        raise TuneError(stopped_message(outcome.stopped, best_dir))
     comparison, values = compare_tuned(best_dir, spec, results)
     done = TuneOutcome(results, comparison, values, outcome.failed)
     from dropcli.results import spreadsheet_csv

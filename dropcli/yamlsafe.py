@@ -28,6 +28,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_BYTES = 1 << 20  # 1 MiB: a config is a few hundred bytes; a run folder's resolved config ~1.5 KB
 MAX_NODES = 10_000  # values after alias expansion; the whole resolved config has ~70
+MAX_NUMBER_CHARS = 100  # digits of a number (a seed has 10, a float's repr 25)
+INT_TAG, FLOAT_TAG = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 MAX_DEPTH = 64  # nesting of sections / lists (a config has 3 levels)
 # libyaml's composer builds nested collections by recursion in C: ~25,000 levels (a 60 KB file of brackets)
 # crashed the process with a segfault, before any check could run. A text with more collection indicators
@@ -120,6 +122,7 @@ def check_node(root: Node) -> None:
             raise YamlError(f"nested more than {MAX_DEPTH} levels deep")
         open_nodes.add(id(node))
         if isinstance(node, ScalarNode):
+            check_number(node)
             total = 1
         elif isinstance(node, SequenceNode):
             total = 1 + sum(size(child, depth + 1) for child in node.value)
@@ -135,6 +138,14 @@ def check_node(root: Node) -> None:
         return total
 
     size(root, 0)
+
+
+def check_number(node: ScalarNode) -> None:
+    """A number of more than MAX_NUMBER_CHARS characters is refused before it is read: Python refuses to read
+    an integer of over 4,300 digits (a traceback), and no setting needs more than a handful."""
+    if node.tag in (INT_TAG, FLOAT_TAG) and len(node.value) > MAX_NUMBER_CHARS:
+        raise YamlError(f"line {node.start_mark.line + 1}: a number of {len(node.value):,} characters; a setting "
+                        f"takes at most {MAX_NUMBER_CHARS}")
 
 
 def check_unique_keys(node: MappingNode) -> None:

@@ -155,3 +155,23 @@ def test_a_check_across_sections_is_one_line_that_names_the_fields_without_echoi
     [problem] = caught.value.problems
     assert problem.startswith("regularizer.dropconnect acts on hidden linear layers") and "lstm" in problem
     assert "got {" not in problem and not problem.startswith(":")
+
+
+def test_a_number_of_thousands_of_digits_is_one_line_in_a_file_or_a_set(runner, write_config, tiny_raw):
+    from dropcli.cli import app
+
+    huge = "9" * 5_000
+    config = write_config(f"name: tiny\nseed: {huge}\n")
+    result = runner.invoke(app, ["config", str(config)])
+    assert result.exit_code == 2 and "a number of 5,000 characters" in result.output, result.output
+    result = runner.invoke(app, ["config", str(write_config(tiny_raw)), "--set", f"seed={huge}"])
+    assert result.exit_code == 2 and "a number of 5,000 characters" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_long_extends_chain_is_reported_as_a_chain_in_one_line(tmp_path):
+    for index in range(972):
+        (tmp_path / f"c{index}.yaml").write_text(f"extends: c{index + 1}.yaml\n")
+    (tmp_path / "c972.yaml").write_text("epochs: 2\n")
+    with pytest.raises(ConfigError, match=r"c0.yaml: its `extends` chain goes on past 32 files"):
+        load_config(tmp_path / "c0.yaml")

@@ -152,3 +152,24 @@ def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path):
     with pytest.raises(DatasetError, match="download failed"):
         load_torchvision(Unreachable, "Unreachable", tmp_path / "data", download=True)
     assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["keep.txt"]
+
+
+def test_the_mnist1d_cache_is_never_written_through_a_link_planted_in_a_shared_root(tmp_path, monkeypatch):
+    import numpy as np
+
+    from dropcli import data
+
+    arrays = {"x": np.zeros((4, 40)), "y": np.zeros(4, dtype=int), "x_test": np.ones((2, 40)),
+              "y_test": np.ones(2, dtype=int)}
+    monkeypatch.setattr(data, "make_mnist1d", lambda: arrays)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    cache = tmp_path / "root" / "mnist1d" / "mnist1d_default_seed42.npz"
+    cache.parent.mkdir(parents=True)
+    for name in (cache.with_suffix(".partial.npz").name, f".{cache.name}.partial"):  # the old and the new names
+        (cache.parent / name).symlink_to(victim)
+    data.generate_mnist1d(cache)
+    assert victim.read_text() == "precious"
+    assert cache.is_file() and not cache.is_symlink()
+    with np.load(cache) as loaded:
+        assert loaded["x_test"].shape == (2, 40)

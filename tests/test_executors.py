@@ -207,3 +207,49 @@ def test_a_partition_with_shell_characters_is_refused_before_anything_is_written
                                  partition, "--dry-run", "--runs-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "executor.slurm_partition" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_submitit_local_tasks_import_no_code_from_the_current_folder(runner, tiny_raw, write_config, tmp_path,
+                                                                    monkeypatch):
+    from tests.test_sweep import plant_package
+
+    config = write_config(tiny_raw)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    markers = [plant_package(shared, name) for name in ("dropcli", "submitit")]
+    monkeypatch.chdir(shared)
+    result = runner.invoke(app, ["sweep", str(config), "--p", "0.5", "--seeds", "1", "--batch", "2", "--quiet",
+                                 "--out", str(tmp_path / "sweep"), "--executor", "submitit-local"])
+    assert result.exit_code == 0, result.output
+    assert not any(marker.exists() for marker in markers)
+    logs = tmp_path / "sweep" / ".submitit"
+    assert logs.stat().st_mode & 0o777 == 0o700  # the pickles: only this user can swap them
+
+
+def test_submitit_pickles_are_never_written_into_a_folder_others_can_write(tmp_path):
+    from dropcli.executors import LOG_FOLDER, Submission, submit
+    from dropcli.isolation import UnsafeFolder
+
+    logs = tmp_path / LOG_FOLDER
+    logs.mkdir()
+    logs.chmod(0o777)
+    parameters = {"name": "unsafe", "timeout_min": 1, "cpus_per_task": 1}
+    with pytest.raises(UnsafeFolder, match="can be written by others"):
+        submit(Submission("local", [["p-0.5_seed-0"]], parameters), tmp_path, batch=1)
+    assert not list(logs.iterdir())  # nothing submitted
+
+
+def test_a_result_pickle_is_not_loaded_once_its_folder_became_writable_by_others(tmp_path):
+    from dropcli.executors import LOG_FOLDER, result_of
+    from dropcli.isolation import UnsafeFolder, private_folder
+
+    logs = private_folder(tmp_path / LOG_FOLDER)
+
+    class Job:
+        def result(self):
+            raise AssertionError("unpickled")
+
+    logs.chmod(0o775)
+    with pytest.raises(UnsafeFolder, match="can be written by others"):
+        result_of(Job(), tmp_path)

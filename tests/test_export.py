@@ -4,6 +4,7 @@ the numbers equal the run folders'; exporting again duplicates nothing and repla
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,123 @@ def test_pruned_trials_are_exported_as_pruned(runs, tmp_path):
     assert logged[trained(runs)[1].name].info.status == "FINISHED"
     exporting.to_tensorboard(runs, tmp_path / "tb")
     assert read_tensorboard(tmp_path / "tb" / pruned.name)[1]["status"] == "pruned"
+
+
+def test_a_second_tensorboard_export_into_one_target_waits_for_the_first(runs, tmp_path):
+    import threading
+
+    from dropcli import locks
+
+    out = tmp_path / "tb"
+    out.mkdir()
+    held = locks.acquire(out)  # another export, half-way
+    outcomes = []
+    second = threading.Thread(target=lambda: outcomes.append(exporting.to_tensorboard(runs, out)))
+    second.start()
+    second.join(timeout=2)
+    assert second.is_alive() and not outcomes  # waiting, not writing beside the first
+    held.release()
+    second.join(timeout=120)
+    assert len(outcomes[0].written) == 2
+    for folder in trained(runs):
+        assert len(list((out / folder.name).glob("events.out.tfevents.*"))) == 1
+
+
+def test_an_export_killed_while_replacing_a_changed_run_is_redone_not_refused(runs, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "tb"
+    exporting.to_tensorboard(runs, out)
+    changed = trained(runs)[0]
+    (changed / "curves.png").unlink()
+
+    real = shutil.rmtree
+
+    def killed_half_way(folder, *args, **kwargs):  # the marker went first, then the kill
+        if out not in Path(folder).parents:
+            return real(folder, *args, **kwargs)
+        for marker in Path(folder).rglob(exporting.MARKER):
+            marker.unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exporting.shutil, "rmtree", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        exporting.to_tensorboard(runs, out)
+    monkeypatch.setattr(exporting.shutil, "rmtree", real)
+    again = exporting.to_tensorboard(runs, out)
+    assert not again.left_out.get(changed.name), again.left_out
+    assert len(list((out / changed.name).glob("events.out.tfevents.*"))) == 1
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock") == []
+
+
+def test_a_bad_number_or_too_many_rows_leave_that_run_out_and_the_others_are_exported(runs, tmp_path, monkeypatch):
+    bad, good = trained(runs)
+    lines = (bad / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("seconds")] = "1e308"
+    (bad / "metrics.csv").write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    outcome = exporting.to_mlflow(runs, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "seconds = 1e+308" in outcome.left_out[bad.name] and outcome.written == [good.name]
+    from dropcli import export_runs
+
+    monkeypatch.setattr(export_runs, "MAX_EXPORT_ROWS", 1)
+    outcome = exporting.to_tensorboard(runs, tmp_path / "tb")
+    assert "at most 1 a run" in outcome.left_out[good.name]
+
+
+def test_a_moved_run_folder_keeps_its_one_mlflow_run(runs, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exporting.to_mlflow(runs, uri)
+    moved = runs.rename(tmp_path / "moved")
+    outcome = exporting.to_mlflow(moved, uri)
+    assert outcome.written == [] and len(outcome.unchanged) == 2
+    client = MlflowClient(tracking_uri=uri)
+    logged = client.search_runs([client.get_experiment_by_name("dropcli").experiment_id])
+    assert len(logged) == 2
+    assert {Path(r.data.tags[exporting.SOURCE_TAG]).parent for r in logged} == {moved.resolve()}
+
+
+def test_hostile_targets_and_names_leave_one_run_out_or_are_escaped(runs, runner, tmp_path):
+    first, second = trained(runs)
+    out = tmp_path / "tb"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / first.name).symlink_to(elsewhere)  # a link planted in the target
+    (second / exporting.MARKER).write_text("[" * 100_000)  # not an export marker at all: ignored in a run folder
+    odd = runs / os.fsdecode(b"run-\xff")
+    second.rename(odd)
+    result = runner.invoke(app, ["export", str(runs), "--tensorboard", str(out), "--mlflow",
+                                 f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert result.exit_code == 0, result.output
+    assert "is a link" in result.output and not list(elsewhere.iterdir())
+    assert "2 runs exported" in result.output.split("MLflow")[1]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    names = {r.info.run_name for r in client.search_runs([client.get_experiment_by_name("dropcli").experiment_id])}
+    assert "run-\\xff" in names
+    assert (out / odd.name / exporting.MARKER).is_file()
+    planted = out / odd.name / exporting.MARKER
+    planted.write_text('{"source": ' + "[" * 50_000 + "]" * 50_000 + ', "fingerprint": "x"}')
+    again = exporting.to_tensorboard(runs, out)
+    assert "not written by dropcli export" in again.left_out["run-\\xff"]
+
+
+def test_a_full_disk_under_an_export_is_one_line_naming_the_file(runs, runner, tmp_path, monkeypatch):
+    import errno
+
+    from dropcli import files
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    result = runner.invoke(app, ["export", str(runs), "--tensorboard", str(tmp_path / "tb")])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "No space left on device" in result.output
+    assert "events.out.tfevents" in result.output or exporting.MARKER in result.output
+    assert not [p for p in (tmp_path / "tb").rglob("*") if p.is_file() and p.name != ".lock"]

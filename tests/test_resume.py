@@ -244,3 +244,17 @@ def test_a_resume_with_no_epoch_left_tests_at_the_scheduled_dropout_rate(tiny_ra
     resumed = training.run_experiment(training.prepare(config), run, resume=True)
     keys = ("train_loss", "val_loss", "test_loss", "test_acc", "test_ece")
     assert {key: resumed[key] for key in keys} == {key: reference[key] for key in keys}
+
+
+def test_resuming_a_completed_run_whose_config_was_edited_refuses_naming_the_key(runner, tiny_raw, write_config,
+                                                                                tmp_path):
+    result = runner.invoke(app, ["train", str(write_config(tiny_raw)), "--runs-dir", str(tmp_path / "runs"), "-q"])
+    assert result.exit_code == 0, result.output
+    run = next((tmp_path / "runs").iterdir())
+    before = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json", "model.pt")}
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 2", "epochs: 1"))
+    result = runner.invoke(app, ["train", "--resume", str(run), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "epochs: 2 → 1" in result.output and "never trained again" in result.output
+    assert {name: (run / name).read_bytes() for name in before} == before  # never restarted

@@ -223,3 +223,88 @@ def test_a_broken_trial_whose_group_fails_before_emptying_it_is_not_reported_tra
     outcome = sweeps.run_sweep(trials, folder, batch=2)
     assert outcome.trained == [] and set(outcome.failed) == {first.name, second.name}
     assert sweeps.run_status(folder / second.name) == "broken"
+
+
+def plant_package(folder, name: str):
+    """A package `name` in `folder` whose import leaves a file behind: what a shared folder could hold."""
+    marker = folder / f"{name}-was-imported"
+    (folder / name).mkdir()
+    (folder / name / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    return marker
+
+
+def test_the_picture_worker_never_imports_code_from_the_folder_it_starts_in(tiny_raw, tmp_path, monkeypatch):
+    from dropcli import train as training
+    from dropcli.runs import RunFolder
+    from dropcli.sweep import PictureWorker
+
+    config = validate_config(tiny_raw)
+    run = RunFolder.create(tmp_path / "runs", config)
+    training.run_experiment(training.prepare(config), run)
+    run.release()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    marker = plant_package(shared, "dropcli")
+    monkeypatch.chdir(shared)
+    worker = PictureWorker(parallel=True)
+    worker.draw([run.path])
+    assert worker.process is not None
+    worker.process.stdin.close()
+    worker.process.wait(timeout=120)
+    assert not marker.exists()
+    assert (run.path / "curves.png").is_file()  # drawn by the worker itself, not by the fallback
+
+
+@pytest.mark.slow
+def test_sighup_a_closed_terminal_ends_a_sweeps_trials_interrupted_not_running(tiny_raw, write_config, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = write_config({**tiny_raw, "epochs": 500})
+    out = tmp_path / "sweep"
+    process = subprocess.Popen([sys.executable, "-m", "dropcli.cli", "sweep", str(config), "--out", str(out),
+                                "--quiet", "--p", "0.5", "--seeds", "1", "--batch", "1"],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.read_text().count("\n") >= 3 for p in out.glob("*/metrics.csv")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGHUP)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 143 and "Traceback" not in output, output
+    statuses = {json.loads(p.read_text())["status"] for p in out.glob("*/summary.json")}
+    assert statuses and "running" not in statuses
+    errors = {json.loads(p.read_text()).get("error") for p in out.glob("*/summary.json")}
+    assert "stopped by SIGHUP" in errors
+
+
+def test_rerunning_a_completed_sweep_on_a_read_only_folder_says_it_is_completed(runner, tiny_raw, write_config,
+                                                                               tmp_path, monkeypatch):
+    import errno
+
+    from dropcli import files, locks
+
+    args = ["sweep", str(write_config(tiny_raw)), "--out", str(tmp_path / "sweep"), "--quiet", "--p", "0.5",
+            "--seeds", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "sweep" / ".lock"))
+
+    monkeypatch.setattr(locks, "acquire", read_only)
+    monkeypatch.setattr(files, "open_new", read_only)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "already completed" in result.output and "Read-only" not in result.output
+
+
+def test_a_sweep_folder_whose_name_is_not_utf8_trains(runner, tiny_raw, write_config, tmp_path):
+    import os
+
+    out = tmp_path / os.fsdecode(b"sweep-\xff")
+    result = runner.invoke(app, ["sweep", str(write_config(tiny_raw)), "--out", str(out), "--quiet", "--seeds", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "seed-0" / "summary.json").read_text())["status"] == "completed"

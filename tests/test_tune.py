@@ -172,7 +172,8 @@ def test_a_corrupted_journal_is_refused_in_one_line_and_left_as_it_is(tiny_raw, 
         assert result.exit_code == 2, (case, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output, (case, result.stderr)
         assert str(journal) in result.stderr and "choose another --out" in result.stderr, (case, result.stderr)
-        assert journal.read_bytes() == before and not list(tune_dir.glob("*.lock")), case
+        # no lock of Optuna's left behind (the tune folder's own .lock stays, as a run folder's does)
+        assert journal.read_bytes() == before and not list(tune_dir.glob("?*.lock")), case
     assert outside.read_text() == "not a journal, and no newline at its end"
 
 
@@ -214,3 +215,73 @@ def test_tune_trains_its_batches_as_job_arrays_through_submitit(tiny_raw, tmp_pa
     assert all(len(t.intermediate_values) == 2 for t in trials)  # reported per epoch from the array task
     assert list((tune_dir / "l2" / ".submitit").iterdir()) and list((tune_dir / "best" / ".submitit").iterdir())
     assert outcome.comparison["n_pairs"].tolist() == [2] and outcome.failed_retrains == {}
+
+
+def test_a_second_tune_on_one_folder_exits_in_every_phase_even_retraining(tiny_raw, tmp_path, monkeypatch):
+    from dropcli import locks
+
+    spec = spec_for(tiny_raw, regularizers="dropout", trials=2)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    tuning.tune(spec, tune_dir, batch=2)  # every study done: a second tune would go straight to the retraining
+    held = locks.acquire(tune_dir)  # the first tune, still retraining
+    with pytest.raises(tuning.TuneError, match="another tune is running in this folder"):
+        tuning.tune(spec, tune_dir, batch=2)
+    held.release()
+
+
+def test_an_edited_journal_is_checked_against_the_tunes_own_space_and_direction(tiny_raw, tmp_path):
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import create_trial
+
+    spec = spec_for(tiny_raw, regularizers="dropout", trials=2)
+    tune_dir = tmp_path / "tune"
+    tuning.open_tune_dir(tune_dir, spec, "test")
+    planted = study(tune_dir, spec, "dropout")
+    # the "best" trial of a planted journal: a parameter the tune never searches, and a rate outside its range
+    planted.add_trial(create_trial(params={"regularizer.dropout": 0.1, "epochs": 1}, value=-1.0, distributions={
+        "regularizer.dropout": FloatDistribution(0.0, 0.8), "epochs": IntDistribution(1, 3)}))
+    planted.add_trial(create_trial(params={"regularizer.dropout": 0.95}, value=-2.0,
+                                   distributions={"regularizer.dropout": FloatDistribution(0.0, 1.0)}))
+    planted.enqueue_trial({"regularizer.dropout": 0.3})
+    outcome = tuning.tune(spec, tune_dir, batch=2)
+    best = outcome.studies[0]
+    assert best.best_number not in (0, 1) and 0 <= best.best_params["regularizer.dropout"] <= 0.8
+    assert set(best.best_params) == {"regularizer.dropout"}
+    for folder in (tune_dir / "best").glob("dropout_seed-*"):
+        assert load_config(folder / "config.yaml").epochs == 3
+
+    flipped = tmp_path / "flipped"
+    tuning.open_tune_dir(flipped, spec, "test")
+    optuna.create_study(study_name="dropout", storage=tuning.storage(flipped), direction="maximize")
+    with pytest.raises(tuning.TuneError, match="is to maximize val_loss, this tune's to minimize"):
+        tuning.tune(spec, flipped, batch=2)
+
+
+def test_a_planted_tune_record_nested_deep_or_with_huge_numbers_is_another_tune(tiny_raw, tmp_path):
+    spec = spec_for(tiny_raw)
+    for content in ("[" * 100_000 + "]" * 100_000, '{"fingerprint": ' + "9" * 5_000 + "}"):
+        tune_dir = tmp_path / str(len(content))
+        tune_dir.mkdir()
+        (tune_dir / tuning.RECORD).write_text(content)
+        with pytest.raises(tuning.TuneError, match="holds a different tune"):
+            tuning.open_tune_dir(tune_dir, spec, "test")
+
+
+def test_a_seed_whose_retraining_seeds_pass_the_limit_is_refused_naming_the_users_seed(tiny_raw):
+    with pytest.raises(tuning.TuneError, match=r"seed 4294967294: .* at most 4294967293") as refused:
+        spec_for(tiny_raw, seeds=2, seed=4294967294)
+    assert "4294967296" not in str(refused.value)
+
+
+def test_a_full_disk_under_tune_is_one_line_naming_the_file(tiny_raw, write_config, runner, tmp_path,
+                                                            fail_at_epoch):
+    import errno
+    import os
+
+    fail_at_epoch(2, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "metrics.csv"))
+    result = runner.invoke(app, ["tune", str(write_config(tiny_raw)), "--regularizers", "dropout", "--trials", "2",
+                                 "--seeds", "2", "--batch", "1", "--quiet", "--out", str(tmp_path / "tune")])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "metrics.csv" in line and "disk full" in line and "a file:" not in line

@@ -7,6 +7,7 @@ torch is imported inside the commands that train, never at module level, so `dro
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -119,6 +120,15 @@ def main(
 ) -> None:
     """dropcli: regularization experiments on the command line."""
     show_warnings()
+    escape_undecodable_names()
+
+
+def escape_undecodable_names() -> None:
+    """A path whose bytes are not UTF-8 (a folder named by anyone) reaches Python as surrogates, which a UTF-8
+    terminal cannot take: printed as \\udcNN escapes instead of ending the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
 app.command(context_settings=EXTRA_ARGUMENTS)(train)

@@ -180,6 +180,13 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
             console.print(line, highlight=False, markup=False)
         console.print("dry run: nothing trained, submitted or written", highlight=False, markup=False)
         return
+    if every_trial_done(plan, trials):  # nothing to write: a completed sweep on a read-only disk is no error
+        summary = sweeps.summarize(trials, sweep_dir)
+        if not summary.empty:
+            console.print(summary_table(summary, f"{sweep_dir.name}: mean ± std over seeds"))
+        console.print(f"trained 0, already completed {len(trials)}, failed 0; every trial of "
+                      f"{escape(str(sweep_dir))}/ is already completed")
+        return
     command = shlex.join(["dropcli", *sys.argv[1:]])
     launcher = launch.launcher(plan)
     with_bad_input_handled(lambda: launcher.prepare(plan, command), launch.LaunchError)
@@ -241,3 +248,9 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
         errors.print(f"[red]failed[/red] {plain(name)}: {plain(reason)}", highlight=False)
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def every_trial_done(plan, trials: list) -> bool:
+    """Every trial completed with its picture drawn: the sweep would only take its lock to do nothing."""
+    return (not plan.pending and len(plan.groups.completed) == len(trials)
+            and all((plan.sweep_dir / t.name / "curves.png").is_file() for t in trials))

@@ -69,7 +69,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
 
     if resume is not None:
         previous = load_run(resume)
-        if previous.status == "completed":
+        if previous.summary.get("status") == "completed":  # what it wrote when it ended: never trained again
+            refuse_edited_completed(resume, previous)
             console.print(f"{escape(str(resume))} is already completed; nothing to resume")
             return
         config_path = resume / "config.yaml"
@@ -150,3 +151,21 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
         errors.print(f"[yellow]interrupted[/yellow] after the run completed: {escape(str(run.path))} holds its "
                      f"results{missing}", highlight=False)
         raise typer.Exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED) from None
+
+
+def refuse_edited_completed(resume: Path, previous) -> None:
+    """A completed run whose config.yaml (or other files) changed since: exit 2 naming what changed. Restarting
+    it would replace its results with those of another config."""
+    never = "a completed run is never trained again: put its files back, or start a new run"
+    try:
+        config = load_config(resume / "config.yaml")
+    except Exception as error:  # ConfigError, YamlError, OSError: the message says which
+        exit_bad_input(f"--resume {resume}: completed, but its config.yaml is no longer valid ({error}); {never}")
+    from dropcli.checkpoint import edited_since_completion  # torch: only on this path
+
+    changed = edited_since_completion(resume / "model.pt", config)
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        exit_bad_input(f"--resume {resume}: config.yaml was edited after the run completed ({shown}); {never}")
+    if previous.status != "completed":
+        exit_bad_input(f"--resume {resume}: completed, but {previous.reason}; {never}")

@@ -3,6 +3,7 @@ as .npz under dataset.root."""
 
 from __future__ import annotations
 
+import io
 import logging
 import random
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from dropcli.data import WRITES, RawDataset
 from dropcli.datasets.base import DatasetError
 from dropcli.datasets.mnist1d import Mnist1dSection
+from dropcli.files import write_atomically
 
 log = logging.getLogger("dropcli")
 
@@ -65,6 +67,6 @@ def make_mnist1d() -> dict[str, np.ndarray]:
 def generate_mnist1d(cache: Path) -> None:
     data = make_mnist1d()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_suffix(".partial.npz")
-    np.savez(partial, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
-    partial.replace(cache)  # atomic: a crash never leaves a half-written cache behind
+    buffer = io.BytesIO()  # the arrays in memory, then one safe write: never through a link planted in a shared root
+    np.savez(buffer, x=data["x"], y=data["y"], x_test=data["x_test"], y_test=data["y_test"])
+    write_atomically(cache, buffer.getvalue())
