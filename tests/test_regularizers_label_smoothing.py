@@ -1,4 +1,4 @@
-"""Label smoothing (regularizers/label_smoothing.py): its loss, and the regularizer through train, sweep, tune
+"""regularizers/label_smoothing.py: its loss, and the regularizer through train, sweep, tune
 and report."""
 
 from __future__ import annotations
