@@ -27,7 +27,7 @@ def test_a_sweep_folder_made_before_a_new_key_resumes_with_nothing_to_train(runn
     folder = tmp_path / "sweep-v028"
     shutil.copytree(FIXTURE, folder)
     monkeypatch.chdir(tmp_path)  # its dataset.root is "data", relative
-    # the fixture's own command (README.md), --out pointing at the copy
+    # the command that made the fixture (its sweep.json says it), --out pointing at the copy
     result = runner.invoke(app, ["sweep", str(ROOT / "configs" / "quickstart.yaml"), "--set", "epochs=2",
                                  "--set", "dataset.train_size=100", "--set", "model.hidden_sizes=[8]", "--p", "0.2",
                                  "--seeds", "1", "--out", str(folder), "--threads", "1", "-q"])

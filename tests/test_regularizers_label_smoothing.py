@@ -1,4 +1,4 @@
-"""Label smoothing (regularizers/label_smoothing.py): its loss, and the regularizer through train, sweep, tune
+"""regularizers/label_smoothing.py: its loss, and the regularizer through train, sweep, tune
 and report."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_it_trains_stacks_in_a_sweep_and_is_named_in_the_report(runner, write_co
     assert "label smoothing" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_smoothing_changes_the_training_but_not_what_validation_scores(runner, write_config, tiny_raw, tmp_path):
+def test_smoothing_changes_what_train_learns(runner, write_config, tiny_raw, tmp_path):
     from dropcli.runs import RunFolder
 
     rows = {}
@@ -71,3 +71,19 @@ def test_tune_searches_it_and_compares_it_with_the_baseline(runner, write_config
     assert len(trials) == 2 and all(0 <= t["regularizer"]["label_smoothing"] <= 0.3 for t in trials)
     assert any(t["regularizer"]["label_smoothing"] > 0 for t in trials)
     assert "label_smoothing" in (out / "comparison.md").read_text()
+
+
+def test_validation_loss_is_plain_cross_entropy_of_the_trained_weights(tiny_raw, tmp_path):
+    from dropcli.runs import RunFolder
+    from dropcli.train import prepare, train
+
+    config = validate_config({**tiny_raw, "regularizer": {"label_smoothing": 0.2}})
+    exp = prepare(config)
+    summary = train(exp, RunFolder.create(tmp_path / "runs", config))
+    exp.model.eval()
+    with torch.no_grad():
+        logits = exp.model(exp.splits.x_val)
+    plain = F.cross_entropy(logits, exp.splits.y_val).item()
+    smoothed = F.cross_entropy(logits, exp.splits.y_val, label_smoothing=0.2).item()
+    assert abs(plain - smoothed) > 1e-3  # the two differ enough here for the check below to tell them apart
+    assert summary["val_loss"] == pytest.approx(plain, rel=1e-5)
