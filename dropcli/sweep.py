@@ -428,11 +428,14 @@ def plan_groups(trials: list[Trial], sweep_dir: Path, batch: int) -> GroupPlan:
 
 
 def check_resumed_code(sweep_dir: Path, trials: list[Trial]) -> None:
-    """ConfigError unless each trial that will resume from a checkpoint finds its model's code in the file it
+    """SweepError unless each trial that will resume from a checkpoint finds its model's code in the file it
     was created with, unchanged (models.code): checked before any of it is imported."""
     for trial in trials:
         if RunFolder(sweep_dir / trial.name).has_checkpoint():
-            code.check_recorded(sweep_dir / trial.name, trial.config.model)
+            try:
+                code.check_recorded(sweep_dir / trial.name, trial.config.model)
+            except code.CodeChanged as error:
+                raise SweepError(str(error)) from None
 
 
 def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,

@@ -24,7 +24,7 @@ from dropcli.cli.common import (
     with_bad_input_handled,
 )
 from dropcli.config import load_config
-from dropcli.models.code import check_recorded
+from dropcli.models.code import CodeChanged, check_recorded
 from dropcli.signals import Terminated, stop_on_sigterm
 
 log = logging.getLogger("dropcli")
@@ -85,7 +85,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
             exit_bad_input(not_ours)
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
     if resume is not None:  # a model from code: only the file the run was created with, unchanged, is imported
-        with_bad_input_handled(lambda: check_recorded(resume, config.model))
+        with_bad_input_handled(lambda: check_recorded(resume, config.model), CodeChanged)
     from dropcli.display import counted, epoch_progress, preparing
 
     with preparing(console, f"preparing {config.name}: loading torch and {config.dataset.name}", enabled=not quiet):

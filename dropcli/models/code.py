@@ -14,13 +14,19 @@ import hashlib
 import importlib.machinery
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dropcli.config import ConfigError, ModelConfig
 from dropcli.files import read_regular, write_atomically
+
+if TYPE_CHECKING:
+    from dropcli.models import ModelConfig
 
 RECORD = "code.json"
 MAX_RECORD_BYTES = 1 << 16
+
+
+class CodeChanged(Exception):
+    """A run's model code is not what the run was created with (the CLI: one line, exit code 2)."""
 
 
 def split_class_path(class_path: str) -> tuple[str, str]:
@@ -64,7 +70,7 @@ def write_record(folder: Path, config: ModelConfig) -> None:
 
 
 def check_recorded(folder: Path, config: ModelConfig) -> None:
-    """Before a run folder's model is built again (a resume): ConfigError unless the module class_path finds
+    """Before a run folder's model is built again (a resume): CodeChanged unless the module class_path finds
     is the file recorded when the run was created, with the content it had then. Nothing is imported."""
     if config.class_path is None:
         return
@@ -72,14 +78,14 @@ def check_recorded(folder: Path, config: ModelConfig) -> None:
         record = json.loads(read_regular(folder / RECORD, MAX_RECORD_BYTES))
         recorded_file, recorded_hash = Path(record["file"]), str(record["sha256"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        raise ConfigError(f"{folder}: its model is code ({config.class_path}) but the run folder has no readable "
+        raise CodeChanged(f"{folder}: its model is code ({config.class_path}) but the run folder has no readable "
                           f"{RECORD} naming the file it was created with; refusing to import code for it") from None
     found = locate(config)
     if found is None or found != recorded_file.resolve():
-        raise ConfigError(f"{folder}: model.class_path {config.class_path} now finds "
+        raise CodeChanged(f"{folder}: model.class_path {config.class_path} now finds "
                           f"{found or 'no file'}, not {recorded_file} that the run was created with; refusing to "
                           f"import it")
     if sha256(found) != recorded_hash:
-        raise ConfigError(f"{folder}: {found} changed since the run was created (its sha256 differs from "
+        raise CodeChanged(f"{folder}: {found} changed since the run was created (its sha256 differs from "
                           f"{RECORD}'s); a run continues the code it started with: put the file back, or start a "
                           f"new run")
