@@ -509,7 +509,7 @@ def curves_title(exp: Experiment) -> str:
     config = exp.config
     regularizers = describe_regularizers(exp)
     train_size = config.dataset.train_size or "all"
-    return (f"{config.name}: {config.model.name} on {config.dataset.name} (train_size={train_size}), "
+    return (f"{config.name}: {config.model.describe()} on {config.dataset.name} (train_size={train_size}), "
             f"{regularizers}, seed {config.seed}")
 
 

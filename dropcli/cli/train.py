@@ -116,7 +116,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
                         f"were deleted): it restarts from its first epoch, replacing the "
                         f"{counted(recorded, 'recorded epoch')} in metrics.csv")
     verb = "resuming" if resume is not None else "run"
-    console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
+    console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.describe()} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
     stop_on_sigterm()
     try:

@@ -201,6 +201,12 @@ class ModelConfig(Section):
                              f"model.name custom only")
         return self
 
+    def describe(self) -> str:
+        """The model in a few words for titles and logs: its name, or a class's name ("MyNet (custom)")."""
+        if self.class_path is None:
+            return self.name
+        return f"{re.split(r'[.:]', self.class_path)[-1]} ({self.name})"
+
     @model_serializer(mode="wrap")
     def _keys_of_its_kind_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # a config records what builds its model, nothing else: an mlp's config.yaml (and a sweep's fingerprint)
