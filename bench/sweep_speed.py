@@ -21,8 +21,9 @@ like with like on the same machine at the same moment:
 3. one quickstart epoch as dropcli runs it (train + per-epoch train/val metrics + logging + checkpoint
    policy) against a bare hand-written loop over the same tensors that computes the same metrics.
 
-`--model cnn|gru|all` runs part 1 for the other models (the CNN stacked as one grouped convolution, the
-GRU as batched-matmul recurrences; dropcli/stacked.py).
+`--model cnn|gru|custom|all` runs part 1 for the other models (the CNN stacked as one grouped convolution, the
+GRU as batched-matmul recurrences; custom: examples/own_data/mynet.py's MyNet, the quickstart MLP as a user
+writes it, stacked through torch.func's vmap: dropcli/models/custom.py).
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 SEEDS = [0, 1]  # --seeds N: 0 .. N-1
 
 
+# --model custom: the quickstart's MLP written as a user would (examples/own_data/mynet.py, 40-256-256-10 with
+# nn.Dropout), stacked through torch.func (dropcli/models/custom.py)
+CUSTOM = ["model.class_path=mynet.MyNet", "model.code_dir=examples/own_data", "model.init_args={hidden: 256}",
+          "model.dropout_arg=p"]
+
+
 def sweep_trials(epochs: int, model: str = "mlp"):
     base = load_config("configs/quickstart.yaml", [f"epochs={epochs}", f"model.name={model}",
+                                                   *(CUSTOM if model == "custom" else []),
                                                    "device=cpu" if not torch.cuda.is_available() else "device=auto"])
     spec = SweepSpec(base=base.to_dict(), axes={"regularizer.dropout": RATES}, seeds=SEEDS)
     return spec, spec.trials()
@@ -175,8 +183,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="group size of the batched path (default 16)")
     parser.add_argument("--seeds", type=int, default=len(SEEDS),
                         help=f"seeds per rate (default {len(SEEDS)}: {len(RATES) * len(SEEDS)} trials)")
-    parser.add_argument("--model", choices=["mlp", "cnn", "gru", "all"], default="mlp",
-                        help="which model's sweep to time (default mlp; all: each in turn)")
+    parser.add_argument("--model", choices=["mlp", "cnn", "gru", "custom", "all"], default="mlp",
+                        help="which model's sweep to time (default mlp; custom: mynet.MyNet through torch.func; "
+                             "all: each in turn)")
     args = parser.parse_args()
     epochs = args.epochs or (10 if args.quick else 20)
     if args.seeds < 1:
@@ -187,7 +196,7 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; sweep: {len(RATES)} rates x {len(SEEDS)} seeds, {epochs} epochs")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for model in ["mlp", "cnn", "gru"] if args.model == "all" else [args.model]:
+        for model in ["mlp", "cnn", "gru", "custom"] if args.model == "all" else [args.model]:
             time_model(model, epochs, args.batch, tmp / model)
         if args.model not in ("mlp", "all"):
             return

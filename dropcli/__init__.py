@@ -4,12 +4,19 @@
     runs = dropcli.load_runs("runs/")        # one row per run folder (dropcli.results)
     curves = dropcli.load_metrics("runs/")   # one row per run and epoch
 
+    @dropcli.register_model("mynet")         # a class configs name as model.name: mynet (dropcli.models)
+    class MyNet(nn.Module): ...
+
 Importing dropcli stays light (no torch, no pandas): the loaders import what they need when called.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from dropcli.models import register_model
+
+__all__ = ["load_metrics", "load_runs", "register_model"]
 
 __version__ = "0.1.0"
 

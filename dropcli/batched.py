@@ -1,4 +1,5 @@
-"""Batched sweeps: T trials of the same model (mlp, cnn, gru: stacked.py) trained as one stacked model.
+"""Batched sweeps: T trials of the same model (each family's stacked form; a model from code's: torch.func)
+trained as one stacked model.
 
 Trials that share architecture, data set, optimizer and epochs differ only in numbers: seed, dropout p, L2,
 L1, max-norm, early stopping. Stacking their parameters on a trial dimension turns T small products into
@@ -39,9 +40,10 @@ from dropcli import train as training
 from dropcli.checkpoint import capture, cuda_index
 from dropcli.config import Config
 from dropcli.masks import MaskStream
+from dropcli.models import custom, model_entry
 from dropcli.regularizers import REGULARIZERS, Regularizer, Stackable, build_regularizers, per_trial_keys
 from dropcli.runs import RunFolder
-from dropcli.stacked import STACKED_MODELS, StackedModel
+from dropcli.stacked import StackedModel
 
 STACKED_EVAL_ELEMENTS = 2**19  # CPU: activations per evaluation chunk, all trials together (2 MB of float32)
 CPU_GROUP = 16  # the group size evaluation chunks are sized for on CPU (--batch auto there)
@@ -52,14 +54,14 @@ EPOCH_GATHER_BYTES = 2**28  # up to this much training data, each epoch's shuffl
 
 
 def unbatchable_reason(config: Config) -> str | None:
-    """Why this trial cannot join a stacked group (None: it can). An allow-list: the model must have a
-    stacked form and every regularizer the trial uses must declare one (Regularizer.stacking_refusal)."""
-    if config.model.name not in STACKED_MODELS:
+    """Why this trial cannot join a stacked group (None: it can). An allow-list: the model must have a stacked
+    form (a model from code: one its probe trusts) and every regularizer the trial uses must declare one."""
+    if not (entry := model_entry(config.model.name)).stacked:
         return f"model {config.model.name} has no batched implementation"
     if config.model.batchnorm:
         return "batchnorm has no batched implementation (its running statistics)"
     refusals = [r for r in (reg.stacking_refusal() for reg in build_regularizers(config.regularizer)) if r]
-    return refusals[0] if refusals else None
+    return refusals[0] if refusals else custom.probe(config)[0] if entry.stacked == "probed" else None
 
 
 def group_key(config: Config) -> str | None:
@@ -71,7 +73,8 @@ def group_key(config: Config) -> str | None:
     shared.pop("name")
     for key in per_trial_keys():
         shared["regularizer"].pop(key)
-    return repr(shared)
+    probed = model_entry(config.model.name).stacked == "probed"  # its layers may depend on the rate (dropout_arg)
+    return repr({**shared, "structure": custom.probe(config)[1]} if probed else shared)
 
 
 def stacked_regularizers(trials: list[list[Regularizer]], device: torch.device) -> list[Regularizer]:
@@ -184,7 +187,7 @@ class StackedStepper(training.Stepper):
         self.stacked, self.slot = stacked, {index: slot for slot, index in enumerate(stacked)}
         members = [self.members[index] for index in stacked]
         first = members[0].experiment
-        build = STACKED_MODELS.lookup(first.config.model.name)
+        build = model_entry(first.config.model.name).load().STACKED
         self.model = build([m.experiment.model for m in members]).to(self.device)
         # the regularizers that act on the stack, each from the trials' own instances (their numbers as tensors
         # with a trial dimension; dropout's masks from each trial's stream); early stopping acts per trial on

@@ -32,10 +32,13 @@ from pydantic import (
 from dropcli import yamlsafe
 from dropcli.datasets import DATASETS, DatasetSection, resolve_paths, section_for, validate_section
 from dropcli.datasets.mnist1d import Mnist1dSection
+from dropcli.models import ModelConfig
 from dropcli.regularizers import RegularizerConfig, metric_columns
 from dropcli.regularizers import check as check_regularizers
 from dropcli.schema import MAX_TEXT_LENGTH, Fraction, NonNegative, Section  # noqa: F401 (used as config.*)
 from dropcli.yamlsafe import brief
+
+__all__ = ["MAX_TEXT_LENGTH", "ModelConfig", "Section"]  # re-exported: defined beside what they are about
 
 
 class ConfigError(Exception):
@@ -46,12 +49,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.problems))
 
 
-# Names users write in YAML. Each is also a key of the matching registry (models.MODELS);
-# they are spelled here so that validating a config never needs to import torch. A test checks the two agree.
-# Dataset names are not spelled here: the `dataset:` section is the one of the dataset it names, looked up in
-# dropcli.datasets (torch-free metadata; a dataset's loader is imported when a run starts).
-ModelName = Literal["mlp", "cnn", "gru", "lstm", "rnn"]
-RECURRENT_MODELS = ("gru", "lstm", "rnn")
+# Names users write in YAML are not spelled here: the `dataset:` section is the one of the dataset it names,
+# looked up in dropcli.datasets, and `model.name` one of dropcli.models.MODELS (torch-free registries; a
+# dataset's loader and a model's builder are imported when a run starts).
 OptimizerName = Literal["adam", "sgd"]
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,3})?)$")  # cuda:N with N < 1000: no absurd indices
 MAX_NAME_LENGTH = 100  # a run folder is <name>-<timestamp>[-N]; a sweep trial's folder adds its settings
@@ -69,33 +69,6 @@ if TYPE_CHECKING:
     DatasetSections = DatasetSection
 else:  # every registered dataset's section, for the schema (and its reference); validate_section picks one
     DatasetSections = Union[tuple(kind.section for kind in DATASETS.values())]  # noqa: UP007
-
-
-class ModelConfig(Section):
-    """The network and its size; each model takes the dropout settings of the `regularizer:` section."""
-
-    name: ModelName = Field("mlp", description=(
-        "`mlp`, `cnn` (Conv1d blocks on MNIST-1D, Conv2d on images), `gru`, `lstm` or `rnn` (a plain tanh RNN; "
-        "the recurrent models read MNIST-1D's 40 values as a sequence)"))
-    hidden_sizes: list[Annotated[int, Field(gt=0)]] = Field([256, 256], description=(
-        "mlp: width of each hidden layer (dropout after each ReLU)"))
-    channels: list[Annotated[int, Field(gt=0)]] = Field([32, 64], description=(
-        "cnn: output channels of each conv block (conv → ReLU → dropout → max-pool)"))
-    spatial_dropout: bool = Field(False, description=(
-        "cnn: drop whole feature maps in the conv blocks instead of single activations"))
-    hidden_size: Annotated[int, Field(gt=0)] = Field(64, description=(
-        "gru, lstm, rnn: recurrent units; cnn: width of the dense layer before the output"))
-    num_layers: Annotated[int, Field(gt=0)] = Field(1, description=(
-        "gru, lstm, rnn: stacked recurrent layers (dropout between layers and before the output)"))
-    batchnorm: bool = Field(False, description=(
-        "mlp, cnn: BatchNorm after each hidden linear or conv layer, then ReLU, then dropout"))
-
-    @field_validator("hidden_sizes", "channels")
-    @classmethod
-    def _not_empty(cls, value: list[int]) -> list[int]:
-        if not value:
-            raise ValueError("needs at least one size")
-        return value
 
 
 class OptimizerConfig(Section):
@@ -222,6 +195,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         set_dotted(raw, key, value)
         if isinstance(value, str) and "," in value:
             several.append((key, value))
+    if isinstance(raw.get("model"), dict):  # class_path given with --set: from the working directory
+        raw["model"] = with_code_dir(raw["model"], Path(os.getcwd()))
     try:
         return validate_config(raw)
     except ConfigError as error:
@@ -271,6 +246,8 @@ def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     data = read_yaml_mapping(path)
     if "dataset" in data:  # data files named in a config are found beside it, wherever dropcli is started
         data["dataset"] = resolve_paths(data["dataset"], path.parent.absolute())
+    if isinstance(data.get("model"), dict):  # a model's code is found beside the config that names it
+        data["model"] = with_code_dir(data["model"], path.parent)
     base_name = data.pop("extends", None)
     if base_name is None:
         return data
@@ -278,6 +255,17 @@ def read_yaml_with_bases(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
         raise ConfigError(f"{path}: extends: expected a file name, got {brief(base_name)}")
     base = read_yaml_with_bases(path.parent / base_name, (*_seen, resolved))
     return deep_merge(base, data)
+
+
+def with_code_dir(model: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`model` with an absolute `code_dir` where it names a class_path: the folder given (relative to `folder`),
+    else `folder`, the config file's (a run folder's config.yaml keeps the one it was made with)."""
+    if not isinstance(model.get("class_path"), str):
+        return model
+    given = model.get("code_dir")
+    if given is not None and not isinstance(given, str):
+        return model  # the schema says what is wrong with it
+    return {**model, "code_dir": str((folder / (given or ".")).absolute())}
 
 
 def read_yaml_file(path: Path) -> Any:

@@ -19,7 +19,8 @@ from torch import nn
 from dropcli.masks import from_global_generator
 from dropcli.regularizers.dropout_layers import ConcreteDropout, DropBlock, DropConnectLinear, Dropout
 
-STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock, ConcreteDropout)
+# dropcli's dropout layers, and torch's (a model from code: nn.Dropout, Dropout1d/2d/3d, AlphaDropout)
+STOCHASTIC_LAYERS = (Dropout, DropConnectLinear, DropBlock, ConcreteDropout, nn.modules.dropout._DropoutNd)
 
 ECE_BINS = 15
 MC_CHECKPOINTS = (1, 2, 5, 10, 20, 50, 100, 200)  # K values at which the running MC average is scored

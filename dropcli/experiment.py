@@ -21,7 +21,7 @@ from torch import nn
 from dropcli.config import Config, ConfigError, OptimizerConfig
 from dropcli.data import Splits, load_splits
 from dropcli.masks import MaskStream, attach
-from dropcli.models import build_model, count_parameters
+from dropcli.models.build import build_model, count_parameters, verify_model
 from dropcli.regularizers import Regularizer, build_regularizers
 
 
@@ -176,6 +176,7 @@ def prepare(config: Config, shared_splits: dict[tuple[str, int, str], Splits] | 
     check_model_fits(config, splits, model_options, device)
     seed_everything(config.seed)
     model = build_model(config.model, splits.input_shape, splits.num_classes, **model_options).to(device)
+    verify_model(config.model, model, splits.x_train[:config.optimizer.batch_size], splits.num_classes)
     optimizer, scheduler = build_optimizer(model, regularizers, config)
     batch_order = torch.Generator().manual_seed(config.seed)
     masks = MaskStream([config.seed], device)

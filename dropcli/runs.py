@@ -29,6 +29,7 @@ from typing import Any
 from dropcli import locks
 from dropcli.config import Config, dump_yaml
 from dropcli.files import read_regular, write_atomically
+from dropcli.models import code
 from dropcli.run_files import MAX_SUMMARY_BYTES, METRIC_COLUMNS, header_extras, read_metrics_tolerantly
 
 
@@ -103,6 +104,7 @@ class RunFolder:
             if entry.name != locks.LOCK_NAME:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         write_atomically(self.config_path, dump_yaml(config))
+        code.write_record(self.path, config.model)  # a model from code: which file, with which content (resume)
         self._columns = METRIC_COLUMNS + config.learned_rate_columns()
         write_atomically(self.metrics_path, ",".join(self._columns) + "\n")
 

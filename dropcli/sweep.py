@@ -30,6 +30,7 @@ from dropcli import designs, locks, yamlsafe
 from dropcli.config import Config, ConfigError, load_config, set_dotted, validate_config
 from dropcli.files import read_regular, write_atomically
 from dropcli.isolation import helper_command, isolated_environment
+from dropcli.models import code
 from dropcli.run_reading import load_run, recorded_status, run_status, watched_status
 from dropcli.runs import NotARunFolder, RunFolder
 from dropcli.schema import without_new_defaults
@@ -425,6 +426,7 @@ def plan_groups(trials: list[Trial], sweep_dir: Path, batch: int) -> GroupPlan:
 
     pending = [t for t in trials if trial_status(sweep_dir, t) != "completed"]
     resumable = [t for t in pending if RunFolder(sweep_dir / t.name).has_checkpoint()]
+    check_resumed_code(sweep_dir, resumable)
     fresh = [t for t in pending if t not in resumable]
     if batch > 1:  # an interrupted group resumes stacked: its trials stand at the same checkpoint epoch
         resumed = batched.split_into_groups(
@@ -433,6 +435,17 @@ def plan_groups(trials: list[Trial], sweep_dir: Path, batch: int) -> GroupPlan:
     else:
         resumed, groups = [[t] for t in resumable], [[t] for t in fresh]
     return GroupPlan([t for t in trials if t not in pending], resumed, groups)
+
+
+def check_resumed_code(sweep_dir: Path, trials: list[Trial]) -> None:
+    """SweepError unless each trial that will resume from a checkpoint finds its model's code in the file it
+    was created with, unchanged (models.code): checked before any of it is imported."""
+    for trial in trials:
+        if RunFolder(sweep_dir / trial.name).has_checkpoint():
+            try:
+                code.check_recorded(sweep_dir / trial.name, trial.config.model)
+            except code.CodeChanged as error:
+                raise SweepError(str(error)) from None
 
 
 def run_sweep(trials: list[Trial], sweep_dir: Path, observer: SweepObserver | None = None,

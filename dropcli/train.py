@@ -36,7 +36,7 @@ from dropcli.config import Config, ConfigError
 from dropcli.data import shuffled_batches
 from dropcli.evaluation import expected_calibration_error, flat_mc_summary, mc_dropout_report
 from dropcli.experiment import OPTIMIZERS, Experiment, build_optimizer, prepare, resolve_device  # noqa: F401 (used as training.*)
-from dropcli.models import count_parameters
+from dropcli.models.build import count_parameters
 from dropcli.regularizers import Regularizer, changes_weights_after_evaluation
 from dropcli.run_files import read_metrics_tolerantly
 from dropcli.runs import RunFolder
@@ -511,7 +511,7 @@ def curves_title(exp: Experiment) -> str:
     config = exp.config
     regularizers = describe_regularizers(exp)
     train_size = config.dataset.train_size or "all"
-    return (f"{config.name}: {config.model.name} on {config.dataset.name} (train_size={train_size}), "
+    return (f"{config.name}: {config.model.describe()} on {config.dataset.name} (train_size={train_size}), "
             f"{regularizers}, seed {config.seed}")
 
 

@@ -30,7 +30,7 @@ def test_train_writes_a_completed_run(runner, tiny_raw, write_config, tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     (["--set", "regularizer.dropout=1"], "regularizer.dropout: Input should be less than 1"),
-    (["--set", "model.name=transformer"], "model.name: Input should be 'mlp', 'cnn', 'gru', 'lstm' or 'rnn'"),
+    (["--set", "model.name=transformer"], "model.name: unknown model 'transformer'; allowed: mlp, cnn"),
     (["--set", "regularizer.dropuot=0.5"], "did you mean 'dropout'"),
     (["--set", "epochs"], "expected KEY=VALUE"),
     (["--set", "device=cuda:7"], "device: "),

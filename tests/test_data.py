@@ -155,9 +155,7 @@ def test_a_failed_download_leaves_no_empty_folders_behind(tmp_path):
 
 
 def test_the_mnist1d_cache_is_never_written_through_a_link_planted_in_a_shared_root(tmp_path, monkeypatch):
-    import numpy as np
-
-    from dropcli import data
+    from dropcli.datasets import load_mnist1d as data
 
     arrays = {"x": np.zeros((4, 40)), "y": np.zeros(4, dtype=int), "x_test": np.ones((2, 40)),
               "y_test": np.ones(2, dtype=int)}

@@ -5,7 +5,7 @@ import torch
 
 from dropcli.config import ModelConfig, validate_config
 from dropcli.evaluation import expected_calibration_error, mc_dropout_report, score
-from dropcli.models import build_model
+from dropcli.models.build import build_model
 
 
 def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.models import RecurrentLayer, build_model
+from dropcli.models.build import build_model
+from dropcli.models.recurrent import RecurrentLayer
 from dropcli.regularizers.dropout_layers import Dropout
 
 SHAPES = {"mnist1d": (40,), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}

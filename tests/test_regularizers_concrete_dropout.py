@@ -33,7 +33,7 @@ def test_the_layer_keeps_the_mean_in_training_is_the_identity_in_eval_and_passes
 def test_the_penalty_is_the_papers_weight_and_rate_terms():
     config = validate_config({"regularizer": {"concrete_dropout": {"init_p": 0.2, "length_scale": 0.1}},
                               "model": {"hidden_sizes": [8]}})
-    from dropcli.models import build_model
+    from dropcli.models.build import build_model
     from dropcli.regularizers import build_regularizers
 
     regularizers = build_regularizers(config.regularizer)

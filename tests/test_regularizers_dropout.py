@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.models import build_model
+from dropcli.models.build import build_model
 from dropcli.regularizers import RegularizerConfig, build_regularizers
 from dropcli.regularizers.dropout_layers import Dropout, DropoutOptions
 

@@ -153,6 +153,7 @@ def _sweep(config_path: Path, rates: str | None, l2: str | None, grid: list[str]
     sweep_dir = out or sweeps.default_sweep_dir(runs_dir, spec)
     with_bad_input_handled(lambda: sweeps.check_folder_names(sweep_dir, trials))  # before torch loads
     with_bad_input_handled(lambda: sweeps.check_sweep_dir(sweep_dir, spec))
+    with_bad_input_handled(lambda: sweeps.check_resumed_code(sweep_dir, trials))  # before any model code is imported
     with preparing(console, f"preparing {counted(len(trials), 'trial')}: loading torch, checking data and sizes",
                    enabled=not quiet and not dry_run):
         from dropcli import launch

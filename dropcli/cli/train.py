@@ -24,6 +24,7 @@ from dropcli.cli.common import (
     with_bad_input_handled,
 )
 from dropcli.config import load_config
+from dropcli.models.code import CodeChanged, check_recorded
 from dropcli.signals import Terminated, stop_on_sigterm
 
 log = logging.getLogger("dropcli")
@@ -84,6 +85,8 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
                 with_bad_input_handled(lambda: load_config(config_path))
             exit_bad_input(not_ours)
     config = with_bad_input_handled(lambda: load_config(config_path, overrides))
+    if resume is not None:  # a model from code: only the file the run was created with, unchanged, is imported
+        with_bad_input_handled(lambda: check_recorded(resume, config.model), CodeChanged)
     from dropcli.display import counted, epoch_progress, preparing
 
     with preparing(console, f"preparing {config.name}: loading torch and {config.dataset.name}", enabled=not quiet):
@@ -114,7 +117,7 @@ def _train(config_path: Path | None, overrides: list[str], runs_dir: Path, quiet
                         f"were deleted): it restarts from its first epoch, replacing the "
                         f"{counted(recorded, 'recorded epoch')} in metrics.csv")
     verb = "resuming" if resume is not None else "run"
-    console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.name} on {config.dataset.name}, "
+    console.print(f"[bold]{verb}[/bold] {escape(str(run.path))}  ({config.model.describe()} on {config.dataset.name}, "
                   f"{training.describe_regularizers(experiment)}, device {experiment.device})")
     stop_on_sigterm()
     try:

@@ -26,6 +26,7 @@ from dropcli.regularizers import max_norm  # noqa: F401
 from dropcli.regularizers import early_stopping  # noqa: F401
 from dropcli.regularizers import label_smoothing  # noqa: F401
 # isort: on
+from dropcli.models import model_entry
 from dropcli.regularizers.base import (
     REGULARIZERS,
     Regularizer,
@@ -67,8 +68,14 @@ def build_regularizers(config: Any) -> list[Regularizer]:
 
 
 def check(config: Any) -> None:
-    """Each regularizer's cross-checks against the rest of the config (ValueError: the first problem)."""
+    """Each regularizer's cross-checks against the rest of the config (ValueError: the first problem). A model
+    from code takes none of the keys that need dropcli's own layers (Regularizer.needs_own_layers)."""
+    from_code = model_entry(config.model.name).from_code
     for regularizer in REGULARIZERS.values():
+        for key, why in regularizer.needs_own_layers.items() if from_code else ():
+            if getattr(config.regularizer, key) != regularizer.settings.model_fields[key].default:
+                raise ValueError(f"regularizer.{key}: not for a model from code (model.name "
+                                 f"{config.model.name}): {why}")
         regularizer.check(config)
 
 

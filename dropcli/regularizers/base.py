@@ -54,6 +54,8 @@ class Regularizer:
     settings: ClassVar[type[Section]] = Section  # the `regularizer:` keys it reads (a pydantic section)
     search_space: ClassVar[SearchSpace] = {}  # what `dropcli tune` searches; empty: not tunable
     per_trial_keys: ClassVar[tuple[str, ...]] = ()  # keys the trials of one stacked group may differ in
+    # keys that act through dropcli's own layers, each with why: refused for a model from code (own_layers False)
+    needs_own_layers: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def config_keys(cls) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
 
+from dropcli.models import model_entry, names_with
 from dropcli.regularizers.base import REGULARIZERS, Config, Regularizer, Splits
 from dropcli.schema import NonNegative, Section
 
@@ -65,11 +66,14 @@ class ConcreteDropout(Regularizer):
         self.config = config
         self.train_examples = 1
 
+    needs_own_layers = {"concrete_dropout": "it puts dropcli's Concrete dropout layers, which learn their rates, "
+                                            "into its own models"}
+
     @classmethod
     def check(cls, config: Any) -> None:
-        if config.regularizer.concrete_dropout is not None and config.model.name not in ("mlp", "cnn"):
-            raise ValueError(f"regularizer.concrete_dropout: model.name mlp or cnn (not {config.model.name}; "
-                             f"recurrent models take regularizer.dropout)")
+        if config.regularizer.concrete_dropout is not None and not model_entry(config.model.name).learns_rates:
+            raise ValueError(f"regularizer.concrete_dropout: model.name {names_with(lambda e: e.learns_rates)} "
+                             f"(not {config.model.name}; recurrent models take regularizer.dropout)")
 
     @classmethod
     def metric_columns(cls, config: Any) -> list[str]:

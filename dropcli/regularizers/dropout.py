@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dropcli.models import model_entry, names_with
 from dropcli.regularizers.base import REGULARIZERS, Regularizer, Stackable
 from dropcli.schema import Fraction, Section
 
@@ -90,14 +91,28 @@ class Dropout(Stackable, Regularizer):
         self.options, self.schedule, self.schedule_epochs = options, schedule, schedule_epochs
         self.factor = 1.0  # the schedule's factor last applied to the layers' p
 
+    # keys that need dropcli's own dropout layers (models.ModelEntry.own_layers), each with the reason a model
+    # from code, which has torch's layers only, is refused them
+    needs_own_layers = {
+        "input_dropout": "dropcli puts it before the first layer of its own models; put an nn.Dropout on the "
+                         "input of yours, whose p regularizer.dropout sets",
+        "gaussian_dropout": "it replaces the masks of dropcli's own dropout layers with Gaussian noise",
+        "dropconnect": "it replaces the hidden linear layers of dropcli's own models with DropConnect layers",
+        "dropblock": "it puts dropcli's DropBlock layers into the conv blocks of its own cnn",
+        "rnn_dropout": "variational dropout needs dropcli's own recurrent models, which reuse one mask per sequence",
+        "dropout_style": "scale-at-test needs dropcli's own dropout layers (torch's nn.Dropout is inverted)",
+        "dropout_schedule": "a schedule sets the rate of dropcli's own dropout layers at each epoch",
+    }
+
     @classmethod
     def check(cls, config: Any) -> None:
-        if config.regularizer.dropblock is not None and config.model.name != "cnn":
-            raise ValueError(f"regularizer.dropblock needs feature maps: only model.name cnn has them "
-                             f"(got {config.model.name})")
-        if config.regularizer.dropconnect and config.model.name not in ("mlp", "cnn"):
-            raise ValueError("regularizer.dropconnect acts on hidden linear layers: model.name mlp or cnn "
-                             f"(the {config.model.name} has none)")
+        entry = model_entry(config.model.name)
+        if config.regularizer.dropblock is not None and not entry.feature_maps:
+            raise ValueError(f"regularizer.dropblock needs feature maps: only model.name "
+                             f"{names_with(lambda e: e.feature_maps)} has them (got {config.model.name})")
+        if config.regularizer.dropconnect and not entry.hidden_linear:
+            raise ValueError(f"regularizer.dropconnect acts on hidden linear layers: model.name "
+                             f"{names_with(lambda e: e.hidden_linear)} (the {config.model.name} has none)")
 
     @classmethod
     def format_setting(cls, key: str, value: Any) -> str | None:

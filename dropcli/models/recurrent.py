@@ -1,9 +1,8 @@
-"""Models by name: mlp, cnn, gru, lstm, rnn. Each builder takes its dropout rate from the regularizers.
+"""gru, lstm, rnn: recurrent classifiers whose layers are written with plain matmuls (the same equations and
+initialisation as nn.GRU / nn.LSTM / nn.RNN), so that they stack for batched sweeps (stacked.StackedRecurrent).
 
-Dropout follows each family's convention: after the activation of every hidden layer, never on the
-output layer; in the recurrent models (GRU, LSTM, plain tanh RNN) on the non-recurrent connections only
-(between layers and before the classifier, Zaremba et al. 2014), so the recurrent state is not disturbed
-at every step.
+Dropout on the non-recurrent connections only (between layers and before the classifier, Zaremba et al.
+2014), so the recurrent state is not disturbed at every step.
 """
 
 from __future__ import annotations
@@ -16,68 +15,8 @@ import torch
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.registry import Registry
 from dropcli.regularizers.dropout_layers import DropoutOptions
-
-Builder = Callable[[ModelConfig, tuple[int, ...], int, "DropoutOptions"], nn.Module]
-MODELS: Registry[Builder] = Registry("model")
-
-
-def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
-                dropout: DropoutOptions | float = 0.0) -> nn.Module:
-    options = dropout if isinstance(dropout, DropoutOptions) else DropoutOptions(p=float(dropout))
-    return MODELS.lookup(config.name)(config, input_shape, num_classes, options)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# ---------------------------------------------------------------------------------------------------------
-
-
-@MODELS.register("mlp")
-def build_mlp(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
-              dropout: DropoutOptions) -> nn.Module:
-    layers: list[nn.Module] = [nn.Flatten()] + ([dropout.inputs()] if dropout.input_p else [])
-    width = math.prod(input_shape)
-    for hidden in config.hidden_sizes:
-        norm = [nn.BatchNorm1d(hidden)] if config.batchnorm else []
-        layers += [dropout.linear(width, hidden), *norm, nn.ReLU(), dropout.hidden()]
-        width = hidden
-    layers.append(nn.Linear(width, num_classes))  # the output layer: no dropout
-    return nn.Sequential(*layers)
-
-
-# ---------------------------------------------------------------------------------------------------------
-
-
-@MODELS.register("cnn")
-def build_cnn(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
-              dropout: DropoutOptions) -> nn.Module:
-    """Conv blocks (conv → [BatchNorm] → ReLU → dropout → max-pool), then a dense hidden layer and the output.
-    A 1-D input such as MNIST-1D ([L]) uses Conv1d; images ([C, H, W]) use Conv2d. With
-    `spatial_dropout`, the conv blocks drop whole feature maps (Tompson et al. 2015)."""
-    one_d = len(input_shape) == 1
-    conv, pool = (nn.Conv1d, nn.MaxPool1d) if one_d else (nn.Conv2d, nn.MaxPool2d)
-    layers: list[nn.Module] = [nn.Unflatten(1, (1, input_shape[0]))] if one_d else []
-    layers += [dropout.inputs()] if dropout.input_p else []
-    in_channels = 1 if one_d else input_shape[0]
-    for out_channels in config.channels:
-        block_dropout = dropout.conv_block(per_channel=config.spatial_dropout)
-        norm = [(nn.BatchNorm1d if one_d else nn.BatchNorm2d)(out_channels)] if config.batchnorm else []
-        layers += [conv(in_channels, out_channels, kernel_size=3, padding=1), *norm, nn.ReLU(), block_dropout, pool(2)]
-        in_channels = out_channels
-    layers.append(nn.Flatten())
-    features = nn.Sequential(*layers)
-    with torch.no_grad():
-        flat = features(torch.zeros(1, *input_shape)).shape[1]
-    head = [dropout.linear(flat, config.hidden_size), nn.ReLU(), dropout.hidden(),
-            nn.Linear(config.hidden_size, num_classes)]
-    return nn.Sequential(features, *head)
-
-
-# ---------------------------------------------------------------------------------------------------------
+from dropcli.stacked import SAME, StackedModel
 
 
 class RecurrentLayer(nn.Module):
@@ -174,14 +113,62 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
 
 
-def build_recurrent(cell: str) -> Callable[..., nn.Module]:
-    def build(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int,
-              dropout: DropoutOptions) -> nn.Module:
-        input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
-        return RecurrentClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout, cell)
-    return build
+def build(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, dropout: DropoutOptions) -> nn.Module:
+    """The cell config.model.name names; the same dropout choices for all three: naive or variational
+    (rnn_dropout), between layers and before the output."""
+    input_size = 1 if len(input_shape) == 1 else input_shape[0] * input_shape[2]
+    return RecurrentClassifier(input_size, config.hidden_size, config.num_layers, num_classes, dropout, config.name)
 
 
-# the same dropout choices for all three: naive or variational (rnn_dropout), between layers and before the output
-for _cell in CELLS:
-    MODELS.register(_cell)(build_recurrent(_cell))
+class StackedRecurrent(StackedModel):
+    """T copies of models.RecurrentClassifier (GRU, LSTM or RNN): the same equations with batched matrix
+    products (nn.GRU / nn.LSTM have no batching rule, which is why the lone models are written with plain
+    matmuls too). Parameters keep the lone layout, with the trial dimension first."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        lone = models[0]
+        self.cell = CELLS[lone.cell]
+        self.num_layers, self.hidden_size = len(lone.layers), lone.layers[0].hidden_size
+        # variational (locked) masks, one per sequence: as the trials that draw masks at all (p > 0) say
+        self.per_sequence = any(model.dropouts[0].per_sequence for model in models)
+        parameters = self.stack(models, [(SAME, SAME)] * len(list(lone.parameters())))
+        self.layer_parameters = nn.ParameterList(parameters[:-2])  # per layer: W_in, W_h, b_in, b_h
+        self.output_weight, self.output_bias = parameters[-2], parameters[-1]
+
+    def forward(self, x: torch.Tensor, masks: list[torch.Tensor | None] | None = None) -> torch.Tensor:
+        trials, batch = x.shape[:2]
+        sequence = as_sequence(x.flatten(0, 1)).unflatten(0, (trials, batch))  # [T, B, L, features]
+        for layer in range(self.num_layers):
+            input_weight, hidden_weight, input_bias, hidden_bias = (
+                self.shaped(parameter) for parameter in self.layer_parameters[4 * layer:4 * layer + 4])
+            # the input projections of all time steps at once; only the recurrent part is sequential
+            input_gates = torch.matmul(sequence, input_weight.transpose(1, 2).unsqueeze(1)) + input_bias[:, None, None]
+            state = tuple(sequence.new_zeros(trials, batch, self.hidden_size) for _ in range(self.cell.states))
+            outputs = []
+            for step in range(sequence.shape[2]):
+                hidden_gates = torch.baddbmm(hidden_bias.unsqueeze(1), state[0], hidden_weight.transpose(1, 2))
+                state = self.cell.step(input_gates[:, :, step], hidden_gates, state)
+                outputs.append(state[0])
+            sequence = torch.stack(outputs, dim=2)
+            if masks is not None and masks[layer] is not None:
+                sequence = sequence * masks[layer]  # non-recurrent connections only, as the lone model
+        output_weight, output_bias = self.shaped(self.output_weight), self.shaped(self.output_bias)
+        logits = torch.baddbmm(output_bias.unsqueeze(1), sequence[:, :, -1], output_weight.transpose(1, 2))
+        return logits.transpose(1, 2)  # class-major [T, classes, B], as every stacked model returns
+
+    def mask_shapes(self, x: torch.Tensor) -> list[tuple[int, ...]]:
+        steps = as_sequence(x[0, :1]).shape[1]
+        return [(x.shape[1], 1 if self.per_sequence else steps, self.hidden_size)] * self.num_layers
+
+    def eval_width(self, x: torch.Tensor) -> int:
+        return as_sequence(x[0, :1]).shape[1] * self.cell.gates * self.hidden_size
+
+    def weight_parameters(self) -> list[torch.Tensor]:
+        return [self.shaped(p) for p, _, _ in self.slots if len(self.shapes[id(p)]) >= 2]
+
+    def unit_weights(self) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        return [(weight, (2,)) for weight in self.weight_parameters()]  # lone [out, in]: a unit is a row
+
+
+STACKED = StackedRecurrent
