@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -124,8 +125,9 @@ def sweep(
     thread_sets = [f"threads={threads}"] if threads else []
     named = {"--early-stopping": early_stopping, "--l1": l1, "--max-norm": max_norm, "--augmentation": augmentation,
              "--label-smoothing": label_smoothing}
-    # piped to a file: every line starts with the time (not stderr's: an error stays one `error: ...` line)
-    with timestamped(console):
+    # piped to a file: every line starts with the time (not stderr's: an error stays one `error: ...` line); a dry
+    # run prints a plan, not a log, whose #SBATCH lines a user copies as they are
+    with nullcontext() if dry_run else timestamped(console):
         _sweep(config, rates, l2, grid or [], seeds, seed_list, [*(overrides or []), *thread_sets, *executor_sets],
                runs_dir, out, batch, quiet, dry_run, max_trials, named, one_at_a_time)
 
