@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import trim_mean
 
 from dropcli import stats
@@ -174,8 +175,6 @@ def compute(runs, reps: int = REPS, profile_reps: int = PROFILE_REPS) -> Statist
 def workload_comparisons(runs):
     """Per workload, each regularizer against the baseline on test accuracy, paired by seed (stats.compare),
     Holm-adjusted across that workload's regularizers."""
-    import pandas as pd
-
     rows = []
     for workload, group in runs.groupby("workload", sort=False):
         by_seed = {name: dict(zip(g["seed"].astype(int), g["test_acc"].astype(float)))

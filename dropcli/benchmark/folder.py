@@ -20,6 +20,7 @@ from typing import Any
 from dropcli.benchmark.suite import BASELINE, BenchmarkError
 from dropcli.files import read_regular, write_atomically
 from dropcli.locks import holder_of
+from dropcli.sweep import run_status
 
 RECORD = "benchmark.json"
 MAX_RECORD_BYTES = 16 * 2**20
@@ -71,8 +72,6 @@ class WorkloadProgress:
 
 def progress(path: Path) -> list[WorkloadProgress]:
     """How far each workload of a benchmark folder is: tuning trials finished, retrained runs by status."""
-    from dropcli.sweep import run_status
-
     record = read_record(path)
     rows = []
     for name, workload in record["workloads"].items():

@@ -13,7 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from dropcli import tune
+from dropcli.benchmark import aggregate, outputs
 from dropcli.benchmark import folder as folders
 from dropcli.benchmark.suite import BASELINE, BenchmarkError, Entry, Suite, resolve_workload
 from dropcli.config import Config, ConfigError, ExecutorConfig
@@ -149,8 +152,6 @@ def run(plan: Plan, batch: int, observer: SweepObserver | None = None,
 
 def retrained_runs(plan: Plan, outcome: BenchmarkOutcome):
     """One row per retrained run that completed: workload, regularizer, kind, setting, seed, test_acc."""
-    import pandas as pd
-
     rows = []
     for workload in plan.workloads:
         chosen = {r.name: r.best_params for r in outcome.studies.get(workload.name, []) if r.best_number is not None}
@@ -188,10 +189,10 @@ def describe_plan(plan: Plan) -> list[str]:
     return lines
 
 
-def write_results(plan: Plan, outcome: BenchmarkOutcome, command: str):
+def write_results(plan: Plan, outcome: BenchmarkOutcome, command: str) -> aggregate.Statistics | None:
     """Score the retrained runs, compute every statistic, draw the figures and write the leaderboard; the
     statistics (aggregate.Statistics), or None when no run completed."""
-    from dropcli.benchmark import aggregate, figures, outputs
+    from dropcli.benchmark import figures  # matplotlib: loaded only when there is something to draw
 
     runs = retrained_runs(plan, outcome)
     if runs.empty:
@@ -202,8 +203,6 @@ def write_results(plan: Plan, outcome: BenchmarkOutcome, command: str):
     return result
 
 
-def headline(result) -> list[str]:
+def headline(result: aggregate.Statistics | None) -> list[str]:
     """The across-workload sentence of each regularizer (what its intervals allow)."""
-    from dropcli.benchmark.outputs import aggregate_sentence
-
-    return [] if result is None else [aggregate_sentence(n, result) for n in result.order if n != BASELINE]
+    return [] if result is None else [outputs.aggregate_sentence(n, result) for n in result.order if n != BASELINE]

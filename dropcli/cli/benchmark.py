@@ -66,7 +66,7 @@ def benchmark(
     import shlex
     import sys
 
-    from dropcli.benchmark import suite as suites
+    from dropcli.benchmark import suite as suites  # here, and torch below: `dropcli --help` stays instant
 
     overrides = [*([f"threads={threads}"] if threads else []), *([f"executor.name={executor}"] if executor else [])]
     suite = with_bad_input_handled(lambda: suites.load_suite(suite_file))
@@ -118,19 +118,3 @@ def benchmark(
     if outcome.failed:
         raise typer.Exit(EXIT_FAILED)
 
-
-def benchmark_status(folder: Path) -> None:
-    """`dropcli status` on a benchmark folder: per workload, tuning trials finished and runs retrained."""
-    from rich.table import Table
-
-    from dropcli.benchmark.folder import progress
-
-    rows = with_bad_input_handled(lambda: progress(folder))
-    done = sum(row.state == "completed" for row in rows)
-    console.print(f"[bold]{escape(str(folder))}[/bold]: {len(rows)} workloads — {done} completed")
-    table = Table("workload", "tuning trials", "retrained runs", "status")
-    for row in rows:
-        others = ", ".join(f"{count} {state}" for state, count in sorted(row.retrained.items()) if state != "completed")
-        table.add_row(plain(row.name), f"{row.tuned} / {row.budget}",
-                      f"{row.retrained['completed']} / {row.total}" + (f" ({others})" if others else ""), row.state)
-    console.print(table)

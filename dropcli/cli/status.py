@@ -33,7 +33,7 @@ def status(
     from dropcli.benchmark.folder import is_benchmark_folder
 
     if is_benchmark_folder(sweep_dir):  # a benchmark: its workloads, each a tune
-        from dropcli.cli.benchmark import benchmark_status
+        from dropcli.cli.benchmark_status import benchmark_status
 
         return benchmark_status(sweep_dir)
     kind, statuses = with_bad_input_handled(lambda: watching.folder_statuses(sweep_dir))
