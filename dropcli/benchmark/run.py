@@ -129,16 +129,17 @@ class BenchmarkOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # "<workload>/<run>" → why
 
 
-def run(plan: Plan, batch: int, observer: SweepObserver | None = None,
-        executor: ExecutorConfig | None = None) -> BenchmarkOutcome:
+def run(plan: Plan, batch: int, observer: SweepObserver | None = None) -> BenchmarkOutcome:
     """Every workload in turn: its studies to their budget, the retraining of their best and the baseline
-    (tune.tune), then the entries trained as set on the same seeds. A workload already done trains nothing."""
+    (tune.tune), then the entries trained as set on the same seeds. A workload already done trains nothing.
+    Trials train where the workload's executor: section says (--executor sets it for every workload)."""
     observer = observer or SweepObserver()
     outcome = BenchmarkOutcome()
     for index, workload in enumerate(plan.workloads, 1):
         fixed = f"; trained as set: {', '.join(e.name for e in workload.fixed)}" if workload.fixed else ""
         observer.note(f"workload {workload.name} ({index}/{len(plan.workloads)}): tuning "
                       f"{', '.join(workload.spec.regularizers)}{fixed}")
+        executor = workload.config.executor
         tuned = tune.tune(workload.spec, workload.folder, batch, observer, executor)
         outcome.studies[workload.name] = tuned.studies
         outcome.failed.update({f"{workload.name}/{name}": why for name, why in tuned.failed_retrains.items()})

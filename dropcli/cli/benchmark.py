@@ -99,7 +99,7 @@ def benchmark(
     stop_on_sigterm()
     try:
         with SweepProgress(console, enabled=not quiet and plan.executor.name == "local") as progress:
-            outcome = with_bad_input_handled(lambda: running.run(plan, size, progress, plan.executor))
+            outcome = with_bad_input_handled(lambda: running.run(plan, size, progress))
     except SubmissionFailed as error:
         errors.print(f"[red]submission failed[/red]: {plain(error)}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from None
