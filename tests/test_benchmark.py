@@ -121,3 +121,22 @@ def test_a_workload_whose_config_switches_a_regularizer_on_is_named(suite, tmp_p
     suite["workloads"][0]["set"]["regularizer.dropout"] = 0.5
     result = runner.invoke(app, ["benchmark", str(write_suite(tmp_path, suite)), "--dry-run"])
     assert result.exit_code == 2 and "workload mlp-128: the base config switches on" in result.output
+
+
+def test_an_entry_trained_as_set_may_be_added_to_a_benchmark_but_not_changed(suite, tmp_path):
+    from dropcli.benchmark import run as running
+    from dropcli.benchmark.suite import BenchmarkError, Suite
+
+    def open_with(entries: list) -> None:
+        plan = running.make_plan(Suite.model_validate({**suite, "regularizers": entries}), "tiny", tmp_path / "b", [])
+        running.open_benchmark_dir(plan, "test")
+
+    open_with(["dropout", "l2"])
+    smoothing = {"name": "smooth", "set": {"regularizer.l1": 1e-4}}
+    open_with(["dropout", "l2", smoothing])  # only the new entry's runs are missing
+    assert json.loads((tmp_path / "b" / "benchmark.json").read_text())["workloads"]["mlp-128"]["fixed"] == {
+        "smooth": {"regularizer.l1": 1e-4}}
+    with pytest.raises(BenchmarkError, match="smooth was trained with other settings"):
+        open_with(["dropout", "l2", {**smoothing, "set": {"regularizer.l1": 1e-3}}])
+    with pytest.raises(BenchmarkError, match="another config, settings, tuned regularizers or protocol"):
+        open_with(["dropout"])

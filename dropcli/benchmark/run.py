@@ -95,8 +95,9 @@ def make_plan(suite: Suite, name: str, out: Path, overrides: list[str]) -> Plan:
 
 def open_benchmark_dir(plan: Plan, command: str) -> None:
     """Create the benchmark folder and its workloads' tune folders, or check that an existing one was made by
-    this suite: a workload whose config, settings, regularizers or protocol changed is refused (its trials
-    would not be comparable); a workload added to the suite is simply added."""
+    this suite: a workload whose config, settings, tuned regularizers or protocol changed is refused (its
+    trials would not be comparable), and so is an entry trained as set whose settings changed; a workload or an
+    entry trained as set that is new to the suite is simply added."""
     out = plan.out
     if out.exists() and not out.is_dir():
         raise BenchmarkError(f"{out}: exists and is not a folder; choose another --out")
@@ -106,11 +107,17 @@ def open_benchmark_dir(plan: Plan, command: str) -> None:
     elif out.is_dir() and any(out.iterdir()):
         raise BenchmarkError(f"{out}: exists and is not a benchmark folder (no {folders.RECORD}); choose another --out")
     for workload in plan.workloads:
-        before = previous.get(workload.name)
-        if before is not None and before != json.loads(json.dumps(workload.record())):
+        now, before = json.loads(json.dumps(workload.record())), previous.get(workload.name)
+        if before is None:
+            continue
+        if not isinstance(before, dict) or {**before, "fixed": {}} != {**now, "fixed": {}}:
             raise BenchmarkError(f"workload {workload.name}: {out / workload.name} holds its runs under another "
-                                 f"config, settings, regularizers or protocol; choose another --out, or rename the "
-                                 f"workload")
+                                 f"config, settings, tuned regularizers or protocol; choose another --out, or rename "
+                                 f"the workload")
+        changed = [n for n, s in now["fixed"].items() if n in (before.get("fixed") or {}) and before["fixed"][n] != s]
+        if changed:
+            raise BenchmarkError(f"workload {workload.name}: {changed[0]} was trained with other settings; choose "
+                                 f"another --out, or give the entry another name")
     out.mkdir(parents=True, exist_ok=True)
     for workload in plan.workloads:
         try:
