@@ -95,6 +95,8 @@ def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str
                          settings: pd.DataFrame, figures: list[Path]) -> str:
     counts = verdicts(result)
     workloads = result.scores["workload"].nunique()
+    as_set = set(result.scores.loc[result.scores["kind"] == "as set", "regularizer"]) \
+        if "kind" in result.scores else set()
     lines = [f"# Benchmark: {markdown_text(suite_name)}", "", f"    {command}", "",
              f"Protocol: each regularizer tuned per workload with {protocol['trials']} trials (Optuna TPE, median "
              f"pruning, chosen by {protocol['metric']}), its best retrained on {protocol['seeds']} fresh seeds "
@@ -107,7 +109,8 @@ def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str
     for rank, name in enumerate(result.order):
         runs = result.scores[(result.scores["regularizer"] == name) & result.scores["score"].notna()]
         better, worse, open_ = counts.get(name, (0, 0, 0))
-        lines.append(f"| {rank or '—'} | {markdown_text(name)} | {runs['workload'].nunique()} | {len(runs)} | "
+        label = markdown_text(name) + (" *(as set)*" if name in as_set else "")
+        lines.append(f"| {rank or '—'} | {label} | {runs['workload'].nunique()} | {len(runs)} | "
                      f"{interval(result.aggregates[name]['iqm'])} | {interval(result.aggregates[name]['mean'])} | "
                      f"{probability(result.improvement.get((name, 'none')))} | "
                      f"{'—' if name == 'none' else f'{better} / {worse} / {open_}'} |")
