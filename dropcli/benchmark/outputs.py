@@ -11,6 +11,7 @@ import pandas as pd
 
 from dropcli import stats
 from dropcli.benchmark.aggregate import REPS, Estimate, Statistics
+from dropcli.display import counted
 from dropcli.files import write_atomically
 from dropcli.report import markdown_text, spreadsheet_csv
 
@@ -88,7 +89,15 @@ def aggregate_sentence(name: str, result: Statistics, label: str | None = None) 
         side = ("more likely than not to beat" if beat.low > 0.5 else "more likely than not to lose to"
                 if beat.high < 0.5 else "no more likely than not to beat")
         claim += f"; a run of it is {side} the baseline's run on the same workload (P = {probability(beat)})"
+    seeds = fewest_seeds(result)
+    if seeds < FEW_SEEDS:
+        claim += f" (only {seeds} seeds per workload: too few for these intervals to be trusted)"
     return claim + "."
+
+
+def fewest_seeds(result: Statistics) -> int:
+    counts = result.scores.groupby(["workload", "regularizer"])["seed"].nunique()
+    return int(counts.min()) if len(counts) else 0
 
 
 def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str, Any], command: str,
@@ -98,10 +107,10 @@ def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str
     as_set = set(result.scores.loc[result.scores["kind"] == "as set", "regularizer"]) \
         if "kind" in result.scores else set()
     lines = [f"# Benchmark: {markdown_text(suite_name)}", "", f"    {command}", "",
-             f"Protocol: each regularizer tuned per workload with {protocol['trials']} trials (Optuna TPE, median "
+             f"Protocol: each regularizer tuned per workload with {counted(protocol['trials'], 'trial')} (Optuna TPE, median "
              f"pruning, chosen by {protocol['metric']}), its best retrained on {protocol['seeds']} fresh seeds "
              f"beside the baseline (no regularizer) on the same seeds; entries marked *as set* are trained as "
-             f"given, not tuned. {workloads} workloads.", "", SCORE, "",
+             f"given, not tuned. {counted(workloads, 'workload')}.", "", SCORE, "",
              "## Across workloads", "",
              "| rank | regularizer | workloads | runs | IQM score [95 % CI] | mean score [95 % CI] | "
              "P(beats none) [95 % CI] | per workload vs none: better / worse / not shown |",
@@ -121,7 +130,7 @@ def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str
                   f"paired difference in test accuracy over seeds (t-interval, Holm-adjusted across the "
                   f"workload's regularizers) decides better or worse; otherwise not shown.", ""]
     lines += [f"- {aggregate_sentence(name, result, markdown_text(name))}" for name in result.order if name != "none"]
-    seeds = int(result.scores.groupby(["workload", "regularizer"])["seed"].nunique().min())
+    seeds = fewest_seeds(result)
     if seeds < FEW_SEEDS:
         lines += ["", f"Only {seeds} seeds per workload: a bootstrap interval cannot be wider than the spread of the "
                       f"runs it resamples, so with this few it understates the uncertainty; read a narrow interval "

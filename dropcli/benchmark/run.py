@@ -114,7 +114,8 @@ def open_benchmark_dir(plan: Plan, command: str) -> None:
             raise BenchmarkError(f"workload {workload.name}: {out / workload.name} holds its runs under another "
                                  f"config, settings, tuned regularizers or protocol; choose another --out, or rename "
                                  f"the workload")
-        changed = [n for n, s in now["fixed"].items() if n in (before.get("fixed") or {}) and before["fixed"][n] != s]
+        trained: dict[str, Any] = before["fixed"] if isinstance(before.get("fixed"), dict) else {}
+        changed = [n for n, s in now["fixed"].items() if n in trained and trained[n] != s]
         if changed:
             raise BenchmarkError(f"workload {workload.name}: {changed[0]} was trained with other settings; choose "
                                  f"another --out, or give the entry another name")

@@ -19,7 +19,7 @@ from dropcli.cli.common import (
     exit_bad_input,
     with_bad_input_handled,
 )
-from dropcli.display import plain
+from dropcli.display import counted, plain
 from dropcli.signals import Terminated, stop_on_sigterm
 
 
@@ -90,9 +90,9 @@ def benchmark(
     size = parse_batch(batch, experiment.resolve_device(plan.workloads[0].config.device).type == "cuda")
     command = shlex.join(["dropcli", *sys.argv[1:]])
     with_bad_input_handled(lambda: running.open_benchmark_dir(plan, command))
-    console.print(f"[bold]benchmark[/bold] {escape(str(folder))}: {len(plan.workloads)} workloads, "
-                  f"{len(suite.entries)} regularizers, {suite.protocol.trials} trials each, then "
-                  f"{suite.protocol.seeds} seeds; progress: dropcli status {escape(str(folder))}")
+    console.print(f"[bold]benchmark[/bold] {escape(str(folder))}: {counted(len(plan.workloads), 'workload')}, "
+                  f"{counted(len(suite.entries), 'regularizer')}, {counted(suite.protocol.trials, 'trial')} each, "
+                  f"then {counted(suite.protocol.seeds, 'seed')}; progress: dropcli status {escape(str(folder))}")
     from dropcli.launch import SubmissionFailed
     from dropcli.train import TrainingInterrupted  # torch is loaded by now
 

@@ -10,13 +10,13 @@ from rich.table import Table
 
 from dropcli.benchmark.folder import progress
 from dropcli.cli.common import console, with_bad_input_handled
-from dropcli.display import plain
+from dropcli.display import counted, plain
 
 
 def benchmark_status(folder: Path) -> None:
     rows = with_bad_input_handled(lambda: progress(folder))
     done = sum(row.state == "completed" for row in rows)
-    console.print(f"[bold]{escape(str(folder))}[/bold]: {len(rows)} workloads — {done} completed")
+    console.print(f"[bold]{escape(str(folder))}[/bold]: {counted(len(rows), 'workload')} — {done} completed")
     table = Table("workload", "tuning trials", "retrained runs", "status")
     for row in rows:
         others = ", ".join(f"{count} {state}" for state, count in sorted(row.retrained.items()) if state != "completed")
