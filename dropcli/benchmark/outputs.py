@@ -108,8 +108,8 @@ def leaderboard_markdown(result: Statistics, suite_name: str, protocol: dict[str
         if "kind" in result.scores else set()
     lines = [f"# Benchmark: {markdown_text(suite_name)}", "", f"    {command}", "",
              f"Protocol: each regularizer tuned per workload with {counted(protocol['trials'], 'trial')} (Optuna "
-             f"TPE, median pruning, chosen by {protocol['metric']}), its best retrained on {protocol['seeds']} fresh seeds "
-             f"beside the baseline (no regularizer) on the same seeds; entries marked *as set* are trained as "
+             f"TPE, median pruning, chosen by {protocol['metric']}), its best retrained on {protocol['seeds']} fresh "
+             f"seeds beside the baseline (no regularizer) on the same seeds; entries marked *as set* are trained as "
              f"given, not tuned. {counted(workloads, 'workload')}.", "", SCORE, "",
              "## Across workloads", "",
              "| rank | regularizer | workloads | runs | IQM score [95 % CI] | mean score [95 % CI] | "
