@@ -20,7 +20,7 @@ from typing import Any
 from dropcli.benchmark.suite import BASELINE, BenchmarkError
 from dropcli.files import read_regular, write_atomically
 from dropcli.locks import holder_of
-from dropcli.sweep import run_status
+from dropcli.run_reading import run_status
 
 RECORD = "benchmark.json"
 MAX_RECORD_BYTES = 16 * 2**20

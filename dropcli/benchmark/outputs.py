@@ -13,7 +13,8 @@ from dropcli import stats
 from dropcli.benchmark.aggregate import REPS, Estimate, Statistics
 from dropcli.display import counted
 from dropcli.files import write_atomically
-from dropcli.report import markdown_text, spreadsheet_csv
+from dropcli.report_text import markdown_text
+from dropcli.results import spreadsheet_csv
 
 SCORE = ("score: the share of the baseline's test error a regularizer removes, paired by seed — (test acc − the "
          "baseline's test acc on the same seed) / the baseline's mean test error on that workload. 0: no better "

@@ -20,7 +20,7 @@ from dropcli.benchmark import aggregate, outputs
 from dropcli.benchmark import folder as folders
 from dropcli.benchmark.suite import BASELINE, BenchmarkError, Entry, Suite, resolve_workload
 from dropcli.config import Config, ConfigError, ExecutorConfig
-from dropcli.runs import load_run
+from dropcli.run_reading import load_run
 from dropcli.sweep import SweepObserver, Trial
 
 
