@@ -29,6 +29,8 @@ NOT_RUN = {
     r"\bRUNS/": "a claims reproduction (docs/claims.md): hours of training, not a tiny run",
     r"--mlflow ": "creating an MLflow store takes ~12 s; tests/test_export.py exports into one and reads it back",
     r"--watch": "runs until Ctrl-C; tests/test_watching.py drives the watch loop for a fixed number of looks",
+    r"benchmarks/regularizers-small": "the shipped benchmark: 296 runs, ~8 min of CPU; tests/test_benchmark.py "
+                                      "runs a tiny suite end to end",
 }
 # A Slurm submission runs here with the local executor (the same trials, in this process; tests/test_slurm.py
 # submits to a real one-node cluster), so that the page's status and report commands have a sweep to read.
