@@ -55,6 +55,7 @@ WORKLOADS: dict[str, list[str]] = {
                  "report 9_lstm"],
     "claims_10": ["sweep configs/claims/concrete_dropout.yaml --set 'regularizer.concrete_dropout={}' --seeds 5 "
                   "--out 10_concrete", "report 10_concrete"],
+    "benchmark": ["benchmark benchmarks/regularizers-small.yaml --threads 1 --out bench"],  # docs/benchmark.md
     "claims_11": ["tune configs/quickstart.yaml --regularizers dropout,l2,early_stopping,augmentation --trials 24 "
                   "--seeds 5 --metric val_acc --out 11_tune_val_acc", "report 11_tune_val_acc/best"],
 }
@@ -78,6 +79,8 @@ FIGURES: dict[str, Figure] = {
     "claims/9_lstm_gru_curves.png": Figure("claims_9", "9_lstm/report/overfitting_curves.png"),
     "claims/10_learned_rates.png": Figure("claims_10", "10_concrete/report/learned_rates.png"),
     "claims/11_tuned.png": Figure("claims_11", "11_tune_val_acc/best/report/regularizer_comparison.png"),
+    **{f"benchmark/figures/{name}.png": Figure("benchmark", f"bench/figures/{name}.png", "the shipped suite, ~40 min")
+       for name in ("aggregate", "improvement", "profiles", "forest")},
 }
 
 TINY = ["--set", "epochs=2", "--set", "dataset.train_size=200"]
@@ -117,8 +120,9 @@ def command_words(command: str, tiny: bool, extra: list[str]) -> list[str]:
 def make_workload(name: str, work: Path, tiny: bool, extra: list[str]) -> Path:
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / "configs").exists():
-        (folder / "configs").symlink_to(ROOT / "configs")
+    for shared in ("configs", "benchmarks"):  # the paths the commands and the suite name
+        if not (folder / shared).exists():
+            (folder / shared).symlink_to(ROOT / shared)
     for command in WORKLOADS[name]:
         if command.startswith("train ") and any((folder / "runs").glob("*/summary.json")):
             continue  # trained by an earlier call

@@ -31,6 +31,8 @@ NOT_RUN = {
     r"--watch": "runs until Ctrl-C; tests/test_watching.py drives the watch loop for a fixed number of looks",
     r"custom_model\.yaml": "a model from code refuses the tiny budget's model.hidden_sizes (its sizes are its "
                            "init_args); tests/test_custom_models.py trains this example",
+    r"benchmarks/regularizers-small": "the shipped benchmark: 296 runs, ~8 min of CPU; tests/test_benchmark.py "
+                                      "runs a tiny suite end to end",
 }
 # A Slurm submission runs here with the local executor (the same trials, in this process; tests/test_slurm.py
 # submits to a real one-node cluster), so that the page's status and report commands have a sweep to read.

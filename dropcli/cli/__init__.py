@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover
     import click  # type: ignore[no-redef]
 
 from dropcli import __version__
+from dropcli.cli.benchmark import benchmark
 from dropcli.cli.common import EXIT_BAD_INPUT, EXTRA_ARGUMENTS, console, errors, show_warnings
 from dropcli.cli.export import export
 from dropcli.cli.report import report
@@ -134,6 +135,7 @@ def escape_undecodable_names() -> None:
 app.command(context_settings=EXTRA_ARGUMENTS)(train)
 app.command(context_settings=EXTRA_ARGUMENTS)(sweep)
 app.command(context_settings=EXTRA_ARGUMENTS)(tune)
+app.command()(benchmark)
 app.command()(report)
 app.command()(status)
 app.command()(export)

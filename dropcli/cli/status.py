@@ -15,8 +15,8 @@ from dropcli.run_reading import WATCHED_STATUSES
 
 def status(
     sweep_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, callback=a_folder, metavar="SWEEP_DIR",
-                                              help="A sweep folder (it holds sweep.json) or a tune folder (it "
-                                                   "holds tune.json).")],
+                                              help="A sweep folder (it holds sweep.json), a tune folder (tune.json) "
+                                                   "or a benchmark folder (benchmark.json).")],
 ) -> None:
     """How far a sweep (or a tune) is: trials completed, running, failed, interrupted and pending, and each
     running trial's epoch and latest validation accuracy and loss.
@@ -30,7 +30,12 @@ def status(
     from rich.table import Table
 
     from dropcli import watching
+    from dropcli.benchmark.folder import is_benchmark_folder
 
+    if is_benchmark_folder(sweep_dir):  # a benchmark: its workloads, each a tune
+        from dropcli.cli.benchmark_status import benchmark_status
+
+        return benchmark_status(sweep_dir)
     kind, statuses = with_bad_input_handled(lambda: watching.folder_statuses(sweep_dir))
     counts = Counter(statuses.values())
     what = "" if kind == "sweep" else f" ({kind})"
