@@ -25,12 +25,12 @@ def whole_epochs(axis) -> None:
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def write_figure(figure, path: Path, dpi: int) -> None:
+def write_figure(figure, path: Path, dpi: int, **options) -> None:
     """The figure rendered in memory (in the format `path`'s suffix names: png, svg, pdf), then written
     atomically: a link planted at `path` is replaced, never written through; a full disk leaves the old file
     or none, never a 0-byte figure, and the error names the file."""
     rendered = io.BytesIO()
-    figure.savefig(rendered, format=path.suffix.lstrip("."), dpi=dpi)
+    figure.savefig(rendered, format=path.suffix.lstrip("."), dpi=dpi, **options)
     write_atomically(path, rendered.getvalue())
 
 

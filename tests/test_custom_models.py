@@ -263,8 +263,7 @@ def test_the_example_model_trains(runner, tmp_path):
     folder = tmp_path / "own_data"
     shutil.copytree(example, folder)
     result = runner.invoke(app, ["train", str(folder / "custom_model.yaml"), "--runs-dir", str(tmp_path / "runs"),
-                                 "--quiet", "--set", "epochs=2", "--set", "dataset.train_size=200",
-                                 "--set", f"dataset.root={tmp_path / 'data'}"])
+                                 "--quiet", "--set", "epochs=2", "--set", "dataset.train_size=200"])
     assert result.exit_code == 0, result.output
 
 

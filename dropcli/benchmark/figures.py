@@ -16,6 +16,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dropcli.benchmark.aggregate import Statistics  # noqa: E402
+from dropcli.plotting import write_figure  # noqa: E402
 
 COLORS = ["0.45", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
@@ -27,7 +28,7 @@ def style(index: int) -> dict:
 
 
 def save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=130, bbox_inches="tight")
+    write_figure(figure, path, dpi=130, bbox_inches="tight")  # in memory, then the one safe write
     plt.close(figure)
     return path
 
