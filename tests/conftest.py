@@ -123,3 +123,39 @@ def trained_weights():
 def total_norm():
     """total_norm(weights, p=2): the p-norm of all the weights together."""
     return lambda weights, p=2: sum(w.norm(p=p).item() ** p for w in weights) ** (1 / p)
+
+
+@pytest.fixture
+def disk_fills_up(monkeypatch):
+    """`disk_fills_up(names=lambda path: True)`: every file dropcli.files opens for writing (those `names` picks)
+    fails as a disk with 4 KB left does: the write that crosses 4 KB raises ENOSPC, as the kernel's does."""
+    import errno
+
+    from dropcli import files
+
+    real_open = files.open_new
+
+    class FillsUp:
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def fill(names=lambda path: True):
+        monkeypatch.setattr(files, "open_new", lambda path: FillsUp(real_open(path)) if names(path)
+                            else real_open(path))
+
+    return fill

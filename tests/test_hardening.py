@@ -670,33 +670,9 @@ def test_resume_of_a_run_that_completed_meanwhile_does_not_train_it_again(runner
     assert rows.count("\n") == 4 and run.read_summary()["resumed"] == 1
 
 
-def test_a_real_short_write_on_a_full_disk_is_reported_as_one(runner, tiny_raw, write_config, tmp_path, monkeypatch):
-    from dropcli import files as run_folders
-
-    real_open = run_folders.open_new
-
-    class FillsUp:
-        """A file on a disk with 4 KB left: the write that crosses it fails with ENOSPC, as the kernel does."""
-
-        def __init__(self, handle):
-            self.handle, self.written = handle, 0
-
-        def write(self, data):
-            self.written += len(data)
-            if self.written > 4096:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return self.handle.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    monkeypatch.setattr(run_folders, "open_new", lambda path: FillsUp(real_open(path)))
+def test_a_real_short_write_on_a_full_disk_is_reported_as_one(runner, tiny_raw, write_config, tmp_path,
+                                                                disk_fills_up):
+    disk_fills_up()
     out = tmp_path / "sweep"
     result = runner.invoke(app, sweep_args(write_config(tiny_raw), out, "--p", "0.5", "--seeds", "2"))
     assert result.exit_code == 1 and "disk full while writing" in result.output, result.output

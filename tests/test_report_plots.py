@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from dropcli import files
 from dropcli.cli import app
 from dropcli.config import validate_config
 from dropcli.report import build_report
@@ -73,35 +72,11 @@ def test_a_link_planted_where_a_figure_goes_is_replaced_never_written_through(ru
     assert not list(out.glob(".*.partial"))
 
 
-def test_a_full_disk_while_a_figure_is_written_names_it_and_leaves_no_empty_figure(runner, tmp_path, monkeypatch):
+def test_a_full_disk_while_a_figure_is_written_names_it_and_leaves_no_empty_figure(runner, tmp_path, disk_fills_up):
     runs, out = hand_written_runs(tmp_path / "runs", dropout=[0.5]), tmp_path / "report"
     assert runner.invoke(app, ["report", str(runs), "--out", str(out)]).exit_code == 0
     before = {path.name: path.read_bytes() for path in out.glob("*.png")}
-    real_open = files.open_new
-
-    class FillsUp:
-        """A figure's file on a disk with 4 KB left: the write that crosses it fails, as the kernel's does."""
-
-        def __init__(self, handle):
-            self.handle, self.written = handle, 0
-
-        def write(self, data):
-            self.written += len(data)
-            if self.written > 4096:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return self.handle.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.handle.close()
-
-    monkeypatch.setattr(files, "open_new", lambda path: FillsUp(real_open(path)) if ".png" in path.name
-                        else real_open(path))
+    disk_fills_up(lambda path: ".png" in path.name)
     (tmp_path / "fresh").mkdir()
     for target in (out, tmp_path / "fresh"):  # over an earlier report's figures, and into an empty folder
         result = runner.invoke(app, ["report", str(runs), "--out", str(target)])
